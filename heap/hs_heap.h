@@ -1,0 +1,12 @@
+/*
+ * hs_heap: analyses of a target's memory (strings, glibc heap, growth).
+ *
+ * This layer sees only the target interface of hs_core: it must not know
+ * whether memory comes from ptrace, a core file or a buffer.
+ */
+#ifndef HS_HEAP_H
+#define HS_HEAP_H
+
+#include "hs_core.h"
+
+#endif

@@ -1,0 +1,233 @@
+/* Shared CLI plumbing; see cli.h.  Part of the heapscan executable. */
+#include "cli.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hs_ptrace.h"
+#include "hs_symbols.h"
+
+const char hs_cli_common_help[] =
+	"  -p, --pid PID      inspect live process PID\n"
+	"  -c, --core FILE    inspect a core file (kernel core, gcore, heapscan dump)\n"
+	"      --exe FILE     the executable, for a core that does not name it\n"
+	"      --no-stop      read a live process without stopping it\n"
+	"                     (faster for the target, but the picture may tear)\n"
+	"      --json         one JSON document on stdout instead of text\n"
+	"  -h, --help         this help\n";
+
+static void vmsg(const char *prefix, const char *fmt, va_list ap)
+{
+	struct hs_buf sb = HS_BUF_INIT;
+
+	hs_buf_adds(&sb, "heapscan: ");
+	hs_buf_adds(&sb, prefix);
+	hs_buf_vaddf(&sb, fmt, ap);
+	hs_buf_addch(&sb, '\n');
+	fputs(sb.buf, stderr);
+	hs_buf_release(&sb);
+}
+
+void hs_cli_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg("", fmt, ap);
+	va_end(ap);
+}
+
+void hs_cli_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg("warning: ", fmt, ap);
+	va_end(ap);
+}
+
+int hs_cli_usage_err(const char *cmd, const char *fmt, ...)
+{
+	struct hs_buf sb = HS_BUF_INIT;
+	va_list ap;
+
+	va_start(ap, fmt);
+	hs_buf_vaddf(&sb, fmt, ap);
+	va_end(ap);
+	hs_cli_err("%s; see 'heapscan %s --help'", sb.buf, cmd);
+	hs_buf_release(&sb);
+	return HS_EXIT_USAGE;
+}
+
+int hs_cli_parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int hs_cli_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	uint64_t mul = 1;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -1;
+	switch (*end) {
+	case '\0': break;
+	case 'k': case 'K': mul = 1ull << 10; end++; break;
+	case 'm': case 'M': mul = 1ull << 20; end++; break;
+	case 'g': case 'G': mul = 1ull << 30; end++; break;
+	default: return -1;
+	}
+	if (*end == 'i' && mul > 1)
+		end++;
+	if ((*end == 'B' || *end == 'b') && end[1] == '\0')
+		end++;
+	if (*end || (v && v > UINT64_MAX / mul))
+		return -1;
+	*out = v * mul;
+	return 0;
+}
+
+int hs_cli_common_opt(int c, const char *arg, struct hs_cli_opts *o)
+{
+	uint64_t v;
+
+	switch (c) {
+	case 'p':
+		if (hs_cli_parse_u64(arg, &v) || v == 0 || v > 0x7fffffff) {
+			hs_cli_err("invalid pid '%s'; see 'heapscan --help'", arg);
+			return -1;
+		}
+		o->pid = (pid_t)v;
+		return 1;
+	case 'c':
+		o->core = arg;
+		return 1;
+	case HS_OPT_EXE:
+		o->exe = arg;
+		return 1;
+	case HS_OPT_NO_STOP:
+		o->no_stop = true;
+		return 1;
+	case HS_OPT_JSON:
+		o->json = true;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+int hs_cli_check_target(const struct hs_cli_opts *o)
+{
+	if (o->pid && o->core) {
+		hs_cli_err("--pid and --core exclude each other; see 'heapscan --help'");
+		return -1;
+	}
+	if (!o->pid && !o->core) {
+		hs_cli_err("no target: give --pid PID or --core FILE; see 'heapscan --help'");
+		return -1;
+	}
+	if (o->exe && !o->core) {
+		hs_cli_err("--exe goes with --core; see 'heapscan --help'");
+		return -1;
+	}
+	return 0;
+}
+
+int hs_cli_open_target(const struct hs_cli_opts *o, struct hs_target **out)
+{
+	int ret;
+
+	*out = NULL;
+	if (o->core) {
+		ret = hs_target_open_core(o->core, o->exe, out);
+		if (ret < 0) {
+			hs_cli_err("cannot read core '%s': %s", o->core, hs_strerror(ret));
+			return HS_EXIT_FATAL;
+		}
+		return 0;
+	}
+	ret = hs_target_open_pid(o->pid, o->no_stop ? HS_TARGET_NO_STOP : 0, out);
+	if (ret == 0 && !o->no_stop) {
+		ret = hs_target_suspend(*out);
+		if (ret < 0) {
+			hs_target_close(*out);
+			*out = NULL;
+		}
+	}
+	if (ret == 0)
+		return 0;
+	switch (-ret) {
+	case ESRCH:
+		hs_cli_err("no such process: %d", (int)o->pid);
+		break;
+	case EPERM:
+	case EACCES: {
+		struct hs_buf why = HS_BUF_INIT;
+		hs_ptrace_diagnose_eperm(o->pid, &why);
+		hs_cli_err("permission denied for pid %d: %s", (int)o->pid, why.buf);
+		hs_buf_release(&why);
+		break;
+	}
+	case HS_E_TRACED: {
+		struct hs_buf why = HS_BUF_INIT;
+		hs_ptrace_diagnose_eperm(o->pid, &why);
+		hs_cli_err("cannot attach to pid %d: %s", (int)o->pid, why.buf);
+		hs_buf_release(&why);
+		break;
+	}
+	default:
+		hs_cli_err("cannot inspect pid %d: %s", (int)o->pid, hs_strerror(ret));
+		break;
+	}
+	return HS_EXIT_FATAL;
+}
+
+bool hs_cli_progress_enabled(void)
+{
+	return isatty(2);
+}
+
+int hs_cli_exit_for(const struct hs_target *t)
+{
+	return (t->state & HS_TSTATE_PARTIAL) ? HS_EXIT_PARTIAL : HS_EXIT_OK;
+}
+
+void hs_cli_test_hold(void)
+{
+	sigset_t block, old;
+
+	if (!getenv("HEAPSCAN_TEST_HOLD"))
+		return;
+	/* Block first, so a signal sent right after the line is not lost
+	 * between the flag test and sigsuspend(). */
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigprocmask(SIG_BLOCK, &block, &old);
+	fputs("heapscan: test: holding\n", stderr);
+	fflush(stderr);
+	while (!hs_interrupted)
+		sigsuspend(&old);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+}

@@ -1,0 +1,96 @@
+/*
+ * Shared plumbing of the heapscan CLI (src/main.c and src/cmd-*.c only):
+ * exit codes, error printing, common options, opening a target from them.
+ */
+#ifndef HS_CLI_H
+#define HS_CLI_H
+
+#include <getopt.h>
+
+#include "hs_core.h"
+
+/* Exit codes, documented in --help and heapscan.1. */
+enum hs_exit {
+	HS_EXIT_OK = 0,      /* complete */
+	HS_EXIT_PARTIAL = 1, /* report written, but some memory was unreadable
+	                        or the target exited during the run */
+	HS_EXIT_FATAL = 2,   /* nothing useful could be done */
+	HS_EXIT_USAGE = 64,  /* bad command line */
+};
+
+/* Options every target-reading command shares. */
+struct hs_cli_opts {
+	pid_t pid;           /* 0: none */
+	const char *core;    /* -c/--core FILE, or NULL */
+	const char *exe;     /* --exe FILE for cores */
+	bool no_stop;
+	bool json;
+};
+
+/* Long-option values of the common options (short ones use their letter). */
+enum {
+	HS_OPT_EXE = 0x1000,
+	HS_OPT_NO_STOP,
+	HS_OPT_JSON,
+	HS_OPT_FIRST_PRIVATE = 0x1100, /* commands number theirs from here */
+};
+
+#define HS_CLI_COMMON_LONGOPTS                                              \
+	{ "pid", required_argument, NULL, 'p' },                                \
+	{ "core", required_argument, NULL, 'c' },                               \
+	{ "exe", required_argument, NULL, HS_OPT_EXE },                         \
+	{ "no-stop", no_argument, NULL, HS_OPT_NO_STOP },                       \
+	{ "json", no_argument, NULL, HS_OPT_JSON },                             \
+	{ "help", no_argument, NULL, 'h' }
+#define HS_CLI_COMMON_SHORTOPTS "p:c:h"
+
+/* Help text lines for the common options, for each command's usage. */
+extern const char hs_cli_common_help[];
+
+/*
+ * Handles a common option returned by getopt_long.  Returns 1 if it was
+ * one (consumed), 0 if not, or -1 after printing a usage error.
+ */
+int hs_cli_common_opt(int c, const char *arg, struct hs_cli_opts *o);
+
+/* Checks that exactly one of --pid/--core was given (usage error if not). */
+int hs_cli_check_target(const struct hs_cli_opts *o);
+
+/*
+ * Opens the target named by o (live pid or core file), printing the one-line
+ * error itself on failure.  Returns 0, or the exit code to use.
+ */
+int hs_cli_open_target(const struct hs_cli_opts *o, struct hs_target **out);
+
+/* "heapscan: <message>" on stderr, one line. */
+void hs_cli_err(const char *fmt, ...) HS_PRINTF(1, 2);
+void hs_cli_warn(const char *fmt, ...) HS_PRINTF(1, 2);
+/* A usage error: message plus "see 'heapscan CMD --help'"; returns 64. */
+int hs_cli_usage_err(const char *cmd, const char *fmt, ...) HS_PRINTF(2, 3);
+
+/* Parses a size like "256M", "1G", "4096"; -1 on error. */
+int hs_cli_parse_size(const char *s, uint64_t *out);
+/* Parses a non-negative integer; -1 on error. */
+int hs_cli_parse_u64(const char *s, uint64_t *out);
+
+/* true when stderr is a terminal (progress goes there only then). */
+bool hs_cli_progress_enabled(void);
+
+/* Exit code for a finished run: PARTIAL if the target says so. */
+int hs_cli_exit_for(const struct hs_target *t);
+
+/*
+ * The test hook HEAPSCAN_TEST_HOLD=1: after the target is suspended, write
+ * "heapscan: test: holding" to stderr and wait for a signal, so tests can
+ * signal or kill heapscan while the target is stopped, without sleeps.
+ */
+void hs_cli_test_hold(void);
+
+/* Subcommands: argv[0] is the subcommand name. */
+int cmd_scan(int argc, char **argv);
+int cmd_strings(int argc, char **argv);
+int cmd_heap(int argc, char **argv);
+int cmd_dump(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+
+#endif

@@ -1,0 +1,99 @@
+/*
+ * heapscan scan (the default command): where a process's memory is.
+ * Regions by class, the largest regions, modules; later sections (heap,
+ * strings) come from their own report-*.c.
+ */
+#include "cli.h"
+#include "report.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+	OPT_TOP_REGIONS = HS_OPT_FIRST_PRIVATE,
+};
+
+static const char usage_text[] =
+	"usage: heapscan [scan] (-p PID | -c CORE) [options]\n\n"
+	"Reports where the target's memory is: regions by class (from smaps),\n"
+	"the largest regions and the file-backed modules.\n\n"
+	"options:\n"
+	"%s"
+	"      --top-regions N  how many of the largest regions to list (default 10)\n";
+
+int cmd_scan(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		HS_CLI_COMMON_LONGOPTS,
+		{ "top-regions", required_argument, NULL, OPT_TOP_REGIONS },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct hs_cli_opts o = { 0 };
+	struct hs_target *t = NULL;
+	uint64_t top_regions = 10;
+	int c, ret;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":" HS_CLI_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+		int r = hs_cli_common_opt(c, optarg, &o);
+		if (r < 0)
+			return HS_EXIT_USAGE;
+		if (r > 0)
+			continue;
+		switch (c) {
+		case 'h':
+			printf(usage_text, hs_cli_common_help);
+			return HS_EXIT_OK;
+		case OPT_TOP_REGIONS:
+			if (hs_cli_parse_u64(optarg, &top_regions) || top_regions > 100000)
+				return hs_cli_usage_err("scan", "invalid --top-regions '%s'", optarg);
+			break;
+		case ':':
+			return hs_cli_usage_err("scan", "option '%s' needs a value", argv[optind - 1]);
+		default:
+			return hs_cli_usage_err("scan", "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return hs_cli_usage_err("scan", "unexpected argument '%s'", argv[optind]);
+	if (hs_cli_check_target(&o) < 0)
+		return HS_EXIT_USAGE;
+	ret = hs_cli_open_target(&o, &t);
+	if (ret)
+		return ret;
+	hs_cli_test_hold();
+
+	/* Memory-reading sections go here, while the target is stopped. */
+
+	if (hs_interrupted) {
+		hs_target_close(t);
+		hs_cli_err("interrupted; target released");
+		return HS_EXIT_FATAL;
+	}
+	ret = hs_target_resume(t);
+	(void)ret;
+	if (o.json) {
+		struct hs_json j;
+		hs_json_init(&j, stdout, true);
+		hs_json_obj_begin(&j, NULL);
+		hs_json_u64(&j, "schema_version", 1);
+		hs_json_str(&j, "heapscan_version", HS_VERSION);
+		hs_json_str(&j, "command", "scan");
+		hs_report_header_json(&j, t);
+		hs_report_regions_json(&j, t);
+		hs_json_obj_end(&j);
+		hs_json_finish(&j);
+	} else {
+		hs_report_header_text(stdout, t);
+		hs_report_regions_text(stdout, t, (unsigned)top_regions);
+	}
+	ret = hs_cli_exit_for(t);
+	hs_target_close(t);
+	if (fflush(stdout) != 0) {
+		hs_cli_err("cannot write the report: %s", strerror(errno));
+		return HS_EXIT_FATAL;
+	}
+	return ret;
+}

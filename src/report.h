@@ -1,0 +1,36 @@
+/*
+ * Report sections shared by the CLI commands (src/ only).  Each section has
+ * a text form (FILE *) and a JSON form (a member of the caller's object).
+ */
+#ifndef HS_REPORT_H
+#define HS_REPORT_H
+
+#include "hs_core.h"
+
+/* Totals of the smaps fields over a set of mappings. */
+struct hs_region_totals {
+	size_t count;
+	uint64_t smaps[HS_SMAPS_N];
+};
+
+/* Sums over all mappings and per class. */
+void hs_region_totals(const struct hs_target *t, struct hs_region_totals *all,
+		      struct hs_region_totals per_class[HS_CLASS_N]);
+
+/* Header: source, exe, cmdline, threads, /proc status sizes, smaps totals,
+ * stop time. */
+void hs_report_header_text(FILE *out, const struct hs_target *t);
+/* JSON members "target", "stop_ms", "partial". */
+void hs_report_header_json(struct hs_json *j, const struct hs_target *t);
+
+/* Class table (sorted by Rss), the top_regions largest regions, and the
+ * modules (file-backed code/rodata/data per path). */
+void hs_report_regions_text(FILE *out, const struct hs_target *t,
+			    unsigned top_regions);
+/* JSON members "totals", "classes", "regions" (all of them), "modules". */
+void hs_report_regions_json(struct hs_json *j, const struct hs_target *t);
+
+/* Writes one mapping's smaps fields as a JSON object "smaps". */
+void hs_report_smaps_json(struct hs_json *j, const uint64_t smaps[HS_SMAPS_N]);
+
+#endif
