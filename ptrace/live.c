@@ -430,12 +430,12 @@ int hs_target_open_pid(pid_t pid, unsigned flags, struct hs_target **out)
 		ret = -HS_E_SELF;
 		goto err_info;
 	}
-	if (x.kthread || is_kthread(pid)) {
-		ret = -HS_E_KTHREAD;
-		goto err_info;
-	}
 	if (info.state == 'Z' || info.state == 'X') {
 		ret = -HS_E_ZOMBIE;
+		goto err_info;
+	}
+	if (x.kthread || is_kthread(pid)) {
+		ret = -HS_E_KTHREAD;
 		goto err_info;
 	}
 	if (x.tracer_pid && x.tracer_pid != getpid() && !(flags & HS_TARGET_NO_STOP)) {
