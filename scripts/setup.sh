@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what heapscan needs to build and test on Debian 12 (as root or
+# with sudo).  Does nothing when everything is there already.
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config libelf-dev libdw-dev libunwind-dev
+      libcapstone-dev libcmocka-dev python3 gdb elfutils util-linux)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "setup: installing ${missing[*]}" >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
