@@ -316,18 +316,62 @@ static void test_kill_hook(struct live_priv *p)
 	}
 }
 
+/*
+ * Builds the remote iovecs for [addr, addr+len): one per mapping the range
+ * crosses, stopping at the first gap in the maps, because an iovec that
+ * starts in an unmapped page fails the whole call with EFAULT while one
+ * that runs into a hole just comes back short (reference.md §4).  At most
+ * IOV_BATCH pieces (the kernel allows 1024).  Returns the bytes covered.
+ */
+#define IOV_BATCH 64
+static size_t split_at_maps(const struct hs_target *t, hs_addr_t addr, size_t len,
+			    struct iovec *remote, struct iovec *local, void *buf,
+			    int *niov)
+{
+	const struct hs_map *m = hs_maps_find(&t->maps, addr);
+	size_t done = 0;
+
+	*niov = 0;
+	if (!m) {
+		/* Not in our maps (stale with --no-stop): let the kernel say. */
+		remote[0] = (struct iovec){ (void *)(uintptr_t)addr, len };
+		local[0] = (struct iovec){ buf, len };
+		*niov = 1;
+		return len;
+	}
+	while (done < len && *niov < IOV_BATCH) {
+		hs_addr_t a = addr + done;
+		size_t n = len - done;
+
+		if (!m || a < m->start || a >= m->end)
+			break;
+		if (m->end - a < n)
+			n = (size_t)(m->end - a);
+		remote[*niov] = (struct iovec){ (void *)(uintptr_t)a, n };
+		local[*niov] = (struct iovec){ (char *)buf + done, n };
+		(*niov)++;
+		done += n;
+		m = (m + 1 < t->maps.v + t->maps.n && m[1].start == m->end) ? m + 1 : NULL;
+	}
+	return done;
+}
+
 static int live_read(struct hs_target *t, hs_addr_t addr, void *buf, size_t len,
 		     size_t *nread)
 {
 	struct live_priv *p = t->priv;
-	struct iovec local = { buf, len }, remote = { (void *)(uintptr_t)addr, len };
+	struct iovec local[IOV_BATCH], remote[IOV_BATCH];
+	int niov;
 	ssize_t n;
 
 	test_kill_hook(p);
 	*nread = 0;
 	if (p->use_pread)
 		return read_pread(t, p, addr, buf, len, nread);
-	n = process_vm_readv(p->pid, &local, 1, &remote, 1, 0);
+	if (split_at_maps(t, addr, len, remote, local, buf, &niov) == 0)
+		return -EFAULT;
+	n = process_vm_readv(p->pid, local, (unsigned long)niov, remote,
+			     (unsigned long)niov, 0);
 	if (n > 0) {
 		*nread = (size_t)n;
 		return 0;
