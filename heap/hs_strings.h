@@ -1,0 +1,211 @@
+/*
+ * String-frequency analysis: which printable strings fill a target's memory.
+ *
+ * Three layers, each usable on its own:
+ *
+ *   - the scanner (struct hs_str_scanner): a pure function over buffers.
+ *     Fed consecutive pieces of memory, it reports every run of printable
+ *     characters of at least min_len, once, with its start address, even
+ *     when the run crosses pieces.  A piece whose address does not follow
+ *     the previous one ends the open run (a gap: unreadable memory);
+ *   - the input (struct hs_str_ranges): address ranges, each with the region
+ *     class it is counted under.  hs_str_ranges_from_maps() builds them from
+ *     t->maps; a heap walker can instead give chunk ranges;
+ *   - the driver (hs_strings_scan()): streams the ranges through
+ *     hs_target_stream() in bounded chunks, on several threads, and counts
+ *     the runs within a memory budget.
+ *
+ * Counting.  While the distinct strings fit in the budget, counts are exact.
+ * Beyond it, the table sheds its least frequent entries (a batched form of
+ * Space-Saving, Metwally et al. 2005): every kept count is then an upper
+ * bound and count - err a lower bound, and a string that is not reported
+ * occurred at most err_bound times.  hs_str_result says which.
+ *
+ * Determinism.  Ranges are cut into segments at addresses that are
+ * multiples of the segment size, each segment is counted in address order
+ * into its own table, and tables are merged into the result in segment
+ * order.  A run belongs to the segment holding its first byte.  Workers
+ * only change who counts a segment, so results do not depend on --jobs
+ * (in estimated mode, for jobs <= 2: the per-segment budget is
+ * max_mem / (2 * max(jobs, 2))).
+ *
+ * Printable: ASCII 0x20..0x7e and tab, as strings(1).  UTF-16LE: such a
+ * character followed by a 0 byte, at even addresses.  Runs are never longer
+ * than their range: a run ends at the end of a range.
+ *
+ * This layer knows only the target interface.
+ */
+#ifndef HS_STRINGS_H
+#define HS_STRINGS_H
+
+#include "hs_core.h"
+
+enum hs_str_encoding {
+	HS_STR_ASCII,
+	HS_STR_UTF16LE,
+};
+
+/* "ascii", "utf16le"; parse returns -1 if unknown. */
+const char *hs_str_encoding_name(enum hs_str_encoding e);
+int hs_str_encoding_parse(const char *s);
+
+#define HS_STR_MIN_LEN_DEFAULT 6
+#define HS_STR_MAX_LEN_DEFAULT 1024
+#define HS_STR_MAX_LEN_LIMIT 65536
+#define HS_STR_MAX_MEM_DEFAULT (256ull << 20)
+#define HS_STR_MAX_MEM_MIN (4ull << 20)
+#define HS_STR_CHUNK_DEFAULT (1u << 20)
+#define HS_STR_SEG_CHUNKS 32 /* segment size = 32 chunks */
+#define HS_STR_TOP_DEFAULT 20
+#define HS_STR_SAMPLES 3
+#define HS_STR_JOBS_MAX 64
+
+/* ---- scanner ---------------------------------------------------------- */
+
+/*
+ * Called once per run: s/stored are the first min(len, max_len) characters
+ * (for UTF-16LE, the low bytes), len the run's real length in characters,
+ * addr its first byte.  s is borrowed for the call only.
+ */
+typedef void (*hs_str_emit_fn)(void *ud, hs_addr_t addr, const char *s,
+			       size_t stored, uint64_t len);
+
+struct hs_str_scanner {
+	/* configuration, set by hs_str_scanner_init */
+	enum hs_str_encoding enc;
+	unsigned min_len, max_len;
+	hs_str_emit_fn emit;
+	void *ud;
+	/* state */
+	bool skip;          /* drop the printable units at the start */
+	bool have_next;
+	hs_addr_t next;     /* address that would continue the last piece */
+	bool have_odd;      /* UTF-16: first byte of a unit split by a piece */
+	unsigned char odd;
+	hs_addr_t run_addr;
+	uint64_t run_len;   /* characters in the open run; 0: none */
+	char *carry;        /* owned, max_len bytes: open run's first chars */
+	size_t carry_len;
+};
+
+/* min_len >= 1, max_len >= min_len (clamped); emit must not be NULL. */
+void hs_str_scanner_init(struct hs_str_scanner *sc, enum hs_str_encoding enc,
+			 unsigned min_len, unsigned max_len,
+			 hs_str_emit_fn emit, void *ud);
+void hs_str_scanner_release(struct hs_str_scanner *sc);
+/*
+ * Scans len bytes at addr.  If addr does not continue the previous piece,
+ * the open run is ended first.  A piece of length 0 changes nothing.
+ */
+void hs_str_scan(struct hs_str_scanner *sc, hs_addr_t addr, const void *buf,
+		 size_t len);
+/* Ends the open run (end of a range, or a gap), emitting it if long enough,
+ * and forgets the position: the next piece starts afresh. */
+void hs_str_scan_end(struct hs_str_scanner *sc);
+/* Whether a run is open (the next contiguous byte could extend it). */
+bool hs_str_scan_in_run(const struct hs_str_scanner *sc);
+
+/* ---- input ranges ------------------------------------------------------ */
+
+struct hs_str_range {
+	hs_addr_t start, end; /* [start, end) */
+	enum hs_class cls;
+};
+
+struct hs_str_ranges {
+	struct hs_str_range *v;
+	size_t n, alloc;
+};
+
+#define HS_STR_RANGES_INIT { NULL, 0, 0 }
+void hs_str_ranges_release(struct hs_str_ranges *r);
+/* Appends one range (empty ranges are ignored).  Ranges should be sorted
+ * by address and disjoint; hs_strings_scan() checks that. */
+void hs_str_ranges_add(struct hs_str_ranges *r, hs_addr_t start, hs_addr_t end,
+		       enum hs_class cls);
+/* The readable mappings of maps whose class is in class_mask
+ * (1 << HS_CLASS_x). */
+void hs_str_ranges_from_maps(struct hs_str_ranges *r, const struct hs_maps *maps,
+			     unsigned class_mask);
+/* heap, arena, anon: where leaked data lives. */
+#define HS_STR_CLASSES_DEFAULT                                              \
+	((1u << HS_CLASS_HEAP) | (1u << HS_CLASS_ARENA) | (1u << HS_CLASS_ANON))
+
+/* ---- the analysis ----------------------------------------------------- */
+
+enum hs_str_rank {
+	HS_STR_BY_COUNT,
+	HS_STR_BY_BYTES,
+};
+
+struct hs_str_opts {
+	enum hs_str_encoding enc;
+	unsigned min_len;      /* characters */
+	unsigned max_len;      /* characters kept per string; longer runs are
+	                          told apart by their first max_len characters
+	                          and their length */
+	uint64_t max_mem;      /* heapscan's own memory for the analysis */
+	size_t chunk;          /* read size, a power of two >= 4096 */
+	unsigned jobs;         /* worker threads, 1..HS_STR_JOBS_MAX */
+	unsigned top;          /* strings kept in the result */
+	enum hs_str_rank by;
+	/* Progress, called from whichever thread merges; may be NULL. */
+	void (*progress)(void *ud, uint64_t done, uint64_t total);
+	void *progress_ud;
+};
+
+/* The defaults documented in 'heapscan strings --help'. */
+void hs_str_opts_init(struct hs_str_opts *o);
+
+struct hs_str_item {
+	char *s;               /* owned by the result, NUL-terminated */
+	size_t stored;         /* bytes in s (<= max_len) */
+	uint64_t len;          /* real length in characters */
+	bool truncated;        /* len > stored */
+	uint64_t count;        /* occurrences (upper bound if estimated) */
+	uint64_t err;          /* count - err <= true count <= count */
+	uint64_t bytes;        /* bytes the occurrences take in the target
+	                          (characters times 1 or 2) */
+	uint64_t cls_count[HS_CLASS_N]; /* occurrences seen per class; sum is
+	                                   count - err */
+	hs_addr_t samples[HS_STR_SAMPLES]; /* lowest addresses seen */
+	unsigned nsamples;
+};
+
+struct hs_str_result {
+	struct hs_str_item *top; /* owned, ranked, ntop <= opts.top */
+	size_t ntop;
+	bool exact;              /* every count is exact */
+	uint64_t err_bound;      /* estimated: a string not in the table
+	                            occurred at most this often, and every
+	                            count is over by at most this */
+	uint64_t distinct;       /* exact: distinct strings; else estimate */
+	bool distinct_exact;
+	uint64_t occurrences;    /* runs counted (exact in both modes) */
+	uint64_t string_bytes;   /* bytes those runs take */
+	uint64_t bytes_scanned;  /* bytes read and scanned */
+	uint64_t unreadable;     /* bytes that could not be read */
+	uint64_t nranges;
+	uint64_t class_bytes[HS_CLASS_N]; /* bytes scanned per class */
+	uint64_t scan_ns;        /* wall time of hs_strings_scan */
+	uint64_t mem_peak;       /* bytes of tables and buffers at most */
+	unsigned jobs;
+	unsigned nsegments;
+	struct hs_str_opts opts; /* as used */
+};
+
+/*
+ * Counts the strings in ranges r of t with options o (NULL: defaults) and
+ * fills res (zeroed first; release with hs_str_result_release, also after
+ * an error).  Ranges must be sorted and disjoint (-EINVAL if not).
+ * Unreadable pages are skipped and counted (res->unreadable, and the target
+ * gets HS_TSTATE_PARTIAL).  Does not suspend or resume the target.
+ * Returns 0, -EINVAL for bad options, -ESRCH if the target went away,
+ * -HS_E_INTERRUPTED, or another negative error from reading; the result
+ * is empty then.
+ */
+int hs_strings_scan(struct hs_target *t, const struct hs_str_ranges *r,
+		    const struct hs_str_opts *o, struct hs_str_result *res) HS_MUST_CHECK;
+void hs_str_result_release(struct hs_str_result *res);
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * The "top strings" report (src/ only): text and JSON forms of an
+ * hs_str_result, and the one-call section the default report uses.
+ */
+#ifndef HS_REPORT_STRINGS_H
+#define HS_REPORT_STRINGS_H
+
+#include "hs_core.h"
+#include "hs_heap.h"
+
+/*
+ * Counts strings in t with the defaults (ascii, min-len 6, heap + arena +
+ * anon, 256 MiB budget, 2 jobs) keeping the top `top`.  Call while the
+ * target is stopped; it neither suspends nor resumes.  res as for
+ * hs_strings_scan().  Returns 0 or a negative error.
+ */
+int hs_report_strings_collect(struct hs_target *t, unsigned top,
+			      struct hs_str_result *res) HS_MUST_CHECK;
+
+/* The "top strings" table and its summary line(s).  t gives the stop time
+ * (may be NULL: not shown). */
+void hs_report_strings_text(FILE *out, const struct hs_str_result *res,
+			    const struct hs_target *t);
+/* JSON members "summary" (object) and "strings" (array) of the current
+ * object. */
+void hs_report_strings_json(struct hs_json *j, const struct hs_str_result *res,
+			    const struct hs_target *t);
+
+/*
+ * The default report's section in one call: collect, then print the text
+ * section to out (j NULL) or the JSON member "strings" (an object holding
+ * "summary" and "strings") into j.  Does not resume the target: a caller
+ * that wants the target running before formatting uses collect + print.
+ * Returns 0, or a negative error (a one-line note is printed instead of
+ * the section in text mode; JSON gets "strings": {"error": "..."}).
+ */
+int hs_report_strings_section(struct hs_target *t, FILE *out, struct hs_json *j,
+			      unsigned top);
+
+#endif

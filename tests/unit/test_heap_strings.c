@@ -1,0 +1,582 @@
+/*
+ * Unit tests of the string-frequency analysis: the scanner on buffers, and
+ * the driver on the mem backend (chunk and segment seams, gaps, jobs,
+ * the estimated mode).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hs_heap.h"
+
+/* ---- scanner ---- */
+
+struct seen {
+	hs_addr_t addr;
+	char s[128];
+	size_t stored;
+	uint64_t len;
+};
+
+struct sink {
+	struct seen v[64];
+	size_t n;
+};
+
+static void collect(void *ud, hs_addr_t addr, const char *s, size_t stored,
+		    uint64_t len)
+{
+	struct sink *k = ud;
+
+	assert_true(k->n < HS_ARRAY_SIZE(k->v));
+	assert_true(stored <= len);
+	assert_true(stored < sizeof(k->v[0].s));
+	k->v[k->n].addr = addr;
+	memcpy(k->v[k->n].s, s, stored);
+	k->v[k->n].s[stored] = '\0';
+	k->v[k->n].stored = stored;
+	k->v[k->n].len = len;
+	k->n++;
+}
+
+static void scan_all(struct sink *k, enum hs_str_encoding enc, unsigned min,
+		     unsigned max, hs_addr_t addr, const void *buf, size_t len)
+{
+	struct hs_str_scanner sc;
+
+	memset(k, 0, sizeof(*k));
+	hs_str_scanner_init(&sc, enc, min, max, collect, k);
+	hs_str_scan(&sc, addr, buf, len);
+	hs_str_scan_end(&sc);
+	hs_str_scanner_release(&sc);
+}
+
+static void test_scan_empty(void **state)
+{
+	struct sink k;
+
+	(void)state;
+	scan_all(&k, HS_STR_ASCII, 4, 64, 0x1000, "", 0);
+	assert_int_equal(k.n, 0);
+	scan_all(&k, HS_STR_ASCII, 4, 64, 0x1000, "\0\1\2\377", 4);
+	assert_int_equal(k.n, 0);
+}
+
+static void test_scan_all_printable(void **state)
+{
+	char buf[100];
+	struct sink k;
+
+	(void)state;
+	memset(buf, 'x', sizeof(buf));
+	buf[50] = '\t'; /* tab is printable, as in strings(1) */
+	scan_all(&k, HS_STR_ASCII, 4, 64, 0x2000, buf, sizeof(buf));
+	assert_int_equal(k.n, 1);
+	assert_int_equal(k.v[0].addr, 0x2000);
+	assert_int_equal(k.v[0].len, 100);
+	assert_int_equal(k.v[0].stored, 64); /* kept: the first max_len */
+	assert_memory_equal(k.v[0].s, buf, 64);
+}
+
+static void test_scan_min_len_edges(void **state)
+{
+	static const char buf[] = "\001abcde\001abcdef\001abcdefg\001";
+	struct sink k;
+
+	(void)state;
+	scan_all(&k, HS_STR_ASCII, 6, 64, 0x100, buf, sizeof(buf) - 1);
+	assert_int_equal(k.n, 2);
+	assert_string_equal(k.v[0].s, "abcdef");
+	assert_int_equal(k.v[0].addr, 0x100 + 7);
+	assert_string_equal(k.v[1].s, "abcdefg");
+	scan_all(&k, HS_STR_ASCII, 7, 64, 0x100, buf, sizeof(buf) - 1);
+	assert_int_equal(k.n, 1);
+	scan_all(&k, HS_STR_ASCII, 1, 64, 0x100, buf, sizeof(buf) - 1);
+	assert_int_equal(k.n, 3);
+}
+
+static void test_scan_terminated_or_not(void **state)
+{
+	static const char nul[] = "hello world";   /* with its NUL */
+	static const char bare[] = "hello world";  /* scanned without it */
+	struct hs_str_scanner sc;
+	struct sink k;
+
+	(void)state;
+	/* NUL-terminated: the run ends inside the piece. */
+	memset(&k, 0, sizeof(k));
+	hs_str_scanner_init(&sc, HS_STR_ASCII, 4, 64, collect, &k);
+	hs_str_scan(&sc, 0x10, nul, sizeof(nul));
+	assert_int_equal(k.n, 1);
+	assert_false(hs_str_scan_in_run(&sc));
+	hs_str_scan_end(&sc);
+	/* Unterminated: open until the end of the range is declared. */
+	hs_str_scan(&sc, 0x100, bare, sizeof(bare) - 1);
+	assert_int_equal(k.n, 1);
+	assert_true(hs_str_scan_in_run(&sc));
+	hs_str_scan_end(&sc);
+	assert_int_equal(k.n, 2);
+	assert_string_equal(k.v[1].s, "hello world");
+	assert_int_equal(k.v[1].addr, 0x100);
+	hs_str_scanner_release(&sc);
+}
+
+/* Splitting the input anywhere gives the same runs as one piece. */
+static void check_splits(enum hs_str_encoding enc, const char *buf, size_t len,
+			 hs_addr_t addr)
+{
+	struct sink whole, part;
+
+	scan_all(&whole, enc, 3, 8, addr, buf, len);
+	assert_true(whole.n > 0);
+	for (size_t cut1 = 0; cut1 <= len; cut1++) {
+		for (size_t cut2 = cut1; cut2 <= len; cut2 += 3) {
+			struct hs_str_scanner sc;
+
+			memset(&part, 0, sizeof(part));
+			hs_str_scanner_init(&sc, enc, 3, 8, collect, &part);
+			hs_str_scan(&sc, addr, buf, cut1);
+			hs_str_scan(&sc, addr + cut1, buf + cut1, cut2 - cut1);
+			hs_str_scan(&sc, addr + cut2, buf + cut2, len - cut2);
+			hs_str_scan_end(&sc);
+			hs_str_scanner_release(&sc);
+			assert_int_equal(part.n, whole.n);
+			for (size_t i = 0; i < whole.n; i++) {
+				assert_int_equal(part.v[i].addr, whole.v[i].addr);
+				assert_int_equal(part.v[i].len, whole.v[i].len);
+				assert_string_equal(part.v[i].s, whole.v[i].s);
+			}
+		}
+	}
+}
+
+static void test_scan_splits(void **state)
+{
+	static const char a[] = "ab\001abc\002abcdefghijkl\377xyz1234\000\000tail!";
+	static const char w[] = "h\0e\0l\0l\0o\0\0\0x\0y\0\1\0w\0o\0r\0l\0d\0s\0";
+
+	(void)state;
+	check_splits(HS_STR_ASCII, a, sizeof(a) - 1, 0x5000);
+	check_splits(HS_STR_UTF16LE, w, sizeof(w) - 1, 0x5000);
+}
+
+static void test_scan_gap_ends_run(void **state)
+{
+	struct hs_str_scanner sc;
+	struct sink k;
+
+	(void)state;
+	memset(&k, 0, sizeof(k));
+	hs_str_scanner_init(&sc, HS_STR_ASCII, 4, 64, collect, &k);
+	hs_str_scan(&sc, 0x1000, "abcdef", 6);
+	hs_str_scan(&sc, 0x2000, "ghijkl", 6); /* not at 0x1006: a gap */
+	hs_str_scan_end(&sc);
+	assert_int_equal(k.n, 2);
+	assert_string_equal(k.v[0].s, "abcdef");
+	assert_string_equal(k.v[1].s, "ghijkl");
+	assert_int_equal(k.v[1].addr, 0x2000);
+	hs_str_scanner_release(&sc);
+}
+
+static void test_scan_utf16(void **state)
+{
+	static const char w[] = "\1\0h\0e\0l\0l\0o\0!\0\0\0" "a\0b\0";
+	struct sink k;
+
+	(void)state;
+	scan_all(&k, HS_STR_UTF16LE, 4, 64, 0x3000, w, sizeof(w) - 1);
+	assert_int_equal(k.n, 1);
+	assert_string_equal(k.v[0].s, "hello!");
+	assert_int_equal(k.v[0].addr, 0x3002);
+	assert_int_equal(k.v[0].len, 6);
+	/* Shifted by one byte, the characters sit at odd addresses: none. */
+	scan_all(&k, HS_STR_UTF16LE, 4, 64, 0x3000, w + 1, sizeof(w) - 2);
+	assert_int_equal(k.n, 0);
+	/* ASCII mode does not see UTF-16 text. */
+	scan_all(&k, HS_STR_ASCII, 2, 64, 0x3000, w, sizeof(w) - 1);
+	assert_int_equal(k.n, 0);
+}
+
+static void test_scan_skip(void **state)
+{
+	struct hs_str_scanner sc;
+	struct sink k;
+
+	(void)state;
+	memset(&k, 0, sizeof(k));
+	hs_str_scanner_init(&sc, HS_STR_ASCII, 4, 64, collect, &k);
+	sc.skip = true;
+	hs_str_scan(&sc, 0x1000, "tailof\0next!", 12);
+	hs_str_scan_end(&sc);
+	assert_int_equal(k.n, 1);
+	assert_string_equal(k.v[0].s, "next!");
+	hs_str_scanner_release(&sc);
+}
+
+/* ---- driver on the mem backend ---- */
+
+static uint64_t rng = 88172645463325252ull;
+
+static uint64_t xrand(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+/* Binary noise that never forms a printable run. */
+static void noise(unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (unsigned char)(0x80 + xrand() % 0x80);
+}
+
+static void put(unsigned char *buf, size_t off, const char *s)
+{
+	buf[off - 1] = 0;
+	memcpy(buf + off, s, strlen(s));
+	buf[off + strlen(s)] = 0;
+}
+
+static bool near(size_t off, size_t at)
+{
+	return off + 64 > at && off < at + 64;
+}
+
+static const struct hs_str_item *find_item(const struct hs_str_result *res,
+					   const char *s)
+{
+	for (size_t i = 0; i < res->ntop; i++)
+		if (!strcmp(res->top[i].s, s))
+			return &res->top[i];
+	return NULL;
+}
+
+/* find_item() that fails the test when the string is missing. */
+static const struct hs_str_item *get_item(const struct hs_str_result *res,
+					  const char *s)
+{
+	const struct hs_str_item *it = find_item(res, s);
+
+	if (!it) {
+		print_error("string \"%s\" not in the result\n", s);
+		fail();
+		abort();
+	}
+	return it;
+}
+
+static void assert_same_result(const struct hs_str_result *a,
+			       const struct hs_str_result *b)
+{
+	assert_int_equal(a->exact, b->exact);
+	assert_int_equal(a->err_bound, b->err_bound);
+	assert_int_equal(a->occurrences, b->occurrences);
+	assert_int_equal(a->distinct, b->distinct);
+	assert_int_equal(a->bytes_scanned, b->bytes_scanned);
+	assert_int_equal(a->ntop, b->ntop);
+	for (size_t i = 0; i < a->ntop; i++) {
+		const struct hs_str_item *x = &a->top[i], *y = &b->top[i];
+
+		assert_string_equal(x->s, y->s);
+		assert_int_equal(x->count, y->count);
+		assert_int_equal(x->err, y->err);
+		assert_int_equal(x->bytes, y->bytes);
+		assert_int_equal(x->nsamples, y->nsamples);
+		assert_memory_equal(x->cls_count, y->cls_count, sizeof(x->cls_count));
+		assert_memory_equal(x->samples, y->samples,
+				    x->nsamples * sizeof(x->samples[0]));
+	}
+}
+
+#define HEAP_BASE 0x10000000ull
+#define ANON_BASE 0x20000000ull
+#define MEM_SZ (1u << 20)
+
+static void test_driver_exact_seams(void **state)
+{
+	unsigned char *heap = malloc(MEM_SZ), *anon = malloc(MEM_SZ);
+	struct hs_target *t;
+	struct hs_str_ranges r = HS_STR_RANGES_INIT;
+	struct hs_str_opts o;
+	struct hs_str_result base, res;
+	const struct hs_str_item *it;
+	unsigned n_alpha = 0, n_beta = 0;
+
+	(void)state;
+	noise(heap, MEM_SZ);
+	noise(anon, MEM_SZ);
+	/* Strings straddling 4K chunk seams and 128K segment seams (chunk 4K:
+	 * segments of 32 chunks). */
+	put(heap, 0x20000 - 7, "straddle-segment-seam");
+	put(heap, 0x3000 - 5, "straddle-chunk-seam");
+	put(anon, 0x40000 - 3, "straddle-segment-seam");
+	/* A run that spans a whole segment (owned by the previous one). */
+	anon[0x60000 - 11] = 0;
+	memset(anon + 0x60000 - 10, 'L', 0x20000 + 20);
+	anon[0x80000 + 10] = 0;
+	/* At the very end of a region, no terminator. */
+	heap[MEM_SZ - 12] = 0;
+	memcpy(heap + MEM_SZ - 11, "end-of-map!", 11);
+	/* Spread copies that stay clear of the above. */
+	for (size_t off = 100; off + 64 < MEM_SZ; off += 997 + xrand() % 3000) {
+		if (near(off, 0x20000 - 7) || near(off, 0x3000 - 5) ||
+		    off + 64 > MEM_SZ - 12)
+			continue;
+		put(heap, off, "alpha-marker-string");
+		n_alpha++;
+	}
+	for (size_t off = 50; off + 64 < MEM_SZ; off += 4093) {
+		if (near(off, 0x40000 - 3) ||
+		    (off + 64 > 0x60000 - 11 && off < 0x80000 + 11))
+			continue;
+		put(anon, off, "beta-marker");
+		n_beta++;
+	}
+
+	assert_int_equal(hs_target_open_mem(&t), 0);
+	hs_target_mem_add(t, HEAP_BASE, heap, MEM_SZ, HS_PERM_R | HS_PERM_W, "[heap]");
+	hs_target_mem_add(t, ANON_BASE, anon, MEM_SZ, HS_PERM_R | HS_PERM_W, NULL);
+	hs_classify(t);
+	hs_str_ranges_from_maps(&r, &t->maps, HS_STR_CLASSES_DEFAULT);
+	assert_int_equal(r.n, 2);
+
+	hs_str_opts_init(&o);
+	o.top = 50;
+	o.jobs = 1;
+	o.chunk = 1u << 20;
+	assert_int_equal(hs_strings_scan(t, &r, &o, &base), 0);
+	assert_true(base.exact);
+	assert_int_equal(base.bytes_scanned, 2 * MEM_SZ);
+	it = get_item(&base, "alpha-marker-string");
+	assert_int_equal(it->count, n_alpha);
+	assert_int_equal(it->err, 0);
+	assert_int_equal(it->cls_count[HS_CLASS_HEAP], n_alpha);
+	assert_int_equal(it->bytes, (uint64_t)n_alpha * 19);
+	assert_int_equal(it->nsamples, HS_STR_SAMPLES);
+	assert_int_equal(it->samples[0], HEAP_BASE + 100);
+	it = get_item(&base, "beta-marker");
+	assert_int_equal(it->count, n_beta);
+	assert_int_equal(it->cls_count[HS_CLASS_ANON], n_beta);
+	it = get_item(&base, "straddle-segment-seam");
+	assert_int_equal(it->count, 2);
+	assert_int_equal(it->cls_count[HS_CLASS_HEAP], 1);
+	assert_int_equal(it->cls_count[HS_CLASS_ANON], 1);
+	assert_int_equal(it->samples[0], HEAP_BASE + 0x20000 - 7);
+	it = get_item(&base, "straddle-chunk-seam");
+	assert_int_equal(it->count, 1);
+	it = get_item(&base, "end-of-map!");
+	assert_int_equal(it->count, 1);
+	assert_int_equal(base.occurrences, n_alpha + n_beta + 5);
+
+	/* Small chunks (seams everywhere), both job counts: same answer. */
+	for (unsigned jobs = 1; jobs <= 3; jobs++) {
+		for (size_t chunk = 4096; chunk <= (1u << 20); chunk <<= 4) {
+			o.jobs = jobs;
+			o.chunk = chunk;
+			assert_int_equal(hs_strings_scan(t, &r, &o, &res), 0);
+			assert_same_result(&base, &res);
+			it = get_item(&res, "straddle-chunk-seam");
+			hs_str_result_release(&res);
+		}
+	}
+	hs_str_result_release(&base);
+	hs_str_ranges_release(&r);
+	hs_target_close(t);
+	free(heap);
+	free(anon);
+}
+
+static void test_driver_gap(void **state)
+{
+	static unsigned char a[8192], b[8192];
+	struct hs_target *t;
+	struct hs_str_ranges r = HS_STR_RANGES_INIT;
+	struct hs_str_result res;
+	struct hs_str_opts o;
+
+	(void)state;
+	noise(a, sizeof(a));
+	noise(b, sizeof(b));
+	memcpy(a + sizeof(a) - 6, "before", 6);  /* runs into the hole */
+	memcpy(b, "after!", 6);
+	b[6] = 0;
+	assert_int_equal(hs_target_open_mem(&t), 0);
+	hs_target_mem_add(t, 0x100000, a, sizeof(a), 0, NULL);
+	hs_target_mem_add(t, 0x100000 + 3 * 4096, b, sizeof(b), 0, NULL);
+	hs_str_ranges_add(&r, 0x100000, 0x100000 + 5 * 4096, HS_CLASS_HEAP);
+	hs_str_opts_init(&o);
+	o.chunk = 4096;
+	o.jobs = 1;
+	assert_int_equal(hs_strings_scan(t, &r, &o, &res), 0);
+	assert_int_equal(res.unreadable, 4096);
+	assert_int_equal(res.bytes_scanned, 4 * 4096);
+	assert_int_equal(res.occurrences, 2);
+	assert_non_null(find_item(&res, "before"));
+	assert_non_null(find_item(&res, "after!"));
+	assert_true(t->state & HS_TSTATE_PARTIAL);
+	hs_str_result_release(&res);
+	hs_str_ranges_release(&r);
+	hs_target_close(t);
+}
+
+static void test_driver_bad_ranges(void **state)
+{
+	static unsigned char a[4096];
+	struct hs_target *t;
+	struct hs_str_ranges r = HS_STR_RANGES_INIT;
+	struct hs_str_result res;
+
+	(void)state;
+	assert_int_equal(hs_target_open_mem(&t), 0);
+	hs_target_mem_add(t, 0x100000, a, sizeof(a), 0, NULL);
+	hs_str_ranges_add(&r, 0x200000, 0x201000, HS_CLASS_HEAP);
+	hs_str_ranges_add(&r, 0x100000, 0x101000, HS_CLASS_HEAP);
+	assert_int_equal(hs_strings_scan(t, &r, NULL, &res), -EINVAL);
+	hs_str_result_release(&res);
+	hs_str_ranges_release(&r);
+	hs_target_close(t);
+}
+
+static void test_driver_estimated(void **state)
+{
+	const size_t sz = 16u << 20;
+	unsigned char *buf = malloc(sz);
+	struct hs_target *t;
+	struct hs_str_ranges r = HS_STR_RANGES_INIT;
+	struct hs_str_result a, b;
+	struct hs_str_opts o;
+	const struct hs_str_item *hot, *warm;
+	unsigned n_hot = 0, n_warm = 0, n_all = 0;
+	size_t off = 16;
+
+	(void)state;
+	memset(buf, 0, sz);
+	/* Mostly distinct strings, plus two recurring ones. */
+	while (off + 40 < sz) {
+		char tmp[32];
+		unsigned k = (unsigned)(xrand() % 8);
+
+		if (k == 0) {
+			put(buf, off, "hot-recurring-string");
+			n_hot++;
+		} else if (k == 1 && n_warm < 20000) {
+			put(buf, off, "warm-string");
+			n_warm++;
+		} else {
+			snprintf(tmp, sizeof(tmp), "id-%llx",
+				 (unsigned long long)(xrand() & 0xffffffffffull));
+			put(buf, off, tmp);
+		}
+		n_all++;
+		off += 24;
+	}
+	assert_int_equal(hs_target_open_mem(&t), 0);
+	hs_target_mem_add(t, 0x40000000, buf, sz, 0, NULL);
+	hs_str_ranges_add(&r, 0x40000000, 0x40000000 + sz, HS_CLASS_ANON);
+	hs_str_opts_init(&o);
+	o.max_mem = 4u << 20;
+	o.chunk = 64u << 10;
+	o.jobs = 1;
+	o.top = 10;
+	assert_int_equal(hs_strings_scan(t, &r, &o, &a), 0);
+	assert_false(a.exact);
+	assert_true(a.err_bound > 0);
+	assert_int_equal(a.occurrences, n_all);
+	assert_false(a.distinct_exact);
+	/* HyperLogLog: within 10% of the truth (n_all - repeats). */
+	{
+		double truth = (double)(n_all - n_hot - n_warm + 2);
+		double est = (double)a.distinct;
+		assert_true(est > truth * 0.9 && est < truth * 1.1);
+	}
+	assert_true(a.mem_peak <= o.max_mem);
+	hot = get_item(&a, "hot-recurring-string");
+	assert_string_equal(a.top[0].s, "hot-recurring-string");
+	assert_true(hot->count - hot->err <= n_hot && n_hot <= hot->count);
+	assert_true(hot->err <= a.err_bound);
+	warm = get_item(&a, "warm-string");
+	assert_true(warm->count - warm->err <= n_warm && n_warm <= warm->count);
+
+	o.jobs = 2;
+	assert_int_equal(hs_strings_scan(t, &r, &o, &b), 0);
+	assert_same_result(&a, &b);
+	hs_str_result_release(&b);
+
+	/* With room, the same input is counted exactly. */
+	o.max_mem = 256u << 20;
+	assert_int_equal(hs_strings_scan(t, &r, &o, &b), 0);
+	assert_true(b.exact);
+	hot = get_item(&b, "hot-recurring-string");
+	assert_int_equal(hot->count, n_hot);
+	assert_int_equal(hot->err, 0);
+	hs_str_result_release(&b);
+
+	hs_str_result_release(&a);
+	hs_str_ranges_release(&r);
+	hs_target_close(t);
+	free(buf);
+}
+
+static void test_driver_by_bytes(void **state)
+{
+	static unsigned char buf[8192];
+	struct hs_target *t;
+	struct hs_str_ranges r = HS_STR_RANGES_INIT;
+	struct hs_str_result res;
+	struct hs_str_opts o;
+	char big[200];
+
+	(void)state;
+	memset(buf, 0, sizeof(buf));
+	memset(big, 'B', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	put(buf, 1, big);
+	for (int i = 0; i < 5; i++)
+		put(buf, 1000 + 20 * (size_t)i, "short1");
+	assert_int_equal(hs_target_open_mem(&t), 0);
+	hs_target_mem_add(t, 0x1000000, buf, sizeof(buf), 0, NULL);
+	hs_str_ranges_add(&r, 0x1000000, 0x1000000 + sizeof(buf), HS_CLASS_HEAP);
+	hs_str_opts_init(&o);
+	o.jobs = 1;
+	assert_int_equal(hs_strings_scan(t, &r, &o, &res), 0);
+	assert_string_equal(res.top[0].s, "short1");
+	hs_str_result_release(&res);
+	o.by = HS_STR_BY_BYTES;
+	o.max_len = 100;
+	assert_int_equal(hs_strings_scan(t, &r, &o, &res), 0);
+	assert_int_equal(res.top[0].len, 199);
+	assert_int_equal(res.top[0].stored, 100);
+	assert_true(res.top[0].truncated);
+	assert_int_equal(res.top[0].bytes, 199);
+	hs_str_result_release(&res);
+	hs_str_ranges_release(&r);
+	hs_target_close(t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_scan_empty),
+		cmocka_unit_test(test_scan_all_printable),
+		cmocka_unit_test(test_scan_min_len_edges),
+		cmocka_unit_test(test_scan_terminated_or_not),
+		cmocka_unit_test(test_scan_splits),
+		cmocka_unit_test(test_scan_gap_ends_run),
+		cmocka_unit_test(test_scan_utf16),
+		cmocka_unit_test(test_scan_skip),
+		cmocka_unit_test(test_driver_exact_seams),
+		cmocka_unit_test(test_driver_gap),
+		cmocka_unit_test(test_driver_bad_ranges),
+		cmocka_unit_test(test_driver_estimated),
+		cmocka_unit_test(test_driver_by_bytes),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
