@@ -8,5 +8,7 @@
 #define HS_HEAP_H
 
 #include "hs_core.h"
+#include "hs_strings.h"
+#include "hs_glibc.h"
 
 #endif

@@ -1,0 +1,53 @@
+/*
+ * The glibc heap report (src/ only): text and JSON forms of an analysed
+ * hs_glibc_heap, and the one-call section the default report uses.
+ */
+#ifndef HS_REPORT_HEAP_H
+#define HS_REPORT_HEAP_H
+
+#include "hs_core.h"
+#include "hs_heap.h"
+
+/*
+ * Finds and walks t's glibc heap (hs_glibc_open + hs_glibc_analyze) with
+ * opts (may be NULL).  Call while the target is stopped; it neither
+ * suspends nor resumes.  *out is set whenever there is something to
+ * report, even with an error (an unsupported glibc says which version);
+ * the caller frees it with hs_glibc_close().  Returns 0 or a negative
+ * error (-HS_E_UNSUPPORTED, -HS_E_NOT_FOUND, -ESRCH, -HS_E_INTERRUPTED).
+ */
+int hs_report_heap_collect(struct hs_target *t, const struct hs_glibc_opts *opts,
+			   struct hs_glibc_heap **out) HS_MUST_CHECK;
+
+/* A one-line explanation of collect's error err for h (h may be NULL),
+ * lowercase, no final period, e.g. "glibc 2.41 is not supported (2.17-2.40)". */
+void hs_report_heap_error(struct hs_buf *sb, const struct hs_glibc_heap *h, int err);
+
+enum hs_report_heap_flags {
+	HS_REPORT_HEAP_DETAIL = 1 << 0, /* heaps, tcaches, all problems */
+};
+
+/*
+ * Text form: per arena in-use and free chunks by kind, fragmentation,
+ * mmapped chunks, the `top` largest in-use size classes by bytes, and
+ * problems.  h may be NULL or unanalysed when err < 0: one note line.
+ */
+void hs_report_heap_text(FILE *out, const struct hs_glibc_heap *h, int err,
+			 unsigned top, unsigned flags);
+/* JSON form: the member "heap" (an object) of the current object. */
+void hs_report_heap_json(struct hs_json *j, const struct hs_glibc_heap *h, int err,
+			 unsigned top, unsigned flags);
+
+/*
+ * The default report's section in one call: collect, print the text
+ * section to out (j NULL) or the JSON member "heap" into j, release.
+ * Does not resume the target: a caller that wants the target running
+ * before formatting uses collect + print.  An unsupported glibc or a
+ * missing main_arena is reported in the section, not as an error: the
+ * rest of the report (regions, strings) stands on its own.
+ * Returns 0, or a negative error for -ESRCH / -HS_E_INTERRUPTED.
+ */
+int hs_report_heap_section(struct hs_target *t, FILE *out, struct hs_json *j,
+			   unsigned top);
+
+#endif

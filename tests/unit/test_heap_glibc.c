@@ -1,0 +1,792 @@
+/*
+ * Unit tests of the glibc heap walker on synthetic heaps built in buffers
+ * and served through the "mem" target: the layouts of 2.27, 2.31, 2.35 and
+ * 2.39 (tcache counts char vs uint16, heap_info 0x20 vs 0x30, mangled vs
+ * plain links), corrupt headers and cyclic free lists.
+ *
+ * The offsets below are written out independently of glibc-layouts.c
+ * (from the struct definitions, reference.md 1.2), so a wrong table entry
+ * fails here instead of being copied into the expectations.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "hs_heap.h"
+
+struct tl {
+	unsigned minor;
+	unsigned ms_fastbins, ms_top, ms_bins, ms_next, ms_system_mem, ms_size;
+	unsigned hi_size;
+	unsigned mp_n_mmaps, mp_mmapped_mem, mp_sbrk_base, mp_tcache_bins, mp_size;
+	unsigned tc_count_size, tc_entries, tc_chunk;
+	bool safe;
+};
+
+static const struct tl T27 = { 27, 0x10, 0x60, 0x70, 0x870, 0x888, 0x898, 0x20,
+			       0x28, 0x38, 0x48, 0x50, 0x70, 1, 0x40, 0x250, false };
+static const struct tl T31 = { 31, 0x10, 0x60, 0x70, 0x870, 0x888, 0x898, 0x20,
+			       0x28, 0x38, 0x48, 0x50, 0x70, 2, 0x80, 0x290, false };
+static const struct tl T35 = { 35, 0x10, 0x60, 0x70, 0x870, 0x888, 0x898, 0x30,
+			       0x3c, 0x50, 0x60, 0x68, 0x88, 2, 0x80, 0x290, true };
+static const struct tl T39 = { 39, 0x10, 0x60, 0x70, 0x870, 0x888, 0x898, 0x30,
+			       0x3c, 0x50, 0x60, 0x68, 0x88, 2, 0x80, 0x290, true };
+
+#define LIBC "/usr/lib/x86_64-linux-gnu/libc.so.6"
+#define RODATA_A 0x7ffff7d00000ull
+#define DATA_A 0x7ffff7f00000ull
+#define ARENA_A (DATA_A + 0x800)
+#define MP_A (DATA_A + 0x100)
+#define HEAP_A 0x555555559000ull
+#define T1_A 0x7f0000000000ull
+#define T2_A 0x7f0004000000ull
+#define MM_A 0x7f1000000000ull
+#define TLS_A 0x7f2000000000ull
+#define HEAP_LEN 0x10000u
+#define THEAP_LEN 0x8000u
+#define MM_LEN 0x3000u
+#define TLS_LEN 0x4000u
+
+struct region {
+	hs_addr_t addr;
+	unsigned char *buf;
+	size_t len;
+};
+
+struct fake {
+	const struct tl *L;
+	struct region r[7];
+	size_t nr;
+	struct hs_target *t;
+	/* builder state */
+	hs_addr_t cur;             /* next chunk */
+	uint64_t last_size;
+	bool last_binned;
+	/* what the walk must find, per arena (0 main, 1 thread) */
+	struct hs_glibc_count want[2][HS_CHUNK_STATE_N];
+	hs_addr_t tc_main, tc_thread;  /* tcache user pointers */
+	hs_addr_t thread_arena;
+	hs_addr_t keep[2][16];       /* some in-use chunks, for tests */
+	size_t nkeep[2];
+};
+
+static unsigned char *at(struct fake *f, hs_addr_t a, size_t n)
+{
+	for (size_t i = 0; i < f->nr; i++)
+		if (a >= f->r[i].addr && a + n <= f->r[i].addr + f->r[i].len)
+			return f->r[i].buf + (a - f->r[i].addr);
+	fail_msg("address 0x%llx outside the fake", (unsigned long long)a);
+	return NULL;
+}
+
+static void w64(struct fake *f, hs_addr_t a, uint64_t v)
+{
+	memcpy(at(f, a, 8), &v, 8);
+}
+
+static uint64_t r64(struct fake *f, hs_addr_t a)
+{
+	uint64_t v;
+
+	memcpy(&v, at(f, a, 8), 8);
+	return v;
+}
+
+static void w32(struct fake *f, hs_addr_t a, uint32_t v)
+{
+	memcpy(at(f, a, 4), &v, 4);
+}
+
+static struct region *region(struct fake *f, hs_addr_t a, size_t len)
+{
+	struct region *r = &f->r[f->nr++];
+
+	r->addr = a;
+	r->len = len;
+	r->buf = calloc(1, len);
+	assert_non_null(r->buf);
+	return r;
+}
+
+static hs_addr_t bin_head(struct fake *f, hs_addr_t arena, int i)
+{
+	return arena + f->L->ms_bins + (hs_addr_t)(i - 1) * 16 - 16;
+}
+
+static uint64_t mangle(struct fake *f, hs_addr_t field, hs_addr_t ptr)
+{
+	return f->L->safe ? (field >> 12) ^ ptr : ptr;
+}
+
+/* Lays out a chunk at f->cur; state is what the walk must call it. */
+static hs_addr_t chunk(struct fake *f, int arena, uint64_t size,
+		       enum hs_chunk_state st)
+{
+	hs_addr_t c = f->cur;
+	uint64_t flags = arena ? 4 : 0;
+
+	if (f->last_binned)
+		w64(f, c, f->last_size); /* prev_size */
+	else
+		flags |= 1;
+	w64(f, c + 8, size | flags);
+	f->last_size = size;
+	f->last_binned = st >= HS_CHUNK_UNSORTED && st <= HS_CHUNK_LARGEBIN;
+	f->cur += size;
+	f->want[arena][st].count++;
+	f->want[arena][st].bytes += size;
+	if (st == HS_CHUNK_INUSE && f->nkeep[arena] < 16)
+		f->keep[arena][f->nkeep[arena]++] = c;
+	return c;
+}
+
+static void init_arena(struct fake *f, hs_addr_t a, uint32_t flags)
+{
+	w32(f, a + 4, flags);
+	for (int i = 1; i < 128; i++) {
+		hs_addr_t h = bin_head(f, a, i);
+		w64(f, h + 16, h);
+		w64(f, h + 24, h);
+	}
+}
+
+static void tc_push(struct fake *f, hs_addr_t tc, unsigned bin, hs_addr_t c)
+{
+	hs_addr_t e = c + 16, slot = tc + f->L->tc_entries + 8 * bin;
+	unsigned char *cnt = at(f, tc + f->L->tc_count_size * bin, f->L->tc_count_size);
+
+	w64(f, e, mangle(f, e, r64(f, slot)));
+	w64(f, slot, e);
+	cnt[0]++;
+}
+
+static void fb_push(struct fake *f, hs_addr_t arena, unsigned idx, hs_addr_t c)
+{
+	hs_addr_t slot = arena + f->L->ms_fastbins + 8 * idx;
+
+	w64(f, c + 16, mangle(f, c + 16, r64(f, slot)));
+	w64(f, slot, c);
+}
+
+static void bin_push(struct fake *f, hs_addr_t arena, int i, hs_addr_t c)
+{
+	hs_addr_t h = bin_head(f, arena, i), first = r64(f, h + 16);
+
+	w64(f, c + 16, first);
+	w64(f, c + 24, h);
+	w64(f, first + 24, c);
+	w64(f, h + 16, c);
+}
+
+static void top(struct fake *f, int arena, hs_addr_t arena_addr, hs_addr_t end)
+{
+	uint64_t size = end - f->cur;
+
+	w64(f, arena_addr + f->L->ms_top, f->cur);
+	if (f->last_binned)
+		w64(f, f->cur, f->last_size);
+	w64(f, f->cur + 8, size | (f->last_binned ? 0 : 1));
+	f->want[arena][HS_CHUNK_TOP].count++;
+	f->want[arena][HS_CHUNK_TOP].bytes += size;
+	f->last_binned = false;
+}
+
+/*
+ * A process with a main heap and a thread arena of two heaps, every kind
+ * of chunk in each, two threads with their tcache pointers in TLS, and one
+ * mmapped chunk.  version_minor goes into the libc banner.
+ */
+static void build(struct fake *f, const struct tl *L, unsigned banner_minor)
+{
+	struct region *ro;
+	hs_addr_t a = ARENA_A, ta, tc, c, t1, t2, f1, f2, s1, u1, l1;
+	char banner[128];
+
+	memset(f, 0, sizeof(*f));
+	f->L = L;
+	ro = region(f, RODATA_A, 0x2000);
+	snprintf(banner, sizeof(banner),
+		 "GNU C Library (Test GLIBC 2.%u-1) stable release version 2.%u.\n",
+		 banner_minor, banner_minor);
+	memcpy(ro->buf + 0x1234, banner, strlen(banner));
+	region(f, DATA_A, 0x2000);
+	region(f, HEAP_A, HEAP_LEN);
+	region(f, T1_A, THEAP_LEN);
+	region(f, T2_A, THEAP_LEN);
+	region(f, MM_A, MM_LEN);
+	region(f, TLS_A, TLS_LEN);
+
+	/* main arena */
+	init_arena(f, a, 0);
+	f->cur = HEAP_A;
+	tc = chunk(f, 0, L->tc_chunk, HS_CHUNK_INUSE) + 16; /* in use itself */
+	f->tc_main = tc;
+	for (int i = 0; i < 5; i++)
+		chunk(f, 0, 0x30, HS_CHUNK_INUSE);
+	t1 = chunk(f, 0, 0x30, HS_CHUNK_TCACHE);
+	chunk(f, 0, 0x100, HS_CHUNK_INUSE);
+	t2 = chunk(f, 0, 0x30, HS_CHUNK_TCACHE);
+	f1 = chunk(f, 0, 0x40, HS_CHUNK_FASTBIN);
+	chunk(f, 0, 0x20, HS_CHUNK_INUSE);
+	f2 = chunk(f, 0, 0x40, HS_CHUNK_FASTBIN);
+	u1 = chunk(f, 0, 0x110, HS_CHUNK_UNSORTED);
+	chunk(f, 0, 0x50, HS_CHUNK_INUSE);
+	s1 = chunk(f, 0, 0x200, HS_CHUNK_SMALLBIN);
+	chunk(f, 0, 0x20, HS_CHUNK_INUSE);
+	l1 = chunk(f, 0, 0x500, HS_CHUNK_LARGEBIN);
+	for (int i = 0; i < 8; i++)
+		chunk(f, 0, 0x1010, HS_CHUNK_INUSE);
+	top(f, 0, a, HEAP_A + HEAP_LEN);
+	tc_push(f, tc, 1, t1);
+	tc_push(f, tc, 1, t2);
+	fb_push(f, a, 2, f1);
+	fb_push(f, a, 2, f2);
+	bin_push(f, a, 1, u1);
+	bin_push(f, a, 0x200 >> 4, s1);
+	bin_push(f, a, 68, l1);
+	w64(f, a + L->ms_system_mem, HEAP_LEN);
+
+	/* thread arena: first heap T1 (malloc_state inside, closed by
+	 * fenceposts), second heap T2 holds top */
+	ta = T1_A + L->hi_size;
+	f->thread_arena = ta;
+	w64(f, T1_A, ta);
+	w64(f, T1_A + 8, 0);
+	w64(f, T1_A + 16, THEAP_LEN);
+	w64(f, T1_A + 24, THEAP_LEN);
+	init_arena(f, ta, 2);
+	f->last_binned = false;
+	f->cur = (ta + L->ms_size + 15) & ~15ull;
+	tc = chunk(f, 1, L->tc_chunk, HS_CHUNK_INUSE) + 16;
+	f->tc_thread = tc;
+	for (int i = 0; i < 4; i++)
+		chunk(f, 1, 0x60, HS_CHUNK_INUSE);
+	t1 = chunk(f, 1, 0x60, HS_CHUNK_TCACHE);
+	chunk(f, 1, 0x30, HS_CHUNK_INUSE);
+	f1 = chunk(f, 1, 0x20, HS_CHUNK_FASTBIN);
+	chunk(f, 1, 0x30, HS_CHUNK_INUSE);
+	/* an in-use chunk up to the fenceposts */
+	c = f->cur;
+	chunk(f, 1, T1_A + THEAP_LEN - 0x20 - c, HS_CHUNK_INUSE);
+	w64(f, f->cur + 8, 0x10 | 1);
+	w64(f, f->cur + 0x18, 0 | 1);
+	tc_push(f, tc, 4, t1);
+	fb_push(f, ta, 0, f1);
+
+	w64(f, T2_A, ta);
+	w64(f, T2_A + 8, T1_A);
+	w64(f, T2_A + 16, THEAP_LEN);
+	w64(f, T2_A + 24, THEAP_LEN);
+	f->last_binned = false;
+	f->cur = T2_A + L->hi_size;
+	for (int i = 0; i < 3; i++)
+		chunk(f, 1, 0x60, HS_CHUNK_INUSE);
+	s1 = chunk(f, 1, 0x90, HS_CHUNK_SMALLBIN);
+	chunk(f, 1, 0x60, HS_CHUNK_INUSE);
+	top(f, 1, ta, T2_A + THEAP_LEN);
+	bin_push(f, ta, 0x90 >> 4, s1);
+	w64(f, ta + L->ms_system_mem, 2 * THEAP_LEN);
+
+	/* the ring */
+	w64(f, a + L->ms_next, ta);
+	w64(f, ta + L->ms_next, a);
+
+	/* mp_ */
+	w64(f, MP_A + 0x10, 0x20000);
+	w64(f, MP_A + 0x18, 8);
+	w32(f, MP_A + L->mp_n_mmaps, 1);
+	w32(f, MP_A + L->mp_n_mmaps + 4, 65536);
+	w64(f, MP_A + L->mp_mmapped_mem, MM_LEN);
+	w64(f, MP_A + L->mp_sbrk_base, HEAP_A);
+	w64(f, MP_A + L->mp_tcache_bins, 64);
+	w64(f, MP_A + L->mp_tcache_bins + 8, 0x408);
+	w64(f, MP_A + L->mp_tcache_bins + 16, 7);
+
+	/* one mmapped chunk */
+	w64(f, MM_A + 8, MM_LEN | 2);
+
+	/* TLS: fs_base - 0x48 holds `tcache` (2.36's offset) */
+	w64(f, TLS_A + 0x2000 - 0x48, f->tc_main);
+	w64(f, TLS_A + 0x4000 - 0x48, f->tc_thread);
+}
+
+static void open_fake(struct fake *f)
+{
+	static const struct {
+		hs_addr_t a;
+		unsigned perms;
+		const char *path;
+	} maps[] = {
+		{ RODATA_A, HS_PERM_R, LIBC },
+		{ DATA_A, HS_PERM_R | HS_PERM_W, LIBC },
+		{ HEAP_A, HS_PERM_R | HS_PERM_W, "[heap]" },
+		{ T1_A, HS_PERM_R | HS_PERM_W, "" },
+		{ T2_A, HS_PERM_R | HS_PERM_W, "" },
+		{ MM_A, HS_PERM_R | HS_PERM_W, "" },
+		{ TLS_A, HS_PERM_R | HS_PERM_W, "" },
+	};
+
+	assert_int_equal(hs_target_open_mem(&f->t), 0);
+	for (size_t i = 0; i < HS_ARRAY_SIZE(maps); i++) {
+		const struct region *r = &f->r[i]; /* build() adds them in this order */
+
+		assert_int_equal(r->addr, maps[i].a);
+		hs_target_mem_add(f->t, r->addr, r->buf, r->len, maps[i].perms,
+				  maps[i].path);
+	}
+	f->t->threads = hs_xcalloc(2, sizeof(*f->t->threads));
+	f->t->nthreads = 2;
+	for (int i = 0; i < 2; i++) {
+		f->t->threads[i].tid = 100 + i;
+		f->t->threads[i].has_regs = true;
+		f->t->threads[i].regs.r[HS_REG_FS_BASE] = TLS_A + 0x2000 * (hs_addr_t)(i + 1);
+	}
+	hs_classify(f->t);
+}
+
+static void free_fake(struct fake *f)
+{
+	hs_target_close(f->t);
+	for (size_t i = 0; i < f->nr; i++)
+		free(f->r[i].buf);
+}
+
+static void dump_problems(const struct hs_glibc_heap *h)
+{
+	for (size_t i = 0; i < h->nproblems && i < HS_GLIBC_MAX_PROBLEMS; i++)
+		print_message("problem 0x%llx: %s\n", (unsigned long long)h->problems[i].addr,
+			      h->problems[i].msg);
+}
+
+/* The walk's counts equal what the builder laid out, kind by kind. */
+static void assert_counts(struct fake *f, const struct hs_glibc_heap *h)
+{
+	for (int ar = 0; ar < 2; ar++)
+		for (int k = 0; k < HS_CHUNK_STATE_N; k++) {
+			if (k == HS_CHUNK_MMAPPED)
+				continue;
+			if (h->arenas[ar].st[k].count != f->want[ar][k].count ||
+			    h->arenas[ar].st[k].bytes != f->want[ar][k].bytes)
+				fail_msg("arena %d %s: got %llu/%llu want %llu/%llu", ar,
+					 hs_chunk_state_name(k),
+					 (unsigned long long)h->arenas[ar].st[k].count,
+					 (unsigned long long)h->arenas[ar].st[k].bytes,
+					 (unsigned long long)f->want[ar][k].count,
+					 (unsigned long long)f->want[ar][k].bytes);
+		}
+}
+
+static void check_version(const struct tl *L)
+{
+	struct fake f;
+	struct hs_glibc_heap *h = NULL;
+	const struct hs_glibc_layout *lay;
+
+	build(&f, L, L->minor);
+	open_fake(&f);
+	assert_int_equal(hs_glibc_open(f.t, NULL, &h), 0);
+	assert_non_null(h);
+	assert_int_equal(h->version_minor, L->minor);
+	lay = h->layout;
+	assert_non_null(lay);
+	assert_int_equal(lay->tc_count_size, L->tc_count_size);
+	assert_int_equal(lay->hi_size, L->hi_size);
+	assert_int_equal(lay->safe_linking, L->safe);
+	assert_int_equal(h->main_arena, ARENA_A);
+	assert_string_equal(h->main_arena_how, "scan");
+	assert_int_equal(h->mp, MP_A);
+	assert_int_equal(h->narenas, 2);
+	assert_int_equal(h->arenas[1].addr, f.thread_arena);
+	assert_int_equal(h->arenas[1].nsegs, 2);
+	assert_int_equal(h->arenas[1].segs[0].heap, T1_A);
+	assert_int_equal(h->arenas[1].segs[1].heap, T2_A);
+	assert_int_equal(h->ntcaches, 2);
+	assert_int_equal(hs_glibc_analyze(h), 0);
+	dump_problems(h);
+	assert_int_equal(h->nproblems, 0);
+	assert_counts(&f, h);
+	assert_true(h->arenas[0].segs[0].complete && h->arenas[1].segs[0].complete &&
+		    h->arenas[1].segs[1].complete);
+	assert_int_equal(h->mmapped.count, 1);
+	assert_int_equal(h->mmapped.bytes, MM_LEN);
+	/* tids from TLS */
+	for (size_t i = 0; i < h->ntcaches; i++)
+		assert_int_equal(h->tcaches[i].tid,
+				 h->tcaches[i].addr == f.tc_main ? 100 : 101);
+	/* histogram: 8 x 0x1010 is the most bytes among in-use sizes */
+	assert_true(h->nhist > 3);
+	assert_int_equal(h->hist[0].size, 0x1010);
+	assert_int_equal(h->hist[0].count, 8);
+	assert_true(h->hist[1].bytes <= h->hist[0].bytes);
+	hs_glibc_close(h);
+	free_fake(&f);
+}
+
+static void test_layout_table(void **state)
+{
+	const struct tl *all[] = { &T27, &T31, &T35, &T39 };
+
+	(void)state;
+	for (size_t i = 0; i < HS_ARRAY_SIZE(all); i++) {
+		const struct tl *L = all[i];
+		const struct hs_glibc_layout *y = hs_glibc_layout_for(2, L->minor);
+
+		assert_non_null(y);
+		assert_int_equal(y->ms_fastbins, L->ms_fastbins);
+		assert_int_equal(y->ms_top, L->ms_top);
+		assert_int_equal(y->ms_bins, L->ms_bins);
+		assert_int_equal(y->ms_next, L->ms_next);
+		assert_int_equal(y->ms_system_mem, L->ms_system_mem);
+		assert_int_equal(y->ms_size, L->ms_size);
+		assert_int_equal(y->hi_size, L->hi_size);
+		assert_int_equal(y->mp_n_mmaps, L->mp_n_mmaps);
+		assert_int_equal(y->mp_mmapped_mem, L->mp_mmapped_mem);
+		assert_int_equal(y->mp_sbrk_base, L->mp_sbrk_base);
+		assert_int_equal(y->mp_tcache_bins, L->mp_tcache_bins);
+		assert_int_equal(y->mp_size, L->mp_size);
+		assert_int_equal(y->tc_count_size, L->tc_count_size);
+		assert_int_equal(y->tc_entries, L->tc_entries);
+		assert_int_equal(y->tc_chunk_size, L->tc_chunk);
+		assert_int_equal(y->safe_linking, L->safe);
+	}
+	/* 2.26 has the old malloc_state; 2.17 no tcache; outside: none */
+	assert_int_equal(hs_glibc_layout_for(2, 26)->ms_top, 0x58);
+	assert_int_equal(hs_glibc_layout_for(2, 17)->tc_count_size, 0);
+	assert_null(hs_glibc_layout_for(2, 16));
+	assert_null(hs_glibc_layout_for(2, 41));
+	assert_null(hs_glibc_layout_for(3, 0));
+}
+
+static void test_glibc_2_27(void **state) { (void)state; check_version(&T27); }
+static void test_glibc_2_31(void **state) { (void)state; check_version(&T31); }
+static void test_glibc_2_35(void **state) { (void)state; check_version(&T35); }
+static void test_glibc_2_39(void **state) { (void)state; check_version(&T39); }
+
+static void test_unsupported_version(void **state)
+{
+	struct fake f;
+	struct hs_glibc_heap *h = NULL;
+
+	(void)state;
+	build(&f, &T39, 41);
+	open_fake(&f);
+	assert_int_equal(hs_glibc_open(f.t, NULL, &h), -HS_E_UNSUPPORTED);
+	assert_non_null(h);
+	assert_int_equal(h->version_minor, 41);
+	assert_null(h->layout);
+	assert_non_null(strstr(h->version, "version 2.41"));
+	/* the walk is a no-op on an unsupported heap */
+	assert_int_equal(hs_glibc_analyze(h), 0);
+	assert_int_equal(h->walked_bytes, 0);
+	hs_glibc_close(h);
+	free_fake(&f);
+}
+
+/* No banner (as in a core without libc's read-only segments): the layout
+ * row is inferred from the structures, safe-linking included. */
+static void check_inferred(const struct tl *L, const char *row)
+{
+	struct fake f;
+	struct hs_glibc_heap *h = NULL;
+
+	build(&f, L, L->minor);
+	memset(f.r[0].buf, 0, f.r[0].len);
+	open_fake(&f);
+	assert_int_equal(hs_glibc_open(f.t, NULL, &h), 0);
+	assert_int_equal(h->version_minor, 0);
+	assert_string_equal(h->layout->name, row);
+	assert_int_equal(h->main_arena, ARENA_A);
+	assert_int_equal(hs_glibc_analyze(h), 0);
+	dump_problems(h);
+	assert_int_equal(h->nproblems, 0);
+	assert_counts(&f, h);
+	hs_glibc_close(h);
+	free_fake(&f);
+}
+
+static void test_inferred_layout(void **state)
+{
+	(void)state;
+	check_inferred(&T27, "2.27-2.29");
+	check_inferred(&T31, "2.30-2.31");
+	check_inferred(&T35, "2.35-2.40");
+}
+
+static void test_caller_main_arena(void **state)
+{
+	struct fake f;
+	struct hs_glibc_heap *h = NULL;
+	struct hs_glibc_opts o = { .main_arena = ARENA_A, .flags = HS_GLIBC_NO_TLS };
+
+	(void)state;
+	build(&f, &T35, 35);
+	open_fake(&f);
+	assert_int_equal(hs_glibc_open(f.t, &o, &h), 0);
+	assert_string_equal(h->main_arena_how, "caller");
+	/* without TLS the first chunks of the first heaps still give both */
+	assert_int_equal(h->ntcaches, 2);
+	assert_int_equal(hs_glibc_analyze(h), 0);
+	assert_int_equal(h->nproblems, 0);
+	assert_counts(&f, h);
+	hs_glibc_close(h);
+	free_fake(&f);
+}
+
+static bool has_problem(const struct hs_glibc_heap *h, hs_addr_t addr, const char *needle)
+{
+	for (size_t i = 0; i < h->nproblems && i < HS_GLIBC_MAX_PROBLEMS; i++)
+		if (h->problems[i].addr == addr && strstr(h->problems[i].msg, needle))
+			return true;
+	return false;
+}
+
+static void test_corrupt_header_resync(void **state)
+{
+	struct fake f;
+	struct hs_glibc_heap *h = NULL;
+	hs_addr_t bad;
+
+	(void)state;
+	build(&f, &T35, 35);
+	/* smash the size of the 3rd kept 0x30 chunk of the main heap */
+	bad = f.keep[0][3];
+	w64(&f, bad + 8, 0x39);
+	open_fake(&f);
+	assert_int_equal(hs_glibc_open(f.t, NULL, &h), 0);
+	assert_int_equal(hs_glibc_analyze(h), 0);
+	dump_problems(h);
+	assert_true(has_problem(h, bad, "multiple of 16"));
+	/* resynchronised at the next header: one 0x30 chunk unparsed, the
+	 * rest of the heap counted as before */
+	assert_int_equal(h->arenas[0].st[HS_CHUNK_UNPARSED].count, 1);
+	assert_int_equal(h->arenas[0].st[HS_CHUNK_UNPARSED].bytes, 0x30);
+	assert_int_equal(h->arenas[0].st[HS_CHUNK_INUSE].count,
+			 f.want[0][HS_CHUNK_INUSE].count - 1);
+	assert_int_equal(h->arenas[0].st[HS_CHUNK_TCACHE].count, 2);
+	assert_int_equal(h->arenas[0].st[HS_CHUNK_TOP].count, 1);
+	assert_true(h->arenas[0].segs[0].complete);
+	/* a second walk (e.g. for strings) does not report it again */
+	{
+		size_t np = h->nproblems;
+		struct hs_glibc_count again[HS_CHUNK_STATE_N];
+
+		memcpy(again, h->arenas[0].st, sizeof(again));
+		assert_int_equal(hs_glibc_analyze(h), 0);
+		assert_int_equal(h->nproblems, np);
+		assert_memory_equal(again, h->arenas[0].st, sizeof(again));
+	}
+	hs_glibc_close(h);
+	free_fake(&f);
+}
+
+static void test_corrupt_header_past_end(void **state)
+{
+	struct fake f;
+	struct hs_glibc_heap *h = NULL;
+	hs_addr_t bad;
+
+	(void)state;
+	build(&f, &T31, 31);
+	/* a size running past top, and nothing sane after it: the segment
+	 * stops there instead of reading beyond */
+	bad = f.keep[1][5];
+	w64(&f, bad + 8, 0x40000000 | 5);
+	open_fake(&f);
+	assert_int_equal(hs_glibc_open(f.t, NULL, &h), 0);
+	assert_int_equal(hs_glibc_analyze(h), 0);
+	dump_problems(h);
+	assert_true(has_problem(h, bad, "past the end"));
+	hs_glibc_close(h);
+	free_fake(&f);
+}
+
+static void test_fastbin_cycle(void **state)
+{
+	struct fake f;
+	struct hs_glibc_heap *h = NULL;
+	hs_addr_t head, second;
+
+	(void)state;
+	build(&f, &T39, 39);
+	/* fastbin 2 of main: head -> second -> head ... */
+	head = r64(&f, ARENA_A + T39.ms_fastbins + 16);
+	second = r64(&f, head + 16) ^ ((head + 16) >> 12);
+	w64(&f, second + 16, mangle(&f, second + 16, head));
+	open_fake(&f);
+	assert_int_equal(hs_glibc_open(f.t, NULL, &h), 0);
+	dump_problems(h);
+	assert_true(has_problem(h, head, "cycle"));
+	assert_int_equal(hs_glibc_analyze(h), 0);
+	assert_int_equal(h->arenas[0].st[HS_CHUNK_FASTBIN].count, 2);
+	hs_glibc_close(h);
+	free_fake(&f);
+}
+
+static void test_tcache_cycle(void **state)
+{
+	struct fake f;
+	struct hs_glibc_heap *h = NULL;
+	hs_addr_t e1, e2;
+
+	(void)state;
+	build(&f, &T27, 27);
+	/* tcache bin 1 of the main thread: e1 -> e2 -> e1 (plain links) */
+	e1 = r64(&f, f.tc_main + T27.tc_entries + 8);
+	e2 = r64(&f, e1);
+	w64(&f, e2, e1);
+	open_fake(&f);
+	assert_int_equal(hs_glibc_open(f.t, NULL, &h), 0);
+	dump_problems(h);
+	assert_true(has_problem(h, e1 - 16, "cycle"));
+	assert_int_equal(hs_glibc_analyze(h), 0);
+	assert_int_equal(h->arenas[0].st[HS_CHUNK_TCACHE].count, 2);
+	hs_glibc_close(h);
+	free_fake(&f);
+}
+
+static void test_bin_cycle_bounded(void **state)
+{
+	struct fake f;
+	struct hs_glibc_heap *h = NULL;
+	hs_addr_t head, c;
+
+	(void)state;
+	build(&f, &T35, 35);
+	/* unsorted chunk's fd points to itself: a cycle not through the head */
+	head = bin_head(&f, ARENA_A, 1);
+	c = r64(&f, head + 16);
+	w64(&f, c + 16, c);
+	open_fake(&f);
+	assert_int_equal(hs_glibc_open(f.t, NULL, &h), 0);
+	assert_true(has_problem(h, c, "cycle"));
+	hs_glibc_close(h);
+	free_fake(&f);
+}
+
+static void test_wild_list_pointer(void **state)
+{
+	struct fake f;
+	struct hs_glibc_heap *h = NULL;
+
+	(void)state;
+	build(&f, &T35, 35);
+	/* fastbin 5 of the thread arena points into libc's data */
+	w64(&f, f.thread_arena + T35.ms_fastbins + 5 * 8, DATA_A + 0x40);
+	open_fake(&f);
+	assert_int_equal(hs_glibc_open(f.t, NULL, &h), 0);
+	assert_true(has_problem(h, DATA_A + 0x40, "outside"));
+	assert_int_equal(hs_glibc_analyze(h), 0);
+	assert_counts(&f, h);
+	hs_glibc_close(h);
+	free_fake(&f);
+}
+
+struct collect {
+	uint64_t n[HS_CHUNK_STATE_N];
+	hs_addr_t last;
+	bool ordered;
+	int stop_after;
+};
+
+static int collect_cb(void *ud, const struct hs_glibc_chunk *c)
+{
+	struct collect *co = ud;
+
+	co->n[c->state]++;
+	if (c->arena == 0 && c->state != HS_CHUNK_TOP) {
+		if (c->addr < co->last)
+			co->ordered = false;
+		co->last = c->addr;
+	}
+	return --co->stop_after == 0 ? 42 : 0;
+}
+
+static void test_for_each_chunk(void **state)
+{
+	struct fake f;
+	struct hs_glibc_heap *h = NULL;
+	struct collect co;
+
+	(void)state;
+	build(&f, &T35, 35);
+	open_fake(&f);
+	assert_int_equal(hs_glibc_open(f.t, NULL, &h), 0);
+	memset(&co, 0, sizeof(co));
+	co.ordered = true;
+	co.stop_after = -1;
+	assert_int_equal(hs_glibc_for_each_chunk(h, collect_cb, &co), 0);
+	assert_true(co.ordered);
+	assert_int_equal(co.n[HS_CHUNK_TCACHE], 3);
+	assert_int_equal(co.n[HS_CHUNK_FASTBIN], 3);
+	assert_int_equal(co.n[HS_CHUNK_SMALLBIN], 2);
+	assert_int_equal(co.n[HS_CHUNK_TOP], 2);
+	assert_int_equal(co.n[HS_CHUNK_MMAPPED], 1);
+	/* a callback's non-zero value stops the walk and comes back */
+	memset(&co, 0, sizeof(co));
+	co.stop_after = 3;
+	assert_int_equal(hs_glibc_for_each_chunk(h, collect_cb, &co), 42);
+	hs_glibc_close(h);
+	free_fake(&f);
+}
+
+static void test_free_set_cap(void **state)
+{
+	struct fake f;
+	struct hs_glibc_heap *h = NULL;
+	struct hs_glibc_opts o = { .max_free_chunks = 2 };
+
+	(void)state;
+	build(&f, &T35, 35);
+	open_fake(&f);
+	assert_int_equal(hs_glibc_open(f.t, &o, &h), 0);
+	assert_true(h->free_set_full);
+	assert_true(has_problem(h, h->problems[0].addr, "set full"));
+	assert_int_equal(hs_glibc_analyze(h), 0);
+	hs_glibc_close(h);
+	free_fake(&f);
+}
+
+static void test_no_glibc(void **state)
+{
+	struct hs_target *t;
+	struct hs_glibc_heap *h = NULL;
+	static unsigned char buf[4096];
+
+	(void)state;
+	assert_int_equal(hs_target_open_mem(&t), 0);
+	hs_target_mem_add(t, 0x10000, buf, sizeof(buf), HS_PERM_R | HS_PERM_W, "");
+	assert_int_equal(hs_glibc_open(t, NULL, &h), -HS_E_UNSUPPORTED);
+	assert_non_null(h);
+	assert_int_equal(h->version_minor, 0);
+	hs_glibc_close(h);
+	hs_target_close(t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_layout_table),
+		cmocka_unit_test(test_glibc_2_27),
+		cmocka_unit_test(test_glibc_2_31),
+		cmocka_unit_test(test_glibc_2_35),
+		cmocka_unit_test(test_glibc_2_39),
+		cmocka_unit_test(test_unsupported_version),
+		cmocka_unit_test(test_inferred_layout),
+		cmocka_unit_test(test_caller_main_arena),
+		cmocka_unit_test(test_corrupt_header_resync),
+		cmocka_unit_test(test_corrupt_header_past_end),
+		cmocka_unit_test(test_fastbin_cycle),
+		cmocka_unit_test(test_tcache_cycle),
+		cmocka_unit_test(test_bin_cycle_bounded),
+		cmocka_unit_test(test_wild_list_pointer),
+		cmocka_unit_test(test_for_each_chunk),
+		cmocka_unit_test(test_free_set_cap),
+		cmocka_unit_test(test_no_glibc),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
