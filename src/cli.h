@@ -91,6 +91,7 @@ int cmd_scan(int argc, char **argv);
 int cmd_strings(int argc, char **argv);
 int cmd_heap(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
+int cmd_core(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 
 #endif

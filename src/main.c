@@ -21,6 +21,7 @@ static const struct cmd_struct commands[] = {
 	{ "strings", cmd_strings, "count printable strings in the target's memory" },
 	{ "heap", cmd_heap, "walk the glibc heap: arenas, chunks in use and free" },
 	{ "dump", cmd_dump, "write an ELF core file that gdb opens" },
+	{ "core", cmd_core, "the default report on a core file (same as scan -c FILE)" },
 	{ "check", cmd_check, "probe what this machine lets heapscan do" },
 };
 
