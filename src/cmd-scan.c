@@ -5,6 +5,8 @@
  */
 #include "cli.h"
 #include "report.h"
+#include "report-heap.h"
+#include "report-strings.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -12,26 +14,41 @@
 
 enum {
 	OPT_TOP_REGIONS = HS_OPT_FIRST_PRIVATE,
+	OPT_TOP,
+	OPT_NO_HEAP,
+	OPT_NO_STRINGS,
 };
 
 static const char usage_text[] =
 	"usage: heapscan [scan] (-p PID | -c CORE) [options]\n\n"
 	"Reports where the target's memory is: regions by class (from smaps),\n"
-	"the largest regions and the file-backed modules.\n\n"
+	"the largest regions, the file-backed modules, the glibc heap (arenas,\n"
+	"chunks in use and free, sizes by bytes) and the top strings.\n"
+	"'heapscan heap' and 'heapscan strings' give each analysis in full.\n\n"
 	"options:\n"
 	"%s"
-	"      --top-regions N  how many of the largest regions to list (default 10)\n";
+	"      --top-regions N  how many of the largest regions to list (default 10)\n"
+	"      --top N          how many strings and chunk sizes to list (default 10)\n"
+	"      --no-heap        skip the glibc heap section\n"
+	"      --no-strings     skip the strings section\n";
 
 int cmd_scan(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		HS_CLI_COMMON_LONGOPTS,
 		{ "top-regions", required_argument, NULL, OPT_TOP_REGIONS },
+		{ "top", required_argument, NULL, OPT_TOP },
+		{ "no-heap", no_argument, NULL, OPT_NO_HEAP },
+		{ "no-strings", no_argument, NULL, OPT_NO_STRINGS },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct hs_cli_opts o = { 0 };
 	struct hs_target *t = NULL;
-	uint64_t top_regions = 10;
+	uint64_t top_regions = 10, top = 10;
+	bool want_heap = true, want_strings = true;
+	struct hs_glibc_heap *heap = NULL;
+	struct hs_str_result strs;
+	int heap_err = 0, str_err = 0;
 	int c, ret;
 
 	optind = 1;
@@ -50,6 +67,16 @@ int cmd_scan(int argc, char **argv)
 			if (hs_cli_parse_u64(optarg, &top_regions) || top_regions > 100000)
 				return hs_cli_usage_err("scan", "invalid --top-regions '%s'", optarg);
 			break;
+		case OPT_TOP:
+			if (hs_cli_parse_u64(optarg, &top) || top == 0 || top > 100000)
+				return hs_cli_usage_err("scan", "invalid --top '%s'", optarg);
+			break;
+		case OPT_NO_HEAP:
+			want_heap = false;
+			break;
+		case OPT_NO_STRINGS:
+			want_strings = false;
+			break;
 		case ':':
 			return hs_cli_usage_err("scan", "option '%s' needs a value", argv[optind - 1]);
 		default:
@@ -65,9 +92,16 @@ int cmd_scan(int argc, char **argv)
 		return ret;
 	hs_cli_test_hold();
 
-	/* Memory-reading sections go here, while the target is stopped. */
-
+	/* Everything that reads memory runs while the target is stopped; the
+	 * report is formatted after it is released. */
+	memset(&strs, 0, sizeof(strs));
+	if (want_heap && !hs_interrupted)
+		heap_err = hs_report_heap_collect(t, NULL, &heap);
+	if (want_strings && !hs_interrupted)
+		str_err = hs_report_strings_collect(t, (unsigned)top, &strs);
 	if (hs_interrupted) {
+		hs_glibc_close(heap);
+		hs_str_result_release(&strs);
 		hs_target_close(t);
 		hs_cli_err("interrupted; target released");
 		return HS_EXIT_FATAL;
@@ -83,12 +117,32 @@ int cmd_scan(int argc, char **argv)
 		hs_json_str(&j, "command", "scan");
 		hs_report_header_json(&j, t);
 		hs_report_regions_json(&j, t);
+		if (want_heap)
+			hs_report_heap_json(&j, heap, heap_err, (unsigned)top, 0);
+		if (want_strings) {
+			hs_json_obj_begin(&j, "strings");
+			if (str_err < 0)
+				hs_json_str(&j, "error", hs_strerror(str_err));
+			else
+				hs_report_strings_json(&j, &strs, t);
+			hs_json_obj_end(&j);
+		}
 		hs_json_obj_end(&j);
 		hs_json_finish(&j);
 	} else {
 		hs_report_header_text(stdout, t);
 		hs_report_regions_text(stdout, t, (unsigned)top_regions);
+		if (want_heap)
+			hs_report_heap_text(stdout, heap, heap_err, (unsigned)top, 0);
+		if (want_strings) {
+			if (str_err < 0)
+				printf("\nTop strings: not available: %s\n", hs_strerror(str_err));
+			else
+				hs_report_strings_text(stdout, &strs, t);
+		}
 	}
+	hs_glibc_close(heap);
+	hs_str_result_release(&strs);
 	ret = hs_cli_exit_for(t);
 	hs_target_close(t);
 	if (fflush(stdout) != 0) {

@@ -22,8 +22,11 @@ class ScanThreadsVictim(h.TmpDirTestCase):
     @classmethod
     def setUpClass(cls):
         cls.v = h.Victim("threads_victim", 3)
-        cls.rep, cls.rc, _ = h.run_json("-p", cls.v.pid)
+        # smaps before heapscan reads anything: reading memory maps file
+        # pages (libc's version string) into the target, which moves its
+        # file-backed Rss; heapscan takes its smaps before it reads.
         cls.smaps = h.read_smaps(cls.v.pid)
+        cls.rep, cls.rc, _ = h.run_json("-p", cls.v.pid)
 
     @classmethod
     def tearDownClass(cls):
@@ -158,10 +161,10 @@ class ScanRealPython(h.TmpDirTestCase):
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         try:
             self.assertEqual(p.stdout.readline().strip(), "ready")
+            smaps = h.read_smaps(p.pid)
             rep, rc, _ = h.run_json("-p", p.pid)
             self.assertEqual(rc, 0)
             self.assertEqual(rep["target"]["exe"], os.path.realpath(sys.executable))
-            smaps = h.read_smaps(p.pid)
             self.assertEqual(rep["totals"]["smaps"]["Rss"],
                              sum(f.get("Rss", 0) for *_, f in smaps))
             self.assertEqual(sum(c["smaps"]["Rss"] for c in rep["classes"]),
@@ -171,6 +174,40 @@ class ScanRealPython(h.TmpDirTestCase):
         finally:
             p.kill()
             p.wait()
+
+
+class ScanLeakyWorker(h.TmpDirTestCase):
+    """The default report on the demo worker names the leak: its two strings
+    with exact counts, and its record's chunk size first by bytes."""
+
+    def test_leak_named(self):
+        with h.Victim("leaky_worker", 30000) as v:
+            n = v.fact("records")
+            rep, rc, _ = h.run_json("-p", v.pid)
+            self.assertEqual(rc, 0)
+            top = rep["strings"]["strings"][:2]
+            self.assertEqual({s["string"] for s in top},
+                             {v.facts["string1"][0], v.facts["string2"][0]})
+            for s in top:
+                self.assertEqual(s["count"], n)
+            first = rep["heap"]["histogram"][0]
+            size = v.fact("record_size")
+            self.assertEqual(first["size"], (size + 8 + 15) // 16 * 16)
+            self.assertEqual(first["count"], n)
+
+    def test_target_exits_mid_run(self):
+        with h.Victim("leaky_worker", 30000) as v:
+            rc, out, err = h.run("-p", v.pid, "--json",
+                                 env={"HEAPSCAN_TEST_KILL_AFTER_READS": "3"})
+            self.assertEqual(rc, 1, err)
+            import json
+            rep = json.loads(out)
+            self.assertTrue(rep["partial"])
+            self.assertTrue(rep["target_exited"])
+            # What was read before it died is still reported.
+            self.assertGreater(rep["totals"]["count"], 0)
+            rc, out, err = h.run("-p", str(v.pid))
+            self.assertEqual(rc, 2)
 
 
 if __name__ == "__main__":

@@ -40,8 +40,16 @@ class Signals(h.TmpDirTestCase):
             self.assertEqual(p.returncode, 2)
             self.assertIn("interrupted; target released", err)
             self.assertEqual(out, "")
-            self.assertEqual(thread_states(v.pid), ["S"] * 3)
+            self.assertReleased(v.pid)
             v.send("ping")
+
+    def assertReleased(self, pid):
+        # No thread in a tracing stop, no tracer.  (A thread may be briefly
+        # 'R' while its interrupted futex wait restarts, so not == 'S'.)
+        for st in thread_states(pid):
+            self.assertNotIn(st, ("t", "T"))
+        with open("/proc/%d/status" % pid) as f:
+            self.assertIn("TracerPid:\t0\n", f.read())
 
     def test_sigint_releases_target(self):
         self.check_signal(signal.SIGINT)
@@ -59,9 +67,7 @@ class Signals(h.TmpDirTestCase):
             p.stderr.close()
             # The kernel detached every thread when the tracer died.
             v.send("ping")
-            self.assertEqual(thread_states(v.pid), ["S"] * 3)
-            with open("/proc/%d/status" % v.pid) as f:
-                self.assertIn("TracerPid:\t0\n", f.read())
+            self.assertReleased(v.pid)
 
 
 if __name__ == "__main__":
