@@ -148,5 +148,16 @@ class Errors(h.TmpDirTestCase):
             self.assertIn(opt, out)
 
 
+    def test_every_option_in_man_page(self):
+        import re
+        with open(os.path.join(h.SOURCE, "doc", "heapscan.1")) as f:
+            man = f.read().replace("\\-", "-")
+        for cmd in ("scan", "strings", "heap", "dump", "core", "check"):
+            rc, out, err = h.run(cmd, "--help")
+            self.assertEqual(rc, 0, cmd)
+            for opt in set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", out)):
+                self.assertIn(opt, man, "%s %s" % (cmd, opt))
+
+
 if __name__ == "__main__":
     h.main()
