@@ -137,6 +137,21 @@ int hs_cli_common_opt(int c, const char *arg, struct hs_cli_opts *o)
 	}
 }
 
+int hs_cli_bad_option(const char *cmd, int c, char **argv)
+{
+	if (c == ':')
+		return hs_cli_usage_err(cmd, "option '%s' needs a value", argv[optind - 1]);
+	return hs_cli_usage_err(cmd, "unknown option '%s'", argv[optind - 1]);
+}
+
+int hs_cli_finish_options(const char *cmd, int argc, char **argv,
+			  const struct hs_cli_opts *o)
+{
+	if (optind < argc)
+		return hs_cli_usage_err(cmd, "unexpected argument '%s'", argv[optind]);
+	return hs_cli_check_target(o) < 0 ? HS_EXIT_USAGE : 0;
+}
+
 int hs_cli_check_target(const struct hs_cli_opts *o)
 {
 	if (o->pid && o->core) {

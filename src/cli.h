@@ -53,6 +53,15 @@ extern const char hs_cli_common_help[];
  */
 int hs_cli_common_opt(int c, const char *arg, struct hs_cli_opts *o);
 
+/* getopt_long's ':' (missing value) and anything else unknown, as one usage
+ * error line; returns 64. */
+int hs_cli_bad_option(const char *cmd, int c, char **argv);
+
+/* After the options: no stray arguments, exactly one target.  Returns 0,
+ * or 64 after printing the usage error. */
+int hs_cli_finish_options(const char *cmd, int argc, char **argv,
+			  const struct hs_cli_opts *o);
+
 /* Checks that exactly one of --pid/--core was given (usage error if not). */
 int hs_cli_check_target(const struct hs_cli_opts *o);
 

@@ -270,15 +270,11 @@ int cmd_dump(int argc, char **argv)
 			dopts.jobs = (unsigned)v;
 			break;
 		}
-		case ':':
-			return hs_cli_usage_err("dump", "option '%s' needs a value", argv[optind - 1]);
 		default:
-			return hs_cli_usage_err("dump", "unknown option '%s'", argv[optind - 1]);
+			return hs_cli_bad_option("dump", c, argv);
 		}
 	}
-	if (optind < argc)
-		return hs_cli_usage_err("dump", "unexpected argument '%s'", argv[optind]);
-	if (hs_cli_check_target(&o) < 0)
+	if (hs_cli_finish_options("dump", argc, argv, &o))
 		return HS_EXIT_USAGE;
 	if (!out || !*out)
 		return hs_cli_usage_err("dump", "no output file: give -o FILE");

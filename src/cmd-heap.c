@@ -72,15 +72,11 @@ int cmd_heap(int argc, char **argv)
 		case OPT_NO_MMAPPED:
 			go.flags |= HS_GLIBC_NO_MMAPPED;
 			break;
-		case ':':
-			return hs_cli_usage_err("heap", "option '%s' needs a value", argv[optind - 1]);
 		default:
-			return hs_cli_usage_err("heap", "unknown option '%s'", argv[optind - 1]);
+			return hs_cli_bad_option("heap", c, argv);
 		}
 	}
-	if (optind < argc)
-		return hs_cli_usage_err("heap", "unexpected argument '%s'", argv[optind]);
-	if (hs_cli_check_target(&o) < 0)
+	if (hs_cli_finish_options("heap", argc, argv, &o))
 		return HS_EXIT_USAGE;
 	ret = hs_cli_open_target(&o, &t);
 	if (ret)

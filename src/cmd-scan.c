@@ -77,15 +77,11 @@ int cmd_scan(int argc, char **argv)
 		case OPT_NO_STRINGS:
 			want_strings = false;
 			break;
-		case ':':
-			return hs_cli_usage_err("scan", "option '%s' needs a value", argv[optind - 1]);
 		default:
-			return hs_cli_usage_err("scan", "unknown option '%s'", argv[optind - 1]);
+			return hs_cli_bad_option("scan", c, argv);
 		}
 	}
-	if (optind < argc)
-		return hs_cli_usage_err("scan", "unexpected argument '%s'", argv[optind]);
-	if (hs_cli_check_target(&o) < 0)
+	if (hs_cli_finish_options("scan", argc, argv, &o))
 		return HS_EXIT_USAGE;
 	ret = hs_cli_open_target(&o, &t);
 	if (ret)

@@ -188,15 +188,11 @@ int cmd_strings(int argc, char **argv)
 				return hs_cli_usage_err("strings", "invalid --chunk '%s' (a power of two from 4K to 1G)", optarg);
 			so.chunk = (size_t)v;
 			break;
-		case ':':
-			return hs_cli_usage_err("strings", "option '%s' needs a value", argv[optind - 1]);
 		default:
-			return hs_cli_usage_err("strings", "unknown option '%s'", argv[optind - 1]);
+			return hs_cli_bad_option("strings", c, argv);
 		}
 	}
-	if (optind < argc)
-		return hs_cli_usage_err("strings", "unexpected argument '%s'", argv[optind]);
-	if (hs_cli_check_target(&o) < 0)
+	if (hs_cli_finish_options("strings", argc, argv, &o))
 		return HS_EXIT_USAGE;
 	if (so.max_len < so.min_len)
 		return hs_cli_usage_err("strings", "--max-len is below --min-len");
