@@ -218,6 +218,21 @@ int hs_cli_open_target(const struct hs_cli_opts *o, struct hs_target **out)
 	return HS_EXIT_FATAL;
 }
 
+void hs_cli_json_begin(struct hs_json *j, const char *cmd)
+{
+	hs_json_init(j, stdout, true);
+	hs_json_obj_begin(j, NULL);
+	hs_json_u64(j, "schema_version", 1);
+	hs_json_str(j, "heapscan_version", HS_VERSION);
+	hs_json_str(j, "command", cmd);
+}
+
+void hs_cli_json_end(struct hs_json *j)
+{
+	hs_json_obj_end(j);
+	hs_json_finish(j);
+}
+
 bool hs_cli_progress_enabled(void)
 {
 	return isatty(2);

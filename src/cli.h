@@ -71,6 +71,12 @@ int hs_cli_check_target(const struct hs_cli_opts *o);
  */
 int hs_cli_open_target(const struct hs_cli_opts *o, struct hs_target **out);
 
+/* Starts a command's JSON document on stdout: the outer object with
+ * schema_version, heapscan_version and command.  End it with
+ * hs_cli_json_end(). */
+void hs_cli_json_begin(struct hs_json *j, const char *cmd);
+void hs_cli_json_end(struct hs_json *j);
+
 /* "heapscan: <message>" on stderr, one line. */
 void hs_cli_err(const char *fmt, ...) HS_PRINTF(1, 2);
 void hs_cli_warn(const char *fmt, ...) HS_PRINTF(1, 2);

@@ -176,11 +176,7 @@ static void report_json(const char *path, const struct hs_target *t,
 {
 	struct hs_json j;
 
-	hs_json_init(&j, stdout, true);
-	hs_json_obj_begin(&j, NULL);
-	hs_json_u64(&j, "schema_version", 1);
-	hs_json_str(&j, "heapscan_version", HS_VERSION);
-	hs_json_str(&j, "command", "dump");
+	hs_cli_json_begin(&j, "dump");
 	hs_json_str(&j, "path", path);
 	hs_json_str(&j, "source", t->source);
 	hs_json_i64(&j, "pid", t->info.pid);
@@ -199,8 +195,7 @@ static void report_json(const char *path, const struct hs_target *t,
 	hs_json_double(&j, "stop_ms", ms(st->stop_ns));
 	hs_json_double(&j, "wall_ms", ms(st->wall_ns));
 	hs_json_bool(&j, "partial", (t->state & HS_TSTATE_PARTIAL) || st->bytes_unreadable);
-	hs_json_obj_end(&j);
-	hs_json_finish(&j);
+	hs_cli_json_end(&j);
 }
 
 int cmd_dump(int argc, char **argv)

@@ -105,15 +105,10 @@ int cmd_heap(int argc, char **argv)
 	if (o.json) {
 		struct hs_json j;
 
-		hs_json_init(&j, stdout, true);
-		hs_json_obj_begin(&j, NULL);
-		hs_json_u64(&j, "schema_version", 1);
-		hs_json_str(&j, "heapscan_version", HS_VERSION);
-		hs_json_str(&j, "command", "heap");
+		hs_cli_json_begin(&j, "heap");
 		hs_report_header_json(&j, t);
 		hs_report_heap_json(&j, h, 0, (unsigned)top, HS_REPORT_HEAP_DETAIL);
-		hs_json_obj_end(&j);
-		hs_json_finish(&j);
+		hs_cli_json_end(&j);
 	} else {
 		hs_report_header_text(stdout, t);
 		hs_report_heap_text(stdout, h, 0, (unsigned)top, HS_REPORT_HEAP_DETAIL);

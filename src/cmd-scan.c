@@ -106,11 +106,7 @@ int cmd_scan(int argc, char **argv)
 	(void)ret;
 	if (o.json) {
 		struct hs_json j;
-		hs_json_init(&j, stdout, true);
-		hs_json_obj_begin(&j, NULL);
-		hs_json_u64(&j, "schema_version", 1);
-		hs_json_str(&j, "heapscan_version", HS_VERSION);
-		hs_json_str(&j, "command", "scan");
+		hs_cli_json_begin(&j, "scan");
 		hs_report_header_json(&j, t);
 		hs_report_regions_json(&j, t);
 		if (want_heap)
@@ -123,8 +119,7 @@ int cmd_scan(int argc, char **argv)
 				hs_report_strings_json(&j, &strs, t);
 			hs_json_obj_end(&j);
 		}
-		hs_json_obj_end(&j);
-		hs_json_finish(&j);
+		hs_cli_json_end(&j);
 	} else {
 		hs_report_header_text(stdout, t);
 		hs_report_regions_text(stdout, t, (unsigned)top_regions);

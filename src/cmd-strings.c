@@ -228,11 +228,7 @@ int cmd_strings(int argc, char **argv)
 	if (o.json) {
 		struct hs_json j;
 
-		hs_json_init(&j, stdout, true);
-		hs_json_obj_begin(&j, NULL);
-		hs_json_u64(&j, "schema_version", 1);
-		hs_json_str(&j, "heapscan_version", HS_VERSION);
-		hs_json_str(&j, "command", "strings");
+		hs_cli_json_begin(&j, "strings");
 		hs_json_str(&j, "source", t->source);
 		hs_json_i64(&j, "pid", t->info.pid);
 		hs_json_bool(&j, "partial", (t->state & HS_TSTATE_PARTIAL) != 0);
@@ -242,8 +238,7 @@ int cmd_strings(int argc, char **argv)
 				hs_json_str(&j, NULL, hs_class_name(k));
 		hs_json_arr_end(&j);
 		hs_report_strings_json(&j, &res, t);
-		hs_json_obj_end(&j);
-		hs_json_finish(&j);
+		hs_cli_json_end(&j);
 	} else {
 		printf("heapscan %s: strings in %s (%s)\n", HS_VERSION, t->source,
 		       t->info.comm[0] ? t->info.comm : "?");
