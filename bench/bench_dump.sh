@@ -3,103 +3,101 @@
 # (fixtures/victims/leaky_worker.c, ~1.5 GB of leaked heap by default).
 #
 # usage: bench/bench_dump.sh [BUILD_DIR] [RECORDS] [RUNS]
-#   BUILD_DIR  a heapscan build (default build-core next to this repo's
+#   BUILD_DIR  a heapscan build (default build-fork next to this repo's
 #              CMakeLists.txt); the worker is BUILD_DIR/victims/leaky_worker
 #   RECORDS    leaked records (default 13000000: about 1.5 GB of heap)
 #   RUNS       runs of each tool (default 3); medians are printed
 # Environment: HS_BENCH_TMP (default /tmp) holds the core files (each up to
 # the worker's size; they are deleted after each run).
 #
-# Prints for gcore, 'heapscan dump' and 'heapscan dump --no-sync': wall
-# time, how long the target was stopped, file size and space on disk, and
-# the ratios against gcore.  gcore stops the target for its whole run;
-# heapscan reports its own stop time (--json stop_ms) next to the time it
-# spent copying memory (copy_ms).  Needs gdb (gcore); installs it with
-# apt-get if missing.
+# For gcore and three heapscan modes it prints wall time, how long the
+# target was stopped, the copy time, file size and space on disk:
+#   heapscan dump          the default: no fsync, like gcore (like for like)
+#   heapscan dump --sync   fsync before the rename (durable)
+#   heapscan dump --fork   no fsync; stopped only to fork a snapshot
+# and the ratios against gcore.  gcore stops the target for its whole run
+# and does not fsync; heapscan reports its stop time (--json stop_ms) next
+# to its copy time (copy_ms).  Needs gdb (gcore).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-build=${1:-$here/build-core}
+. "$here/bench/lib.sh"
+build=${1:-$here/build-fork}
 records=${2:-13000000}
 runs=${3:-3}
 tmp=$(mktemp -d "${HS_BENCH_TMP:-/tmp}/hs-bench-dump.XXXXXX")
 heapscan=$build/src/heapscan
 worker=$build/victims/leaky_worker
 
-command -v gcore >/dev/null || { echo "installing: gdb" >&2; apt-get install -y gdb >/dev/null; }
+hs_bench_need gcore:gdb
 for f in "$heapscan" "$worker"; do
 	[ -x "$f" ] || { echo "bench: '$f' not built" >&2; exit 2; }
 done
 
-cleanup() {
-	if [ -n "${wpid:-}" ]; then kill "$wpid" 2>/dev/null || true; wait "$wpid" 2>/dev/null || true; fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+hs_bench_start_worker "$worker" "$records"
+echo "worker pid $wpid: $records records, VmRSS $(hs_bench_rss_mib "$wpid") MiB"
 
-coproc W { exec "$worker" "$records"; }
-wpid=$W_PID
-while IFS= read -r line <&"${W[0]}"; do
-	[ "$line" = ready ] && break
-done
-rss_kb=$(awk '/^VmRSS/ {print $2}' /proc/$wpid/status)
-echo "worker pid $wpid: $records records, VmRSS $((rss_kb / 1024)) MiB"
-
-median() { sort -g | awk '{a[NR]=$1} END {printf "%.6f\n", a[int((NR+1)/2)]}'; }
-disk() { echo $(( $(stat -c %b "$1") * $(stat -c %B "$1") )); }
-
-g_wall=(); g_size=(); g_disk=()
-declare -A h_wall h_stop h_copy h_size h_disk
+modes="default sync fork"
+declare -A wall stop copy size dsk
+g_wall=""; g_size=""; g_disk=""
 for i in $(seq 1 "$runs"); do
 	# gcore: the target is stopped (attached) for the whole run.
 	sync
-	t0=$(date +%s.%N)
+	t0=$(hs_bench_now)
 	gcore -o "$tmp/gcore" "$wpid" >/dev/null 2>&1
-	t1=$(date +%s.%N)
-	g_wall+=("$(echo "$t1 - $t0" | bc -l)")
-	g_size+=("$(stat -c %s "$tmp/gcore.$wpid")")
-	g_disk+=("$(disk "$tmp/gcore.$wpid")")
+	t1=$(hs_bench_now)
+	g_wall+="$(echo "$t1 - $t0" | bc -l) "
+	g_size+="$(stat -c %s "$tmp/gcore.$wpid") "
+	g_disk+="$(hs_bench_disk "$tmp/gcore.$wpid") "
 	rm -f "$tmp/gcore.$wpid"
 
-	for mode in sync no-sync; do
+	for mode in $modes; do
 		extra=()
-		[ "$mode" = no-sync ] && extra=(--no-sync)
+		[ "$mode" = sync ] && extra=(--sync)
+		[ "$mode" = fork ] && extra=(--fork)
 		sync
-		t0=$(date +%s.%N)
+		t0=$(hs_bench_now)
 		"$heapscan" dump -p "$wpid" -o "$tmp/hs.core" --json "${extra[@]}" > "$tmp/hs.json"
-		t1=$(date +%s.%N)
-		read -r stop copy size dsk < <(python3 -c '
+		t1=$(hs_bench_now)
+		read -r s c z d < <(python3 -c '
 import json,sys; s=json.load(open(sys.argv[1]))
 print(s["stop_ms"]/1e3, s["copy_ms"]/1e3, s["file_size"], s["disk_bytes"])' "$tmp/hs.json")
-		h_wall[$mode]+="$(echo "$t1 - $t0" | bc -l) "
-		h_stop[$mode]+="$stop "
-		h_copy[$mode]+="$copy "
-		h_size[$mode]+="$size "
-		h_disk[$mode]+="$dsk "
+		wall[$mode]+="$(echo "$t1 - $t0" | bc -l) "
+		stop[$mode]+="$s "
+		copy[$mode]+="$c "
+		size[$mode]+="$z "
+		dsk[$mode]+="$d "
 		rm -f "$tmp/hs.core"
 	done
 done
 
-m() { tr ' ' '\n' | grep -v '^$' | median; }
-gw=$(printf '%s\n' "${g_wall[@]}" | median)
-gs=$(printf '%s\n' "${g_size[@]}" | median)
-gd=$(printf '%s\n' "${g_disk[@]}" | median)
+gw=$(echo "$g_wall" | hs_bench_median)
+gs=$(echo "$g_size" | hs_bench_median)
+gd=$(echo "$g_disk" | hs_bench_median)
 mib() { echo "$1 / 1048576" | bc -l; }
 
 printf '\nmedians of %d runs             wall s   stopped s    copy s    file MiB   disk MiB\n' "$runs"
 printf '  gcore                     %8.3f    %8.3f         -   %9.1f  %9.1f\n' \
 	"$gw" "$gw" "$(mib "$gs")" "$(mib "$gd")"
-for mode in sync no-sync; do
-	w=$(echo "${h_wall[$mode]}" | m)
-	s=$(echo "${h_stop[$mode]}" | m)
-	c=$(echo "${h_copy[$mode]}" | m)
-	z=$(echo "${h_size[$mode]}" | m)
-	d=$(echo "${h_disk[$mode]}" | m)
-	label="heapscan dump"
-	[ "$mode" = no-sync ] && label="heapscan dump --no-sync"
+for mode in $modes; do
+	w=$(echo "${wall[$mode]}" | hs_bench_median)
+	s=$(echo "${stop[$mode]}" | hs_bench_median)
+	c=$(echo "${copy[$mode]}" | hs_bench_median)
+	z=$(echo "${size[$mode]}" | hs_bench_median)
+	d=$(echo "${dsk[$mode]}" | hs_bench_median)
+	case $mode in
+	default) label="heapscan dump"; what="like for like (neither syncs)" ;;
+	sync) label="heapscan dump --sync"; what="durable (heapscan fsyncs, gcore does not)" ;;
+	fork) label="heapscan dump --fork"; what="fork snapshot" ;;
+	esac
 	printf '  %-24s  %8.3f    %8.3f  %8.3f   %9.1f  %9.1f\n' "$label" "$w" "$s" "$c" \
 		"$(mib "$z")" "$(mib "$d")"
-	printf '    vs gcore: %.1fx faster, target stopped %.1fx shorter, %.1fx less disk; stop - copy = %.1f ms\n' \
-		"$(echo "$gw / $w" | bc -l)" "$(echo "$gw / $s" | bc -l)" \
-		"$(echo "$gd / ($d + 1)" | bc -l)" "$(echo "($s - $c) * 1000" | bc -l)"
+	printf '    %s: %sx faster than gcore, target stopped %sx shorter (%.1f ms)' \
+		"$what" "$(hs_bench_ratio "$gw" "$w")" "$(hs_bench_ratio "$gw" "$s")" \
+		"$(echo "$s * 1000" | bc -l)"
+	if [ "$mode" = fork ]; then
+		printf '\n'
+	else
+		printf '; stop - copy = %.1f ms\n' "$(echo "($s - $c) * 1000" | bc -l)"
+	fi
 done

@@ -74,8 +74,7 @@ static int seize_pass(struct live_priv *p)
 	return added;
 }
 
-/* Waits for a seized thread's first stop and records what it was. */
-static void wait_stop(struct seized *s)
+void hs_live_wait_stop(struct seized *s)
 {
 	for (;;) {
 		int st;
@@ -161,7 +160,7 @@ int hs_live_seize_all(struct hs_target *t, struct live_priv *p)
 	} while (ret > 0 && ++passes < 1000);
 
 	for (size_t i = 0; i < p->nseized; i++)
-		wait_stop(&p->seized[i]);
+		hs_live_wait_stop(&p->seized[i]);
 
 	/* Threads we now hold, with registers. */
 	for (size_t i = 0; i < p->nseized; i++) {

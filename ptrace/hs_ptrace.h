@@ -19,6 +19,30 @@
 #include "hs_core.h"
 
 /*
+ * Open flag of the live backend only (next to enum hs_target_flags):
+ * hs_target_suspend() stops the process just long enough to make a
+ * copy-on-write fork of it inside the process (an injected clone(2)
+ * syscall, reference.md section 5), lets the process run again, and
+ * serves every read from that stopped child until hs_target_resume() or
+ * hs_target_close() kill it and reap it (a second, shorter stop of one
+ * thread).  Maps and thread registers are the parent's, taken during the
+ * stop.  Where a fork snapshot cannot be made (seccomp, 32-bit process,
+ * a group-stopped process, no syscall instruction, clone failed) suspend
+ * logs one warning and stops the process for the whole read instead;
+ * hs_live_fork_fallback() says why.
+ */
+enum hs_ptrace_flags {
+	HS_TARGET_FORK = 1 << 8,
+};
+
+/* Whether the last hs_target_suspend() of live target t served reads from
+ * a fork snapshot.  false for other backends. */
+bool hs_live_forked(const struct hs_target *t);
+/* Why the last suspend with HS_TARGET_FORK stopped the process instead, or
+ * NULL.  Static string. */
+const char *hs_live_fork_fallback(const struct hs_target *t);
+
+/*
  * Opens live process pid.  flags: enum hs_target_flags.
  * Errors: -ESRCH no such process, -HS_E_ZOMBIE, -HS_E_KTHREAD, -HS_E_SELF,
  * -EPERM/-EACCES (see hs_ptrace_diagnose_eperm), other -errno.
@@ -51,6 +75,7 @@ struct hs_proc_status_extra {
 	bool kthread;        /* "Kthread: 1" (6.x), or no VmSize line */
 	uint64_t cap_eff;
 	int threads;
+	int seccomp;         /* "Seccomp:" 0 off, 1 strict, 2 filter */
 };
 int hs_proc_parse_status_extra(FILE *f, struct hs_proc_status_extra *x) HS_MUST_CHECK;
 

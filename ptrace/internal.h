@@ -24,11 +24,35 @@ struct live_priv {
 	uint64_t stop_start;
 	uint64_t test_kill_after; /* HEAPSCAN_TEST_KILL_AFTER_READS, 0 = off */
 	uint64_t nreads;
+
+	/* Fork snapshot (fork.c), HS_TARGET_FORK. */
+	pid_t snap_pid;              /* stopped, traced child serving reads; 0 none */
+	hs_addr_t snap_insn;         /* the syscall instruction used */
+	int snap_mem_fd;             /* /proc/SNAP/mem, opened lazily; -1 */
+	unsigned char *from_parent;  /* per t->maps.v[i]: read it from pid
+					(MADV_DONTFORK/WIPEONFORK), or NULL */
+	bool forked;                 /* the last suspend made a snapshot */
+	const char *fork_fallback;   /* why it did not, or NULL */
 };
 
 /* attach.c */
 int hs_live_seize_all(struct hs_target *t, struct live_priv *p);
 void hs_live_detach_all(struct live_priv *p);
+/* Waits for seized thread s's first stop after PTRACE_INTERRUPT and
+ * records what it was (stopped, group_stop, pending_sig). */
+void hs_live_wait_stop(struct seized *s);
+
+/*
+ * fork.c.  hs_live_fork_start: with every thread of t seized and stopped
+ * and the maps fresh, makes the snapshot child (p->snap_pid) and leaves
+ * every thread stopped exactly as it was (the caller detaches them).
+ * Returns 0; -ESRCH if the target died; another negative code with
+ * p->fork_fallback set when no snapshot could be made (the target is
+ * unchanged and still stopped).  hs_live_fork_end: kills the child and
+ * reaps it inside the target, adding that stop to t->stop_ns.
+ */
+int hs_live_fork_start(struct hs_target *t, struct live_priv *p);
+void hs_live_fork_end(struct hs_target *t, struct live_priv *p);
 
 /* Reads /proc/PID/smaps (or maps) into t->maps and classifies. */
 int hs_live_read_maps(struct hs_target *t, pid_t pid);

@@ -235,32 +235,33 @@ static int refresh(struct hs_target *t, pid_t pid)
 
 /* ---- memory ---- */
 
-static int open_mem(struct hs_target *t, struct live_priv *p)
+/* /proc/PID/mem of the target, or of the snapshot child. */
+static int open_mem(struct live_priv *p, pid_t pid, int *fdp)
 {
 	int ret = 0;
 
 	pthread_mutex_lock(&p->lock);
-	if (p->mem_fd < 0) {
+	if (*fdp < 0) {
 		char path[64];
-		snprintf(path, sizeof(path), "/proc/%d/mem", (int)p->pid);
-		p->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (p->mem_fd < 0)
+		snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+		*fdp = open(path, O_RDONLY | O_CLOEXEC);
+		if (*fdp < 0)
 			ret = errno == ENOENT ? -ESRCH : -errno;
 	}
 	pthread_mutex_unlock(&p->lock);
-	(void)t;
 	return ret;
 }
 
-static int read_pread(struct hs_target *t, struct live_priv *p, hs_addr_t addr,
+static int read_pread(struct live_priv *p, pid_t pid, hs_addr_t addr,
 		      void *buf, size_t len, size_t *nread)
 {
-	int ret = open_mem(t, p);
+	int *fdp = pid == p->pid ? &p->mem_fd : &p->snap_mem_fd;
+	int ret = open_mem(p, pid, fdp);
 
 	if (ret < 0)
 		return ret;
 	while (*nread < len) {
-		ssize_t n = pread(p->mem_fd, (char *)buf + *nread, len - *nread,
+		ssize_t n = pread(*fdp, (char *)buf + *nread, len - *nread,
 				  (off_t)(addr + *nread));
 		if (n < 0) {
 			if (errno == EINTR)
@@ -274,7 +275,7 @@ static int read_pread(struct hs_target *t, struct live_priv *p, hs_addr_t addr,
 			break;
 		*nread += (size_t)n;
 	}
-	if (*nread == 0 && kill(p->pid, 0) < 0 && errno == ESRCH)
+	if (*nread == 0 && kill(pid, 0) < 0 && errno == ESRCH)
 		return -ESRCH;
 	return *nread ? 0 : -EFAULT;
 }
@@ -326,10 +327,20 @@ static void test_kill_hook(struct live_priv *p)
 #define IOV_BATCH 64
 static size_t split_at_maps(const struct hs_target *t, hs_addr_t addr, size_t len,
 			    struct iovec *remote, struct iovec *local, void *buf,
-			    int *niov)
+			    int *niov, pid_t *pid)
 {
+	const struct live_priv *p = t->priv;
 	const struct hs_map *m = hs_maps_find(&t->maps, addr);
 	size_t done = 0;
+	bool parent = false;
+
+	*pid = p->snap_pid ? p->snap_pid : p->pid;
+	if (m && p->snap_pid && p->from_parent) {
+		/* A fork snapshot: one source per call. */
+		parent = p->from_parent[m - t->maps.v];
+		if (parent)
+			*pid = p->pid;
+	}
 
 	*niov = 0;
 	if (!m) {
@@ -344,6 +355,8 @@ static size_t split_at_maps(const struct hs_target *t, hs_addr_t addr, size_t le
 		size_t n = len - done;
 
 		if (!m || a < m->start || a >= m->end)
+			break;
+		if (p->snap_pid && p->from_parent && p->from_parent[m - t->maps.v] != parent)
 			break;
 		if (m->end - a < n)
 			n = (size_t)(m->end - a);
@@ -363,14 +376,25 @@ static int live_read(struct hs_target *t, hs_addr_t addr, void *buf, size_t len,
 	struct iovec local[IOV_BATCH], remote[IOV_BATCH];
 	int niov;
 	ssize_t n;
+	pid_t pid;
+	size_t covered;
 
 	test_kill_hook(p);
 	*nread = 0;
-	if (p->use_pread)
-		return read_pread(t, p, addr, buf, len, nread);
-	if (split_at_maps(t, addr, len, remote, local, buf, &niov) == 0)
+	covered = split_at_maps(t, addr, len, remote, local, buf, &niov, &pid);
+	if (covered == 0)
 		return -EFAULT;
-	n = process_vm_readv(p->pid, local, (unsigned long)niov, remote,
+	/*
+	 * The fork snapshot through /proc/SNAP/mem, never process_vm_readv:
+	 * that pins pages (FOLL_PIN), and pinning a copy-on-write page shared
+	 * with the parent makes the kernel unshare it (since 5.19): every
+	 * page read would be copied into the child, doubling the memory
+	 * (charged to the target's cgroup) and running 3x slower.  /proc/mem
+	 * reads through get_user_pages without a pin: nothing is copied.
+	 */
+	if (p->use_pread || pid == p->snap_pid)
+		return read_pread(p, pid, addr, buf, covered, nread);
+	n = process_vm_readv(pid, local, (unsigned long)niov, remote,
 			     (unsigned long)niov, 0);
 	if (n > 0) {
 		*nread = (size_t)n;
@@ -388,7 +412,7 @@ static int live_read(struct hs_target *t, hs_addr_t addr, void *buf, size_t len,
 		/* Some kernels/LSMs refuse process_vm_readv but allow
 		 * /proc/PID/mem (style.md §4). */
 		p->use_pread = true;
-		return read_pread(t, p, addr, buf, len, nread);
+		return read_pread(p, pid, addr, buf, covered, nread);
 	default:
 		return -errno;
 	}
@@ -415,6 +439,20 @@ static int live_suspend(struct hs_target *t)
 		hs_target_resume(t);
 		return ret;
 	}
+	if (t->flags & HS_TARGET_FORK) {
+		ret = hs_live_fork_start(t, p);
+		if (ret == 0) {
+			/* The child holds the picture: let the target go. */
+			hs_live_detach_all(p);
+			t->stop_ns += hs_now_ns() - p->stop_start;
+		} else if (ret == -ESRCH) {
+			hs_target_resume(t);
+			return ret;
+		} else {
+			hs_log(HS_LOG_WARN, "no fork snapshot: %s; the process stays "
+			       "stopped while it is read", p->fork_fallback);
+		}
+	}
 	return 0;
 }
 
@@ -422,8 +460,12 @@ static int live_resume(struct hs_target *t)
 {
 	struct live_priv *p = t->priv;
 
-	hs_live_detach_all(p);
 	t->state &= ~HS_TSTATE_SUSPENDED;
+	if (p->snap_pid) {
+		hs_live_fork_end(t, p); /* adds its own, second stop */
+		return 0;
+	}
+	hs_live_detach_all(p);
 	t->stop_ns += hs_now_ns() - p->stop_start;
 	return 0;
 }
@@ -434,9 +476,11 @@ static void live_close(struct hs_target *t)
 
 	if (!p)
 		return;
+	hs_live_fork_end(t, p);
 	hs_live_detach_all(p);
 	if (p->mem_fd >= 0)
 		close(p->mem_fd);
+	free(p->from_parent);
 	pthread_mutex_destroy(&p->lock);
 	free(p->seized);
 	free(p);
@@ -506,6 +550,7 @@ int hs_target_open_pid(pid_t pid, unsigned flags, struct hs_target **out)
 	p = hs_xcalloc(1, sizeof(*p));
 	p->pid = pid;
 	p->mem_fd = -1;
+	p->snap_mem_fd = -1;
 	pthread_mutex_init(&p->lock, NULL);
 	{
 		const char *k = getenv("HEAPSCAN_TEST_KILL_AFTER_READS");

@@ -213,6 +213,8 @@ int hs_proc_parse_status_extra(FILE *f, struct hs_proc_status_extra *x)
 			x->cap_eff = strtoull(val, NULL, 16);
 		else if (!strcmp(line, "Threads"))
 			x->threads = atoi(val);
+		else if (!strcmp(line, "Seccomp"))
+			x->seccomp = atoi(val);
 		else if (!strcmp(line, "VmSize"))
 			seen_vm = true;
 	}

@@ -18,6 +18,9 @@ const char hs_cli_common_help[] =
 	"      --exe FILE     the executable, for a core that does not name it\n"
 	"      --no-stop      read a live process without stopping it\n"
 	"                     (faster for the target, but the picture may tear)\n"
+	"      --fork         stop a live process only to fork a copy-on-write\n"
+	"                     snapshot of it inside it (milliseconds), then read\n"
+	"                     the snapshot while the process runs on\n"
 	"      --json         one JSON document on stdout instead of text\n"
 	"  -h, --help         this help\n";
 
@@ -129,6 +132,9 @@ int hs_cli_common_opt(int c, const char *arg, struct hs_cli_opts *o)
 	case HS_OPT_NO_STOP:
 		o->no_stop = true;
 		return 1;
+	case HS_OPT_FORK:
+		o->fork = true;
+		return 1;
 	case HS_OPT_JSON:
 		o->json = true;
 		return 1;
@@ -166,6 +172,14 @@ int hs_cli_check_target(const struct hs_cli_opts *o)
 		hs_cli_err("--exe goes with --core; see 'heapscan --help'");
 		return -1;
 	}
+	if (o->fork && o->core) {
+		hs_cli_err("--fork goes with --pid; see 'heapscan --help'");
+		return -1;
+	}
+	if (o->fork && o->no_stop) {
+		hs_cli_err("--fork and --no-stop exclude each other; see 'heapscan --help'");
+		return -1;
+	}
 	return 0;
 }
 
@@ -182,7 +196,8 @@ int hs_cli_open_target(const struct hs_cli_opts *o, struct hs_target **out)
 		}
 		return 0;
 	}
-	ret = hs_target_open_pid(o->pid, o->no_stop ? HS_TARGET_NO_STOP : 0, out);
+	ret = hs_target_open_pid(o->pid, (o->no_stop ? HS_TARGET_NO_STOP : 0) |
+				 (o->fork ? HS_TARGET_FORK : 0), out);
 	if (ret == 0 && !o->no_stop) {
 		ret = hs_target_suspend(*out);
 		if (ret < 0) {
@@ -246,18 +261,33 @@ int hs_cli_exit_for(const struct hs_target *t)
 void hs_cli_test_hold(void)
 {
 	sigset_t block, old;
+	const char *hold = getenv("HEAPSCAN_TEST_HOLD");
+	bool go_on;
 
-	if (!getenv("HEAPSCAN_TEST_HOLD"))
+	if (!hold)
 		return;
+	/* "resume": wait for SIGUSR1, then carry on with the run (tests
+	 * change the target while a --fork snapshot is held). */
+	go_on = !strcmp(hold, "resume");
 	/* Block first, so a signal sent right after the line is not lost
 	 * between the flag test and sigsuspend(). */
 	sigemptyset(&block);
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &block, &old);
 	fputs("heapscan: test: holding\n", stderr);
 	fflush(stderr);
-	while (!hs_interrupted)
-		sigsuspend(&old);
+	if (go_on) {
+		int sig = 0;
+
+		sigemptyset(&block);
+		sigaddset(&block, SIGUSR1);
+		while (sigwait(&block, &sig) != 0)
+			;
+	} else {
+		while (!hs_interrupted)
+			sigsuspend(&old);
+	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
 }

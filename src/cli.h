@@ -24,6 +24,7 @@ struct hs_cli_opts {
 	const char *core;    /* -c/--core FILE, or NULL */
 	const char *exe;     /* --exe FILE for cores */
 	bool no_stop;
+	bool fork;           /* --fork: read a copy-on-write fork snapshot */
 	bool json;
 };
 
@@ -32,6 +33,7 @@ enum {
 	HS_OPT_EXE = 0x1000,
 	HS_OPT_NO_STOP,
 	HS_OPT_JSON,
+	HS_OPT_FORK,
 	HS_OPT_FIRST_PRIVATE = 0x1100, /* commands number theirs from here */
 };
 
@@ -40,6 +42,7 @@ enum {
 	{ "core", required_argument, NULL, 'c' },                               \
 	{ "exe", required_argument, NULL, HS_OPT_EXE },                         \
 	{ "no-stop", no_argument, NULL, HS_OPT_NO_STOP },                       \
+	{ "fork", no_argument, NULL, HS_OPT_FORK },                             \
 	{ "json", no_argument, NULL, HS_OPT_JSON },                             \
 	{ "help", no_argument, NULL, 'h' }
 #define HS_CLI_COMMON_SHORTOPTS "p:c:h"
@@ -98,6 +101,8 @@ int hs_cli_exit_for(const struct hs_target *t);
  * The test hook HEAPSCAN_TEST_HOLD=1: after the target is suspended, write
  * "heapscan: test: holding" to stderr and wait for a signal, so tests can
  * signal or kill heapscan while the target is stopped, without sleeps.
+ * HEAPSCAN_TEST_HOLD=resume: the same line, then wait for SIGUSR1 and go on
+ * with the run.
  */
 void hs_cli_test_hold(void);
 

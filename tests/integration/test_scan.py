@@ -1,5 +1,6 @@
 """heapscan scan (-p PID) against victims that print their own ground truth."""
 import os
+import time
 import subprocess
 import sys
 
@@ -148,6 +149,12 @@ class ScanStoppedProcess(h.TmpDirTestCase):
             rep, rc, _ = h.run_json("-p", v.pid)
             self.assertEqual(rc, 0)
             self.assertEqual(rep["target"]["state"], "T")
+            # A detached thread passes through 'R' on its way back into the
+            # group stop; had heapscan resumed it, it would settle in 'S'
+            # (blocked reading stdin).  Bounded wait for it to settle.
+            deadline = time.monotonic() + 5
+            while v.state() == "R" and time.monotonic() < deadline:
+                os.sched_yield()
             self.assertEqual(v.state(), "T")
             os.kill(v.pid, 18)  # SIGCONT
             v.send("ping")

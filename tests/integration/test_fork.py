@@ -1,0 +1,279 @@
+"""--fork: reads come from a copy-on-write fork made inside the target,
+which runs on meanwhile; afterwards the target is exactly as it was.
+
+Victim: fixtures/victims/fork_victim.c (a writer thread rewriting 4096
+"hs-fork-gen-NNNNNNNN" strings with one generation per pass, a sleeper in
+clock_nanosleep, a reader blocked on an empty pipe, main blocked on stdin).
+HEAPSCAN_TEST_HOLD=resume makes heapscan say "holding" once the snapshot
+exists and go on at SIGUSR1; HEAPSCAN_TEST_HOLD=1 waits for SIGINT/SIGTERM.
+"""
+import json
+import os
+import re
+import select
+import signal
+import struct
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness as h  # noqa: E402
+from coreutil import NT_PRSTATUS, Core  # noqa: E402
+
+GEN = re.compile(r"^hs-fork-gen-(\d{8})$")
+
+
+def tasks(pid):
+    return sorted(int(t) for t in os.listdir("/proc/%d/task" % pid))
+
+
+def children(pid):
+    out = []
+    for t in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/children" % (pid, t)) as f:
+            out += [int(c) for c in f.read().split()]
+    return out
+
+
+def proc_state(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+def signal_state(pid):
+    """{tid: (SigPnd, ShdPnd, SigBlk, SigIgn, SigCgt)} of every thread."""
+    res = {}
+    for t in tasks(pid):
+        with open("/proc/%d/task/%d/status" % (pid, t)) as f:
+            d = dict(l.split(":", 1) for l in f if ":" in l)
+        res[t] = tuple(d[k].strip() for k in ("SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt"))
+    return res
+
+
+def thread_states(pid):
+    return [proc_state_tid(pid, t) for t in tasks(pid)]
+
+
+def proc_state_tid(pid, tid):
+    with open("/proc/%d/task/%d/stat" % (pid, tid)) as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+def ping(v):
+    v.send("ping")
+    return v.fact("gen"), v.fact("early"), v.fact("piperr")
+
+
+def gens(strings):
+    """{generation: count} of the victim's strings in a strings report."""
+    res = {}
+    for s in strings:
+        m = GEN.match(s["string"])
+        if m:
+            res[int(m.group(1))] = s["count"]
+    return res
+
+
+def prstatus_regs(path):
+    """{tid: 27 registers} from a core's NT_PRSTATUS notes."""
+    res = {}
+    for name, t, desc in Core(path).notes:
+        if name == "CORE" and t == NT_PRSTATUS:
+            tid = struct.unpack_from("<i", desc, 32)[0]
+            res[tid] = struct.unpack_from("<27Q", desc, 112)
+    return res
+
+
+def start(args, hold):
+    env = dict(os.environ, HEAPSCAN_TEST_HOLD=hold)
+    p = subprocess.Popen([h.HEAPSCAN] + [str(a) for a in args], env=env, text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    line = p.stderr.readline()
+    if line != "heapscan: test: holding\n":
+        p.kill()
+        p.communicate()
+        raise AssertionError("heapscan did not hold: %r" % line)
+    return p
+
+
+class Fork(h.TmpDirTestCase):
+    def assertUnchanged(self, v, before_tasks, before_sig):
+        """Same threads, no child or zombie, same signal state, none stopped."""
+        self.assertEqual(tasks(v.pid), before_tasks)
+        self.assertEqual(children(v.pid), [])
+        self.assertEqual(signal_state(v.pid), before_sig)
+        for st in thread_states(v.pid):
+            self.assertNotIn(st, ("t", "T"))
+        with open("/proc/%d/status" % v.pid) as f:
+            self.assertIn("TracerPid:\t0\n", f.read())
+        gen, early, piperr = ping(v)
+        # The interrupted clock_nanosleep and pipe read were restarted,
+        # not ended: the injection restored the registers exactly.
+        self.assertEqual(early, 0)
+        self.assertEqual(piperr, 0)
+        return gen
+
+    def test_snapshot_while_target_runs(self):
+        with h.Victim("fork_victim") as v:
+            slots = v.fact("slots")
+            t0, s0 = tasks(v.pid), signal_state(v.pid)
+            p = start(["strings", "--fork", "-p", v.pid, "--json", "--top", "20"], "resume")
+            try:
+                # The snapshot exists: one child of the target, stopped by
+                # us; the target itself is not stopped and answers.
+                kids = children(v.pid)
+                self.assertEqual(len(kids), 1)
+                self.assertEqual(proc_state(kids[0]), "t")
+                for st in thread_states(v.pid):
+                    self.assertNotIn(st, ("t", "T"))
+                g1 = ping(v)[0]
+                # Overwrite every slot in the target: the snapshot must not
+                # see it.
+                v.send("freeze 99999999")
+                self.assertEqual(v.fact("frozen"), 99999999)
+            finally:
+                p.send_signal(signal.SIGUSR1)
+                out, err = p.communicate(timeout=120)
+            self.assertEqual(p.returncode, 0, err)
+            self.assertEqual(err, "")
+            rep = json.loads(out)
+            g = gens(rep["strings"])
+            self.assertNotIn(99999999, g)
+            # One instant: all slots from one pass, or two consecutive
+            # passes with the writer caught between them.
+            self.assertEqual(sum(g.values()), slots)
+            self.assertLessEqual(len(g), 2, g)
+            self.assertEqual(max(g) - min(g), len(g) - 1, g)
+            self.assertLessEqual(max(g), g1)
+            self.assertGreater(rep["summary"]["stop_ms"], 0)
+            self.assertLess(rep["summary"]["stop_ms"], 500)
+            self.assertUnchanged(v, t0, s0)
+
+    def test_dump_fork_consistent(self):
+        with h.Victim("fork_victim") as v:
+            t0, s0 = tasks(v.pid), signal_state(v.pid)
+            path = os.path.join(self.tmp, "f.core")
+            st, rc, err = h.run_json("dump", "--fork", "-p", v.pid, "-o", path)
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(st["snapshot"], "fork")
+            self.assertLess(st["stop_ms"], 500)
+            self.assertUnchanged(v, t0, s0)
+            c = Core(path)
+            counts = {}
+            for ph in c.loads:
+                for m in re.finditer(rb"hs-fork-gen-(\d{8})\0", c.segment_bytes(ph)):
+                    counts[int(m.group(1))] = counts.get(int(m.group(1)), 0) + 1
+            self.assertEqual(sum(counts.values()), v.fact("slots"))
+            self.assertLessEqual(len(counts), 2, counts)
+            self.assertEqual(max(counts) - min(counts), len(counts) - 1)
+            # The threads in the dump are the target's, not the child's.
+            self.assertEqual(sorted(c.prstatus_tids()), t0)
+
+    def test_registers_unchanged(self):
+        """Threads blocked in syscalls have the very same registers in
+        stop-mode dumps before and after three --fork runs (the main
+        thread, where clone and wait4 were injected, included)."""
+        with h.Victim("fork_victim") as v:
+            blocked = [v.pid] + [int(l.split()[1]) for l in v.lines
+                                 if l.startswith("thread ") and l.split()[2] != "writer"]
+            a = os.path.join(self.tmp, "a.core")
+            b = os.path.join(self.tmp, "b.core")
+            # Twice: an interrupted clock_nanosleep comes back as
+            # restart_syscall (orig_rax 219), and stays that.
+            for _ in range(2):
+                rc, _, err = h.run("dump", "-p", v.pid, "-o", a, "--force")
+                self.assertEqual(rc, 0, err)
+            for _ in range(3):
+                rc, _, err = h.run("scan", "--fork", "-p", v.pid)
+                self.assertEqual(rc, 0, err)
+                self.assertEqual(err, "")
+            rc, _, err = h.run("dump", "-p", v.pid, "-o", b)
+            self.assertEqual(rc, 0, err)
+            ra, rb = prstatus_regs(a), prstatus_regs(b)
+            for tid in blocked:
+                self.assertEqual(ra[tid], rb[tid], tid)
+            self.assertEqual(children(v.pid), [])
+            self.assertEqual(ping(v)[1:], (0, 0))
+
+    def test_dontfork_region_read_from_parent(self):
+        with h.Victim("fork_victim", "dontfork") as v:
+            rep, rc, err = h.run_json("strings", "--fork", "-p", v.pid, "--top", "50")
+            self.assertEqual(rc, 0, err)
+            n = {s["string"]: s["count"] for s in rep["strings"]}
+            self.assertEqual(n.get("hs-fork-dontfork-marker"), v.fact("dontfork", 1))
+            self.assertEqual(children(v.pid), [])
+
+    def check_fallback(self, v, env, reason):
+        t0, s0 = tasks(v.pid), signal_state(v.pid)
+        rep, rc, err = h.run_json("strings", "--fork", "-p", v.pid, "--top", "20", env=env)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(err, "heapscan: warning: no fork snapshot: %s; the process "
+                         "stays stopped while it is read\n" % reason)
+        g = gens(rep["strings"])
+        self.assertEqual(sum(g.values()), v.fact("slots"))
+        self.assertLessEqual(len(g), 2)
+        self.assertUnchanged(v, t0, s0)
+
+    def test_seccomp_falls_back(self):
+        with h.Victim("fork_victim", "seccomp") as v:
+            self.check_fallback(v, None, "the process has a seccomp filter (clone may "
+                                "be refused or kill it)")
+
+    def test_no_syscall_instruction_falls_back(self):
+        with h.Victim("fork_victim") as v:
+            self.check_fallback(v, {"HEAPSCAN_TEST_FORK": "no-insn"},
+                                "no syscall instruction was found in its code")
+
+    def test_usage(self):
+        rc, _, err = h.run("scan", "--fork", "--no-stop", "-p", "1")
+        self.assertEqual(rc, 64)
+        self.assertIn("--fork and --no-stop exclude each other", err)
+        rc, _, err = h.run("scan", "--fork", "-c", "/nonexistent")
+        self.assertEqual(rc, 64)
+        self.assertIn("--fork goes with --pid", err)
+
+    def check_signal(self, sig):
+        with h.Victim("fork_victim") as v:
+            t0, s0 = tasks(v.pid), signal_state(v.pid)
+            p = start(["strings", "--fork", "-p", v.pid], "1")
+            self.assertEqual(len(children(v.pid)), 1)
+            p.send_signal(sig)
+            out, err = p.communicate(timeout=60)
+            self.assertEqual(p.returncode, 2, err)
+            self.assertIn("interrupted; target released", err)
+            self.assertEqual(out, "")
+            self.assertUnchanged(v, t0, s0)
+
+    def test_sigint_kills_snapshot(self):
+        self.check_signal(signal.SIGINT)
+
+    def test_sigterm_kills_snapshot(self):
+        self.check_signal(signal.SIGTERM)
+
+    def test_sigkill_of_heapscan(self):
+        """SIGKILL cannot be handled: the kernel kills the snapshot child
+        (PTRACE_O_EXITKILL) and it stays the target's zombie, unseen by
+        wait(2) without __WALL, until the target exits.  The target runs on
+        unharmed."""
+        with h.Victim("fork_victim") as v:
+            t0 = tasks(v.pid)
+            p = start(["strings", "--fork", "-p", v.pid], "1")
+            kids = children(v.pid)
+            self.assertEqual(len(kids), 1)
+            fd = os.pidfd_open(kids[0])
+            p.kill()
+            p.communicate()
+            # A pidfd becomes readable when its process has exited.
+            select.select([fd], [], [], 60)
+            os.close(fd)
+            self.assertEqual(tasks(v.pid), t0)
+            gen, early, piperr = ping(v)
+            self.assertEqual((early, piperr), (0, 0))
+            self.assertEqual(children(v.pid), kids)
+            self.assertEqual(proc_state(kids[0]), "Z")
+            for st in thread_states(v.pid):
+                self.assertNotIn(st, ("t", "T"))
+
+
+if __name__ == "__main__":
+    h.main()
