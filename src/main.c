@@ -23,6 +23,7 @@ static const struct cmd_struct commands[] = {
 	{ "dump", cmd_dump, "write an ELF core file that gdb opens" },
 	{ "core", cmd_core, "the default report on a core file (same as scan -c FILE)" },
 	{ "check", cmd_check, "probe what this machine lets heapscan do" },
+	{ "stacks", cmd_stacks, "every thread's backtrace, symbolized (like eu-stack)" },
 };
 
 static void usage(FILE *out)

@@ -152,7 +152,12 @@ class Errors(h.TmpDirTestCase):
         import re
         with open(os.path.join(h.SOURCE, "doc", "heapscan.1")) as f:
             man = f.read().replace("\\-", "-")
-        for cmd in ("scan", "strings", "heap", "dump", "core", "check"):
+        rc, out, _ = h.run("--help")
+        self.assertEqual(rc, 0)
+        cmds = re.findall(r"^  ([a-z]+) ", out.split("commands:")[1], re.M)
+        self.assertIn("scan", cmds)
+        for cmd in cmds:
+            self.assertRegex(man, r"\.SS heapscan %s\b|\.B %s\b" % (cmd, cmd))
             rc, out, err = h.run(cmd, "--help")
             self.assertEqual(rc, 0, cmd)
             for opt in set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", out)):

@@ -1,0 +1,309 @@
+/*
+ * heapscan stacks: every thread's backtrace, symbolized like eu-stack
+ * (frame number, pc, function+offset, module, file:line with debug info),
+ * optionally with a few instructions around each frame's pc.
+ *
+ * Live processes are stopped only while unwinding (libunwind-ptrace);
+ * cores and dumps are unwound by libdwfl.  Names come from hs_syms, the
+ * resolver `show` uses, so the two agree.
+ */
+#include "cli.h"
+#include "hs_syms.h"
+#include "report.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+	OPT_DISASM = HS_OPT_FIRST_PRIVATE,
+	OPT_MAX_FRAMES,
+	OPT_NO_DEBUGINFO,
+};
+
+#define DISASM_BEFORE 3
+#define DISASM_AFTER 2
+#define DISASM_MAX (DISASM_BEFORE + 1 + DISASM_AFTER)
+
+static const char usage_text[] =
+	"usage: heapscan stacks (-p PID | -c CORE) [options]\n\n"
+	"Prints every thread's backtrace: frame number, pc, function+offset,\n"
+	"module, and file:line when debug info is installed.  A live process is\n"
+	"stopped while its threads are unwound (libunwind); cores and heapscan\n"
+	"dumps are unwound with libdwfl.  A thread whose unwind fails still shows\n"
+	"its pc and the reason.\n\n"
+	"options (--no-stop and --fork are refused: unwinding needs the threads\n"
+	"stopped):\n"
+	"%s"
+	"      --disasm           show instructions around each frame's pc\n"
+	"                         (=> marks the pc, or the call before a return\n"
+	"                         address)\n"
+	"      --max-frames N     frames per thread (default 256, at most 65536)\n"
+	"      --no-debuginfo     names from .symtab/.dynsym only, no file:line\n";
+
+struct frame_view {
+	struct hs_sym_info si;
+	bool have;           /* si is valid */
+	hs_addr_t sym_pc;    /* the address looked up: pc, or pc - 1 */
+};
+
+/* Return addresses point after their call: name the call's own address. */
+static void view_frame(struct hs_syms *s, const struct hs_frame *f,
+		       struct frame_view *v)
+{
+	v->sym_pc = f->activation || !f->pc ? f->pc : f->pc - 1;
+	v->have = hs_syms_lookup(s, v->sym_pc, &v->si) == 0;
+}
+
+static void text_frame(FILE *out, struct hs_target *t, struct hs_syms *s,
+		       size_t n, const struct hs_frame *f, bool disasm)
+{
+	struct frame_view v;
+
+	view_frame(s, f, &v);
+	fprintf(out, "#%-3zu 0x%016" PRIx64, n, f->pc);
+	if (v.have && v.si.name)
+		fprintf(out, " %s+0x%" PRIx64 " (%s)", v.si.name,
+			f->pc - v.si.sym_addr, v.si.module_name);
+	else if (v.have)
+		fprintf(out, " %s+0x%" PRIx64, v.si.module_name, f->pc - v.si.module_bias);
+	else
+		fprintf(out, " ??");
+	if (v.have && v.si.src_file)
+		fprintf(out, " %s:%d", v.si.src_file, v.si.src_line);
+	fputc('\n', out);
+	if (disasm) {
+		struct hs_insn ins[DISASM_MAX];
+		size_t k = 0;
+		int err = hs_disasm_around(t, s, f->pc, !f->activation, DISASM_BEFORE,
+					   DISASM_AFTER, ins, DISASM_MAX, &k);
+
+		if (err < 0)
+			fprintf(out, "        (no disassembly: %s)\n", hs_strerror(err));
+		for (size_t i = 0; i < k; i++)
+			fprintf(out, "     %s 0x%016" PRIx64 ":  %s\n",
+				ins[i].mark ? "=>" : "  ", ins[i].addr, ins[i].text);
+	}
+}
+
+static void json_frame(struct hs_json *j, struct hs_target *t, struct hs_syms *s,
+		       size_t n, const struct hs_frame *f, bool disasm)
+{
+	struct frame_view v;
+
+	view_frame(s, f, &v);
+	hs_json_obj_begin(j, NULL);
+	hs_json_u64(j, "n", n);
+	hs_json_addr(j, "pc", f->pc);
+	if (f->sp)
+		hs_json_addr(j, "sp", f->sp);
+	else
+		hs_json_null(j, "sp");
+	hs_json_bool(j, "activation", f->activation);
+	if (v.have && v.si.name) {
+		hs_json_str(j, "function", v.si.name);
+		hs_json_addr(j, "function_addr", v.si.sym_addr);
+		hs_json_u64(j, "offset", f->pc - v.si.sym_addr);
+	} else {
+		hs_json_null(j, "function");
+		hs_json_null(j, "function_addr");
+		if (v.have)
+			hs_json_u64(j, "offset", f->pc - v.si.module_bias);
+		else
+			hs_json_null(j, "offset");
+	}
+	if (v.have) {
+		hs_json_str(j, "module", v.si.module);
+		hs_json_str(j, "module_name", v.si.module_name);
+	} else {
+		hs_json_null(j, "module");
+		hs_json_null(j, "module_name");
+	}
+	if (v.have && v.si.src_file) {
+		hs_json_str(j, "file", v.si.src_file);
+		hs_json_i64(j, "line", v.si.src_line);
+	} else {
+		hs_json_null(j, "file");
+		hs_json_null(j, "line");
+	}
+	if (disasm) {
+		struct hs_insn ins[DISASM_MAX];
+		size_t k = 0;
+		int err = hs_disasm_around(t, s, f->pc, !f->activation, DISASM_BEFORE,
+					   DISASM_AFTER, ins, DISASM_MAX, &k);
+
+		if (err < 0)
+			hs_json_str(j, "disasm_error", hs_strerror(err));
+		hs_json_arr_begin(j, "disasm");
+		for (size_t i = 0; i < k; i++) {
+			hs_json_obj_begin(j, NULL);
+			hs_json_addr(j, "addr", ins[i].addr);
+			hs_json_u64(j, "size", ins[i].size);
+			hs_json_str(j, "text", ins[i].text);
+			hs_json_bool(j, "mark", ins[i].mark);
+			hs_json_obj_end(j);
+		}
+		hs_json_arr_end(j);
+	}
+	hs_json_obj_end(j);
+}
+
+static void report_text(FILE *out, struct hs_target *t, struct hs_syms *s,
+			const struct hs_stacks *st, bool disasm)
+{
+	if (strcmp(t->ops->name, "live"))
+		fprintf(out, "%s %s: ", t->ops->name, t->source ? t->source : "?");
+	fprintf(out, "process %d (%s), %zu thread%s, unwound with %s\n",
+		(int)t->info.pid, t->info.comm, st->n, st->n == 1 ? "" : "s",
+		st->method);
+	if (st->error)
+		fprintf(out, "unwinder unavailable: %s\n", st->error);
+	for (size_t i = 0; i < st->n; i++) {
+		const struct hs_stack *k = &st->v[i];
+
+		fprintf(out, "\nthread %d \"%s\":\n", (int)k->tid, k->name);
+		for (size_t f = 0; f < k->nframes; f++)
+			text_frame(out, t, s, f, &k->frames[f], disasm);
+		if (k->error)
+			fprintf(out, "  (unwind stopped after %zu frame%s: %s)\n",
+				k->nframes, k->nframes == 1 ? "" : "s", k->error);
+	}
+}
+
+static void report_json(struct hs_json *j, struct hs_target *t, struct hs_syms *s,
+			const struct hs_stacks *st, bool disasm)
+{
+	hs_json_str(j, "method", st->method);
+	if (st->error)
+		hs_json_str(j, "error", st->error);
+	else
+		hs_json_null(j, "error");
+	hs_json_arr_begin(j, "threads");
+	for (size_t i = 0; i < st->n; i++) {
+		const struct hs_stack *k = &st->v[i];
+
+		hs_json_obj_begin(j, NULL);
+		hs_json_i64(j, "tid", k->tid);
+		hs_json_str(j, "name", k->name);
+		if (k->error)
+			hs_json_str(j, "error", k->error);
+		else
+			hs_json_null(j, "error");
+		hs_json_arr_begin(j, "frames");
+		for (size_t f = 0; f < k->nframes; f++)
+			json_frame(j, t, s, f, &k->frames[f], disasm);
+		hs_json_arr_end(j);
+		hs_json_obj_end(j);
+	}
+	hs_json_arr_end(j);
+}
+
+int cmd_stacks(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		HS_CLI_COMMON_LONGOPTS,
+		{ "disasm", no_argument, NULL, OPT_DISASM },
+		{ "max-frames", required_argument, NULL, OPT_MAX_FRAMES },
+		{ "no-debuginfo", no_argument, NULL, OPT_NO_DEBUGINFO },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct hs_cli_opts o = { 0 };
+	struct hs_stacks_opts so = { 0 };
+	struct hs_stacks st = { 0 };
+	struct hs_target *t = NULL;
+	struct hs_syms *s = NULL;
+	unsigned syms_flags = 0;
+	bool disasm = false;
+	uint64_t v;
+	int c, ret, err;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":" HS_CLI_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+		int r = hs_cli_common_opt(c, optarg, &o);
+		if (r < 0)
+			return HS_EXIT_USAGE;
+		if (r > 0)
+			continue;
+		switch (c) {
+		case 'h':
+			printf(usage_text, hs_cli_common_help);
+			return HS_EXIT_OK;
+		case OPT_DISASM:
+			disasm = true;
+			break;
+		case OPT_MAX_FRAMES:
+			if (hs_cli_parse_u64(optarg, &v) || v == 0 || v > 65536)
+				return hs_cli_usage_err("stacks", "invalid --max-frames '%s'", optarg);
+			so.max_frames = (unsigned)v;
+			break;
+		case OPT_NO_DEBUGINFO:
+			syms_flags |= HS_SYMS_NO_DEBUGINFO;
+			break;
+		default:
+			return hs_cli_bad_option("stacks", c, argv);
+		}
+	}
+	if (hs_cli_finish_options("stacks", argc, argv, &o))
+		return HS_EXIT_USAGE;
+	if (o.no_stop)
+		return hs_cli_usage_err("stacks", "--no-stop is not supported: "
+					"unwinding needs the threads stopped");
+	if (o.fork)
+		return hs_cli_usage_err("stacks", "--fork is not supported: a fork "
+					"snapshot has one thread, the others' stacks "
+					"stay in the process");
+	ret = hs_cli_open_target(&o, &t);
+	if (ret)
+		return ret;
+	hs_cli_test_hold();
+
+	so.core_path = o.core;
+	so.exe = o.exe;
+	err = hs_stacks_collect(t, &so, &st);
+	/* The stacks are copied: let the target run before symbolizing. */
+	(void)hs_target_resume(t);
+	if (err == -HS_E_INTERRUPTED || hs_interrupted) {
+		hs_stacks_release(&st);
+		hs_target_close(t);
+		hs_cli_err("interrupted; target released");
+		return HS_EXIT_FATAL;
+	}
+	if (err == -HS_E_NOT_FOUND) {
+		hs_cli_err("'%s' has no threads to unwind", t->source ? t->source : "target");
+		hs_stacks_release(&st);
+		hs_target_close(t);
+		return HS_EXIT_FATAL;
+	}
+	if (err < 0 || hs_syms_open(t, syms_flags, &s) < 0) {
+		hs_cli_err("cannot unwind: %s", hs_strerror(err));
+		hs_stacks_release(&st);
+		hs_target_close(t);
+		return HS_EXIT_FATAL;
+	}
+	if (o.json) {
+		struct hs_json j;
+
+		hs_cli_json_begin(&j, "stacks");
+		hs_report_header_json(&j, t);
+		report_json(&j, t, s, &st, disasm);
+		hs_cli_json_end(&j);
+	} else {
+		report_text(stdout, t, s, &st, disasm);
+	}
+	ret = hs_cli_exit_for(t);
+	if (st.error)
+		ret = HS_EXIT_PARTIAL;
+	for (size_t i = 0; i < st.n; i++)
+		if (st.v[i].error)
+			ret = HS_EXIT_PARTIAL;
+	hs_syms_close(s);
+	hs_stacks_release(&st);
+	hs_target_close(t);
+	if (fflush(stdout) != 0) {
+		hs_cli_err("cannot write the report: %s", strerror(errno));
+		return HS_EXIT_FATAL;
+	}
+	return ret;
+}
