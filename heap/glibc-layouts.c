@@ -14,6 +14,12 @@
  *   2.32  safe-linking of tcache next and fastbin fd;
  *   2.35  heap_info gains pagesize (0x20 -> 0x30); malloc_par gains
  *         thp_pagesize, hp_pagesize, hp_flags.
+ * Every row was re-checked against the structs at each tag glibc-2.17 ..
+ * glibc-2.40 (malloc/malloc.c, malloc/arena.c; PER_THREAD is always
+ * defined by malloc/Makefile on 2.17-2.18, THREAD_STATS defaults to 0,
+ * HAVE_TUNABLES is on by default 2.35-2.37 and unconditional from 2.38;
+ * no other struct change in the range); test_heap_glibc.c restates the
+ * older rows independently.
  */
 #include "hs_glibc.h"
 

@@ -300,38 +300,115 @@ static int find_banner(struct hs_glibc_heap *h, hs_addr_t start, hs_addr_t end)
 	return -HS_E_NOT_FOUND;
 }
 
-static int detect_version(struct hs_glibc_heap *h)
+/* libc's first mapping (file offset 0), or NULL. */
+static const struct hs_map *libc_base_map(const struct hs_maps *maps)
+{
+	for (size_t i = 0; i < maps->n; i++)
+		if (is_libc_path(maps->v[i].path) && maps->v[i].offset == 0 &&
+		    (maps->v[i].perms & HS_PERM_R))
+			return &maps->v[i];
+	return NULL;
+}
+
+/* The banner, from libc's read-only segments (r-- first, then r-x). */
+static int search_banner(struct hs_glibc_heap *h)
 {
 	const struct hs_maps *maps = &h->t->maps;
-	unsigned from_name = 0;
-	const char *name = NULL;
 	int ret;
 
-	/* The banner sits in .rodata: an r-- segment on current layouts, r-x
-	 * on older ones.  Try read-only segments first. */
-	for (int pass = 0; pass < 2; pass++) {
+	for (int pass = 0; pass < 2; pass++)
 		for (size_t i = 0; i < maps->n; i++) {
 			const struct hs_map *m = &maps->v[i];
-			const char *b;
 
 			if (!is_libc_path(m->path) || !(m->perms & HS_PERM_R) ||
-			    (m->perms & HS_PERM_W))
-				continue;
-			if (!from_name && (b = strstr(m->path, "libc-2."))) {
-				from_name = parse_minor(b + 5);
-				name = m->path;
-			}
-			if (!!(m->perms & HS_PERM_X) != (pass == 1))
+			    (m->perms & HS_PERM_W) || !!(m->perms & HS_PERM_X) != (pass == 1))
 				continue;
 			ret = find_banner(h, m->start, m->end);
 			if (ret != -HS_E_NOT_FOUND)
 				return ret;
 		}
+	return -HS_E_NOT_FOUND;
+}
+
+static void verdef_text(struct hs_glibc_heap *h)
+{
+	const struct hs_glibc_ident *id = &h->ident;
+
+	if (id->marker)
+		snprintf(h->version, sizeof(h->version),
+			 "GLIBC_2.%u is libc's newest symbol version, %s %s",
+			 id->verdef_minor, id->marker_present ? "with" : "without", id->marker);
+	else if (id->minor_lo == id->minor_hi)
+		snprintf(h->version, sizeof(h->version),
+			 "GLIBC_2.%u is libc's newest symbol version", id->verdef_minor);
+	else
+		snprintf(h->version, sizeof(h->version),
+			 "GLIBC_2.%u is libc's newest symbol version; releases up to "
+			 "2.%u added none", id->verdef_minor, id->minor_hi);
+}
+
+/*
+ * In order: libc's ELF verdef (resident pages only), narrowed by a
+ * libc-2.NN.so name; on post-mortem targets the banner when the verdef is
+ * missing or leaves a range; the file name.  A live target's .rodata is
+ * never searched (see hs_glibc.h).
+ */
+static int detect_version(struct hs_glibc_heap *h)
+{
+	const struct hs_maps *maps = &h->t->maps;
+	const struct hs_map *base = libc_base_map(maps);
+	bool post_mortem = !h->t->ops->suspend;
+	unsigned from_name = 0;
+	const char *name = NULL;
+	int ret;
+
+	for (size_t i = 0; i < maps->n && !from_name; i++) {
+		const char *b;
+
+		if (is_libc_path(maps->v[i].path) && (b = strstr(maps->v[i].path, "libc-2."))) {
+			from_name = parse_minor(b + 5);
+			name = strrchr(maps->v[i].path, '/');
+			name = name ? name + 1 : maps->v[i].path;
+		}
+	}
+	if (base && hs_glibc_ident_read(h->t, base->start, &h->ident) == 0) {
+		const struct hs_glibc_ident *id = &h->ident;
+
+		h->version_minor = id->minor_lo;
+		h->version_minor_max = id->minor_hi;
+		h->version_source = "verdef";
+		if (from_name >= id->minor_lo && from_name <= id->minor_hi) {
+			h->version_minor = h->version_minor_max = from_name;
+			h->version_source = "verdef+name";
+		}
+		verdef_text(h);
+		if (h->version_minor == h->version_minor_max || !post_mortem)
+			return 0;
+		/* A core: the banner costs nothing and may be exact. */
+		if (search_banner(h) == 0 && h->version_minor >= id->minor_lo &&
+		    h->version_minor <= id->minor_hi) {
+			h->version_minor_max = h->version_minor;
+			h->version_source = "banner";
+		} else {
+			h->version_minor = id->minor_lo;
+			verdef_text(h);
+		}
+		return 0;
+	}
+	if (post_mortem) {
+		ret = search_banner(h);
+		if (ret != -HS_E_NOT_FOUND) {
+			if (ret == 0) {
+				h->version_minor_max = h->version_minor;
+				h->version_source = "banner";
+			}
+			return ret;
+		}
 	}
 	if (from_name) {
-		const char *b = strrchr(name, '/');
-		snprintf(h->version, sizeof(h->version), "%s", b ? b + 1 : name);
-		h->version_minor = from_name;
+		snprintf(h->version, sizeof(h->version), "%s", name);
+		h->version_minor = h->version_minor_max = from_name;
+		h->version_source = "file name";
 		return 0;
 	}
 	return -HS_E_NOT_FOUND;
@@ -402,14 +479,29 @@ static int find_main_arena(struct hs_glibc_heap *h)
 	if (h->opts.main_arena) {
 		size_t n = L->ms_size;
 		h->main_arena = h->opts.main_arena;
-		h->main_arena_how = "caller";
+		h->main_arena_how = h->opts.main_arena_how ? h->opts.main_arena_how : "caller";
 		if (hs_target_read_full(h->t, h->main_arena, buf, n) < 0)
 			return -HS_E_NOT_FOUND;
 		if (!check_arena(h, h->main_arena, buf))
 			hs_glibc_problem(h, h->main_arena,
-					 "main_arena given by the caller fails the checks");
+					 "main_arena from the %s fails the checks",
+					 h->main_arena_how);
 		return 0;
 	}
+	/* Guesses: only one that passes every check. */
+	for (size_t i = 0; i < h->opts.ncandidates && i < HS_GLIBC_MAX_CANDIDATES; i++) {
+		hs_addr_t c = h->opts.candidates[i];
+
+		if (!c || (c & 7) || hs_target_read_full(h->t, c, buf, L->ms_size) < 0 ||
+		    !check_arena(h, c, buf))
+			continue;
+		h->main_arena = c;
+		h->main_arena_how = h->opts.candidate_how[i] ? h->opts.candidate_how[i]
+							     : "candidate";
+		return 0;
+	}
+	if (h->opts.flags & HS_GLIBC_NO_SCAN)
+		return -HS_E_NOT_FOUND;
 	for (size_t i = 0; i < maps->n; i++) {
 		const struct hs_map *m = &maps->v[i];
 		size_t len = 0;
@@ -1025,6 +1117,7 @@ static int infer_layout(struct hs_glibc_heap *h)
 			continue;
 		snprintf(h->version, sizeof(h->version),
 			 "no version string; layout %s inferred", L->name);
+		h->version_source = "inferred";
 		h->nproblems = 0;
 		h->mp = 0;
 		return 0;
@@ -1079,9 +1172,11 @@ int hs_glibc_open(struct hs_target *t, const struct hs_glibc_opts *opts,
 	p->rbuf = hs_xmalloc(RESYNC_SPAN);
 	p->pc_data = hs_xmalloc(PC_SLOTS * PAGE);
 	h->main_arena_how = "";
+	h->version_source = "";
 
 	if (h->opts.version_minor) {
-		h->version_minor = h->opts.version_minor;
+		h->version_minor = h->version_minor_max = h->opts.version_minor;
+		h->version_source = "given";
 		snprintf(h->version, sizeof(h->version), "2.%u (given)", h->version_minor);
 	} else {
 		ret = detect_version(h);

@@ -4,12 +4,19 @@
  *
  * hs_glibc_open() finds everything the walk needs and collects the free
  * lists; it does not walk the chunks yet:
- *   - the glibc version, from the "GNU C Library ... version 2.NN" banner
- *     in libc's read-only mappings (or the libc-2.NN.so file name), which
- *     selects an offset table (glibc-layouts.c);
- *   - main_arena: the caller's address if given, else a scan of libc's
- *     writable mappings checked by the `next` ring, `top` and the
- *     self-referencing empty bins;
+ *   - the glibc version, which selects an offset table (glibc-layouts.c):
+ *     from libc's own ELF image (the highest GLIBC_2.N version definition,
+ *     read from pages the process already has resident: see
+ *     hs_glibc_ident_read), narrowed by a libc-2.NN.so file name; on
+ *     post-mortem targets (no suspend op: reading is free) from the
+ *     "GNU C Library ... version 2.NN" banner in .rodata when the ELF
+ *     image is missing; else the file name; else inferred from the
+ *     structures.  A live target's libc .rodata is never read: that would
+ *     fault its file pages in and grow its Rss;
+ *   - main_arena: the caller's address if given (opts.main_arena, trusted),
+ *     else the caller's candidates that pass the checks below
+ *     (opts.candidates), else a scan of libc's writable mappings checked
+ *     by the `next` ring, `top` and the self-referencing empty bins;
  *   - mp_ (optional: sbrk_base, n_mmaps, mmapped_mem), by a signature scan;
  *   - thread arenas through the ring, and each arena's heaps through the
  *     64 MiB-aligned heap_info of the heap holding top and its `prev` chain;
@@ -88,14 +95,58 @@ const struct hs_glibc_layout *hs_glibc_layout_for(unsigned major, unsigned minor
 enum hs_glibc_open_flags {
 	HS_GLIBC_NO_MMAPPED = 1 << 0, /* skip the anonymous-mapping scan */
 	HS_GLIBC_NO_TLS = 1 << 1,     /* do not look for tcaches in TLS */
+	HS_GLIBC_NO_SCAN = 1 << 2,    /* never scan libc's data for main_arena:
+					 only opts.main_arena / candidates */
 };
 
+#define HS_GLIBC_MAX_CANDIDATES 8
+
 struct hs_glibc_opts {
-	hs_addr_t main_arena;    /* 0: find it by scanning libc's data */
+	hs_addr_t main_arena;    /* 0: candidates, then the scan */
+	/* What main_arena came from, for the report ("symbol"); NULL:
+	 * "caller".  Static storage: it is kept in the heap as is. */
+	const char *main_arena_how;
+	/* Guesses (a debug symbol, disassembly), tried in order; the first
+	 * that passes the arena checks is main_arena, its source named by
+	 * candidate_how[i] (static storage; NULL: "candidate").  None
+	 * passes: the scan, unless HS_GLIBC_NO_SCAN. */
+	hs_addr_t candidates[HS_GLIBC_MAX_CANDIDATES];
+	const char *candidate_how[HS_GLIBC_MAX_CANDIDATES];
+	size_t ncandidates;
 	unsigned version_minor;  /* 0: detect (2.minor) */
 	size_t max_free_chunks;  /* cap of the free set; 0: 4 Mi chunks */
 	unsigned flags;          /* enum hs_glibc_open_flags */
 };
+
+/*
+ * What libc's ELF image in the target says (glibc-elf.c): its build-id
+ * and its highest GLIBC_2.N symbol-version definition.  That version is
+ * the release's own only when the release added symbols (2.19-2.21 define
+ * GLIBC_2.18 at most, 2.31 GLIBC_2.30, 2.37 GLIBC_2.36, 2.40 GLIBC_2.39),
+ * so it gives a range of releases, which always falls in one layout row.
+ */
+struct hs_glibc_ident {
+	unsigned verdef_minor;       /* N of the highest GLIBC_2.N, 0 if none */
+	unsigned minor_lo, minor_hi; /* the releases it means: 2.lo .. 2.hi */
+	/* The private symbol whose presence or absence narrowed the range
+	 * (static string), or NULL. */
+	const char *marker;
+	bool marker_present;
+	unsigned char build_id[32];  /* NT_GNU_BUILD_ID */
+	size_t build_id_len;         /* 0: none found */
+};
+
+/*
+ * Reads the ident of the libc whose first mapping (file offset 0) starts
+ * at base, from its ELF header, program headers, PT_NOTE, PT_DYNAMIC
+ * (DT_STRTAB, DT_STRSZ, DT_VERDEF, DT_VERDEFNUM) and .gnu.version_d: only
+ * pages ld.so itself has touched, never .rodata.  Every read is bounded
+ * to libc's mappings.  Returns 0 (verdef found; build_id may still be
+ * empty), -HS_E_NOT_FOUND (not readable or no GLIBC_2.N; out->build_id
+ * may be set), -HS_E_CORRUPT (not an x86_64 ELF image).
+ */
+int hs_glibc_ident_read(struct hs_target *t, hs_addr_t base,
+			struct hs_glibc_ident *out) HS_MUST_CHECK;
 
 struct hs_glibc_count {
 	uint64_t count, bytes;
@@ -148,10 +199,19 @@ struct hs_glibc_heap {
 	struct hs_target *t;     /* borrowed: must outlive the heap */
 	struct hs_glibc_opts opts;
 	unsigned version_minor;  /* glibc 2.minor; 0 if not found */
+	/* Highest release the evidence allows: == version_minor when exact,
+	 * larger when only the symbol version was seen (2.36 -> 2.36-2.37). */
+	unsigned version_minor_max;
 	char version[96];        /* the banner or file name it came from */
+	/* "verdef", "verdef+name", "banner", "file name", "given",
+	 * "inferred", or "" */
+	const char *version_source;
+	struct hs_glibc_ident ident; /* libc's build-id and verdef, if read */
 	const struct hs_glibc_layout *layout;
 	hs_addr_t main_arena;
-	const char *main_arena_how; /* "caller", "scan" */
+	/* "caller", the opts' how for a caller's address or candidate
+	 * ("symbol", "disasm"), "scan" */
+	const char *main_arena_how;
 	hs_addr_t mp;            /* 0 if not found */
 	uint64_t mp_n_mmaps, mp_mmapped_mem;
 	struct hs_glibc_arena *arenas; /* owned; [0] is main_arena */

@@ -14,6 +14,7 @@
 enum {
 	OPT_TOP = HS_OPT_FIRST_PRIVATE,
 	OPT_MAIN_ARENA,
+	OPT_MAIN_ARENA_FROM,
 	OPT_NO_MMAPPED,
 };
 
@@ -27,7 +28,11 @@ static const char usage_text[] =
 	"options:\n"
 	"%s"
 	"      --top N            size classes to list (default 20)\n"
-	"      --main-arena ADDR  main_arena's address (hex), instead of the scan\n"
+	"      --main-arena ADDR  main_arena's address (hex), instead of finding it\n"
+	"      --main-arena-from WAY\n"
+	"                         find main_arena only from WAY: symbol (libc's debug\n"
+	"                         info), disasm (libc's malloc functions), scan\n"
+	"                         (libc's data); default auto: each in that order\n"
 	"      --no-mmapped       skip the search for mmapped chunks\n";
 
 int cmd_heap(int argc, char **argv)
@@ -36,6 +41,7 @@ int cmd_heap(int argc, char **argv)
 		HS_CLI_COMMON_LONGOPTS,
 		{ "top", required_argument, NULL, OPT_TOP },
 		{ "main-arena", required_argument, NULL, OPT_MAIN_ARENA },
+		{ "main-arena-from", required_argument, NULL, OPT_MAIN_ARENA_FROM },
 		{ "no-mmapped", no_argument, NULL, OPT_NO_MMAPPED },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -44,7 +50,7 @@ int cmd_heap(int argc, char **argv)
 	struct hs_glibc_heap *h = NULL;
 	struct hs_target *t = NULL;
 	uint64_t top = 20;
-	int c, ret, err;
+	int c, ret, err, way = HS_ARENA_AUTO;
 	char *end;
 
 	optind = 1;
@@ -69,6 +75,12 @@ int cmd_heap(int argc, char **argv)
 			if (errno || *end || !go.main_arena || (go.main_arena & 7))
 				return hs_cli_usage_err("heap", "invalid --main-arena '%s'", optarg);
 			break;
+		case OPT_MAIN_ARENA_FROM:
+			way = hs_arena_way_parse(optarg);
+			if (way < 0)
+				return hs_cli_usage_err("heap", "invalid --main-arena-from '%s' "
+							"(auto, symbol, disasm, scan)", optarg);
+			break;
 		case OPT_NO_MMAPPED:
 			go.flags |= HS_GLIBC_NO_MMAPPED;
 			break;
@@ -83,7 +95,7 @@ int cmd_heap(int argc, char **argv)
 		return ret;
 	hs_cli_test_hold();
 
-	err = hs_report_heap_collect(t, &go, &h);
+	err = hs_report_heap_collect_way(t, &go, (enum hs_arena_way)way, &h);
 	/* Everything is read: let the target run before formatting. */
 	(void)hs_target_resume(t);
 	if (err == -HS_E_INTERRUPTED || hs_interrupted) {

@@ -1,18 +1,65 @@
 /* The glibc heap report; see report-heap.h. */
 #include "report-heap.h"
+#include "hs_libc.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
 
-int hs_report_heap_collect(struct hs_target *t, const struct hs_glibc_opts *opts,
-			   struct hs_glibc_heap **out)
+int hs_arena_way_parse(const char *s)
 {
-	int ret = hs_glibc_open(t, opts, out);
+	static const char *const names[] = { "auto", "symbol", "disasm", "scan" };
 
+	for (size_t i = 0; i < HS_ARRAY_SIZE(names); i++)
+		if (!strcmp(s, names[i]))
+			return (int)i;
+	return -1;
+}
+
+int hs_report_heap_collect_way(struct hs_target *t, const struct hs_glibc_opts *opts,
+			       enum hs_arena_way way, struct hs_glibc_heap **out)
+{
+	struct hs_glibc_opts go;
+	int ret;
+
+	if (opts)
+		go = *opts;
+	else
+		memset(&go, 0, sizeof(go));
+	/* Symbol and disassembly only propose: the walker keeps the first
+	 * candidate that passes its arena checks (a core read next to a
+	 * different libc on disk gives a wrong symbol, not a wrong walk). */
+	if (!go.main_arena && go.ncandidates == 0) {
+		hs_addr_t a;
+		size_t n = 0;
+
+		if ((way == HS_ARENA_AUTO || way == HS_ARENA_SYMBOL) &&
+		    hs_libc_main_arena_symbol(t, &a) == 0) {
+			go.candidates[0] = a;
+			go.candidate_how[0] = "symbol";
+			go.ncandidates = 1;
+		}
+		if ((way == HS_ARENA_AUTO || way == HS_ARENA_DISASM) &&
+		    hs_libc_main_arena_disasm(t, go.candidates + go.ncandidates,
+					      HS_GLIBC_MAX_CANDIDATES - go.ncandidates,
+					      &n) == 0)
+			for (size_t i = 0; i < n; i++)
+				go.candidate_how[go.ncandidates++] = "disasm";
+	}
+	if (way == HS_ARENA_SYMBOL || way == HS_ARENA_DISASM)
+		go.flags |= HS_GLIBC_NO_SCAN;
+	if (hs_interrupted)
+		return -HS_E_INTERRUPTED;
+	ret = hs_glibc_open(t, &go, out);
 	if (ret < 0)
 		return ret;
 	return hs_glibc_analyze(*out);
+}
+
+int hs_report_heap_collect(struct hs_target *t, const struct hs_glibc_opts *opts,
+			   struct hs_glibc_heap **out)
+{
+	return hs_report_heap_collect_way(t, opts, HS_ARENA_AUTO, out);
 }
 
 void hs_report_heap_error(struct hs_buf *sb, const struct hs_glibc_heap *h, int err)
@@ -24,6 +71,10 @@ void hs_report_heap_error(struct hs_buf *sb, const struct hs_glibc_heap *h, int 
 		hs_buf_adds(sb, "no supported glibc found in the target (statically "
 			    "linked, another libc, or a core without libc's version and "
 			    "a recognisable main_arena)");
+	else if (err == -HS_E_NOT_FOUND && h && (h->opts.flags & HS_GLIBC_NO_SCAN))
+		hs_buf_addf(sb, "glibc 2.%u found but no main_arena from the chosen "
+			    "source (no debug info, or libc's file unreadable)",
+			    h->version_minor);
 	else if (err == -HS_E_NOT_FOUND)
 		hs_buf_addf(sb, "glibc 2.%u found but not its main_arena (malloc never "
 			    "used, or libc's data unreadable)", h ? h->version_minor : 0);
@@ -32,6 +83,17 @@ void hs_report_heap_error(struct hs_buf *sb, const struct hs_glibc_heap *h, int 
 }
 
 /* ---- text ---- */
+
+static const char *build_id_hex(char *buf, const struct hs_glibc_ident *id)
+{
+	size_t n = id->build_id_len < sizeof(id->build_id) ? id->build_id_len
+							    : sizeof(id->build_id);
+
+	for (size_t i = 0; i < n; i++)
+		sprintf(buf + 2 * i, "%02x", id->build_id[i]);
+	buf[2 * n] = '\0';
+	return buf;
+}
 
 static const char *fb(char *buf, uint64_t n)
 {
@@ -97,12 +159,21 @@ void hs_report_heap_text(FILE *out, const struct hs_glibc_heap *h, int err,
 		hs_buf_release(&sb);
 		return;
 	}
-	if (h->version_minor)
+	if (h->version_minor && h->version_minor_max > h->version_minor)
+		fprintf(out, "  glibc 2.%u-2.%u (%s), main_arena 0x%" PRIx64 " (%s)\n",
+			h->version_minor, h->version_minor_max, h->version, h->main_arena,
+			h->main_arena_how);
+	else if (h->version_minor)
 		fprintf(out, "  glibc 2.%u (%s), main_arena 0x%" PRIx64 " (%s)\n",
 			h->version_minor, h->version, h->main_arena, h->main_arena_how);
 	else
 		fprintf(out, "  glibc %s (%s), main_arena 0x%" PRIx64 " (%s)\n",
 			h->layout->name, h->version, h->main_arena, h->main_arena_how);
+	if ((flags & HS_REPORT_HEAP_DETAIL) && h->ident.build_id_len) {
+		char id[2 * sizeof(h->ident.build_id) + 1];
+
+		fprintf(out, "  libc build-id %s\n", build_id_hex(id, &h->ident));
+	}
 	fprintf(out, "  walked %s in %.3f s\n", fb(b1, h->walked_bytes),
 		(double)h->walk_ns / 1e9);
 	for (size_t i = 0; i < h->narenas; i++)
@@ -172,18 +243,35 @@ void hs_report_heap_json(struct hs_json *j, const struct hs_glibc_heap *h, int e
 			 unsigned top, unsigned flags)
 {
 	struct hs_glibc_count fr;
-	char ver[16];
+	char ver[32];
 
 	(void)flags;
 	hs_json_obj_begin(j, "heap");
 	if (h && h->version_minor) {
-		snprintf(ver, sizeof(ver), "2.%u", h->version_minor);
+		unsigned hi = h->version_minor_max > h->version_minor ? h->version_minor_max
+								       : h->version_minor;
+
+		/* "2.36", or "2.36-2.37" when the evidence allows both */
+		if (hi > h->version_minor)
+			snprintf(ver, sizeof(ver), "2.%u-2.%u", h->version_minor, hi);
+		else
+			snprintf(ver, sizeof(ver), "2.%u", h->version_minor);
 		hs_json_str(j, "glibc_version", ver);
+		snprintf(ver, sizeof(ver), "2.%u", h->version_minor);
+		hs_json_str(j, "glibc_version_min", ver);
+		snprintf(ver, sizeof(ver), "2.%u", hi);
+		hs_json_str(j, "glibc_version_max", ver);
+		hs_json_str(j, "glibc_version_source", h->version_source);
 		hs_json_str(j, "glibc_banner", h->version);
 	} else {
 		hs_json_null(j, "glibc_version");
 		if (h && h->layout)
 			hs_json_str(j, "glibc_banner", h->version);
+	}
+	if (h && h->ident.build_id_len) {
+		char id[2 * sizeof(h->ident.build_id) + 1];
+
+		hs_json_str(j, "libc_build_id", build_id_hex(id, &h->ident));
 	}
 	if (err < 0 || !h || !h->analyzed) {
 		struct hs_buf sb = HS_BUF_INIT;

@@ -10,14 +10,36 @@
 
 /*
  * Finds and walks t's glibc heap (hs_glibc_open + hs_glibc_analyze) with
- * opts (may be NULL).  Call while the target is stopped; it neither
- * suspends nor resumes.  *out is set whenever there is something to
- * report, even with an error (an unsupported glibc says which version);
- * the caller frees it with hs_glibc_close().  Returns 0 or a negative
- * error (-HS_E_UNSUPPORTED, -HS_E_NOT_FOUND, -ESRCH, -HS_E_INTERRUPTED).
+ * opts (may be NULL).  main_arena comes from, in order: the caller
+ * (opts->main_arena), libc's debug info (the `main_arena` symbol, how
+ * "symbol"), disassembly of libc's exported malloc functions (candidates
+ * the walker checks, how "disasm"), the scan of libc's data (how "scan").
+ * Call while the target is stopped; it neither suspends nor resumes.
+ * *out is set whenever there is something to report, even with an error
+ * (an unsupported glibc says which version); the caller frees it with
+ * hs_glibc_close().  Returns 0 or a negative error (-HS_E_UNSUPPORTED,
+ * -HS_E_NOT_FOUND, -ESRCH, -HS_E_INTERRUPTED).
  */
 int hs_report_heap_collect(struct hs_target *t, const struct hs_glibc_opts *opts,
 			   struct hs_glibc_heap **out) HS_MUST_CHECK;
+
+/* Where main_arena may come from: AUTO tries every way in the order
+ * above; the others use that way only (no fallback), for tests and for
+ * users who distrust one source. */
+enum hs_arena_way {
+	HS_ARENA_AUTO,
+	HS_ARENA_SYMBOL,
+	HS_ARENA_DISASM,
+	HS_ARENA_SCAN,
+};
+
+/* "auto", "symbol", "disasm", "scan" -> the way; -1 if unknown. */
+int hs_arena_way_parse(const char *s);
+
+/* hs_report_heap_collect with main_arena from `way` only (AUTO: all). */
+int hs_report_heap_collect_way(struct hs_target *t, const struct hs_glibc_opts *opts,
+			       enum hs_arena_way way,
+			       struct hs_glibc_heap **out) HS_MUST_CHECK;
 
 /* A one-line explanation of collect's error err for h (h may be NULL),
  * lowercase, no final period, e.g. "glibc 2.41 is not supported (2.17-2.40)". */

@@ -7,12 +7,13 @@ check_victim() takes the heapscan target arguments, so the same assertions
 run on a live process and on a core of it.
 """
 import os
+import re
 import shutil
 import subprocess
 import time
 
 import harness
-from harness import Victim, run, run_json
+from harness import Victim, read_smaps, run, run_json
 
 KINDS = ("tcache", "fastbin", "unsorted", "small", "large")
 
@@ -75,12 +76,28 @@ class HeapTest(harness.TmpDirTestCase):
         self.assertEqual(tids, sorted([v.pid, v.fact("tid")]))
         return h
 
+    def check_version(self, h, exact_ok=True):
+        """The version range holds this machine's glibc; the layout row too."""
+        libc = os.confstr("CS_GNU_LIBC_VERSION").split()[1]
+        minor = int(libc.split(".")[1])
+        lo = int(h["glibc_version_min"].split(".")[1])
+        hi = int(h["glibc_version_max"].split(".")[1])
+        self.assertTrue(lo <= minor <= hi, (libc, h["glibc_version"]))
+        if lo == hi:
+            self.assertEqual(h["glibc_version"], libc)
+        else:
+            self.assertEqual(h["glibc_version"], "2.%d-2.%d" % (lo, hi))
+        row = h["layout"].split("-")
+        self.assertTrue(int(row[0].split(".")[1]) <= lo and
+                        hi <= int(row[-1].split(".")[1]), h["layout"])
+
     def test_live(self):
         with Victim("heap_victim") as v:
             h = self.check_victim(v, ["-p", v.pid])
-            self.assertEqual(h["main_arena_source"], "scan")
-            libc = os.confstr("CS_GNU_LIBC_VERSION").split()[1]
-            self.assertEqual(h["glibc_version"], libc)
+            self.assertIn(h["main_arena_source"], ("symbol", "disasm", "scan"))
+            # a live libc's version comes from its ELF symbol versions
+            self.assertIn(h["glibc_version_source"], ("verdef", "verdef+name"))
+            self.check_version(h)
             # the caller's main_arena gives the same picture
             h2 = self.check_victim(v, ["-p", v.pid, "--main-arena", h["main_arena"]])
             self.assertEqual(h2["main_arena_source"], "caller")
@@ -100,6 +117,57 @@ class HeapTest(harness.TmpDirTestCase):
             first = lines[i + 1].split()
             self.assertEqual(first[:2], ["0x1b0", "3000"])
 
+    def test_libc_rss_unchanged(self):
+        # finding the version and main_arena must not fault libc's file
+        # pages into the target: its libc Rss is the same after the walk
+        def libc_rss(pid):
+            return [(s, e, perms, f.get("Rss")) for s, e, perms, path, f
+                    in read_smaps(pid) if os.path.basename(path).startswith("libc")]
+        with Victim("heap_victim") as v:
+            for way in ("auto", "symbol", "disasm", "scan"):
+                before = libc_rss(v.pid)
+                self.assertTrue(before)
+                d, rc, err = run_json("heap", "-p", v.pid, "--main-arena-from", way)
+                if rc != 0 and way == "symbol":
+                    continue  # no debug info: tested in test_main_arena_ways
+                self.assertEqual(rc, 0, err)
+                self.assertEqual(libc_rss(v.pid), before, way)
+                rc, out, err = run("-p", v.pid)
+                self.assertEqual(rc, 0, err)
+                self.assertEqual(libc_rss(v.pid), before, "scan report")
+
+    def gdb_main_arena(self, pid):
+        """&main_arena from gdb with libc's debug info, or None."""
+        if not shutil.which("gdb"):
+            return None
+        p = subprocess.run(["gdb", "-nx", "-batch", "-p", str(pid),
+                            "-ex", "p/x (unsigned long)&main_arena"],
+                           capture_output=True, text=True, timeout=120)
+        m = re.search(r"^\$1 = (0x[0-9a-f]+)$", p.stdout, re.M)
+        return int(m.group(1), 16) if m else None
+
+    def test_main_arena_ways(self):
+        # symbol, disasm and scan each find main_arena alone, and all agree
+        # with gdb's &main_arena (libc6-dbg; scripts/setup.sh installs it)
+        with Victim("heap_victim") as v:
+            want = self.gdb_main_arena(v.pid)
+            if want is None:
+                self.skipTest("gdb cannot see main_arena (no libc6-dbg?)")
+            for way in ("symbol", "disasm", "scan", "auto"):
+                h = self.check_victim(v, ["-p", v.pid, "--main-arena-from", way])
+                self.assertEqual(int(h["main_arena"], 16), want, way)
+                self.assertEqual(h["main_arena_source"],
+                                 "symbol" if way == "auto" else way)
+            # the caller's main_arena gives the same picture
+            h = self.check_victim(v, ["-p", v.pid, "--main-arena", hex(want)])
+            self.assertEqual(h["main_arena_source"], "caller")
+            self.assertEqual(int(h["main_arena"], 16), want)
+
+    def test_main_arena_from_bad(self):
+        rc, out, err = run("heap", "-p", "1", "--main-arena-from", "guess")
+        self.assertEqual(rc, 64)
+        self.assertIn("--main-arena-from", err)
+
     def test_core(self):
         with Victim("heap_victim") as v:
             core = os.path.join(self.tmp, "victim.core")
@@ -107,7 +175,11 @@ class HeapTest(harness.TmpDirTestCase):
             if rc != 0 or not os.path.exists(core):
                 self.skipTest("no core writer yet: %s" % err.strip())
             h = self.check_victim(v, ["-c", core])
-            self.assertEqual(h["main_arena_source"], "scan")
+            self.assertIn(h["main_arena_source"], ("symbol", "disasm", "scan"))
+            self.check_version(h)
+            for way in ("disasm", "scan"):
+                h2 = self.check_victim(v, ["-c", core, "--main-arena-from", way])
+                self.assertEqual(h2["main_arena"], h["main_arena"], way)
 
     def test_gcore(self):
         # gdb's core leaves out libc's read-only segments (no version

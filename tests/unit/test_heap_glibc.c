@@ -8,6 +8,8 @@
  * (from the struct definitions, reference.md 1.2), so a wrong table entry
  * fails here instead of being copied into the expectations.
  */
+#include <elf.h>
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -426,6 +428,33 @@ static void check_version(const struct tl *L)
 	free_fake(&f);
 }
 
+/*
+ * The older rows, from glibc's struct definitions at each tag (malloc.c
+ * malloc_state / malloc_par; PER_THREAD is always on from 2.17):
+ *   2.17-2.22: mutex, flags, fastbinsY[10], top, last_remainder,
+ *              bins[254], binmap[4], next, next_free, system_mem,
+ *              max_system_mem; mp_ has max_total_mem before sbrk_base;
+ *   2.23:      + attached_threads after next_free;
+ *   2.24:      mp_ loses max_total_mem;
+ *   2.26:      mp_ gains the four tcache fields, tcache counts are char.
+ */
+struct old_row {
+	unsigned minor;
+	int ms_fastbins, ms_top, ms_bins, ms_next, ms_attached, ms_system_mem;
+	unsigned ms_size;
+	int mp_n_mmaps, mp_mmapped_mem, mp_sbrk_base;
+	unsigned mp_size, tc_count_size;
+};
+
+static const struct old_row old_rows[] = {
+	{ 17, 0x08, 0x58, 0x68, 0x868, -1, 0x878, 0x888, 0x28, 0x38, 0x50, 0x58, 0 },
+	{ 22, 0x08, 0x58, 0x68, 0x868, -1, 0x878, 0x888, 0x28, 0x38, 0x50, 0x58, 0 },
+	{ 23, 0x08, 0x58, 0x68, 0x868, 0x878, 0x880, 0x890, 0x28, 0x38, 0x50, 0x58, 0 },
+	{ 24, 0x08, 0x58, 0x68, 0x868, 0x878, 0x880, 0x890, 0x28, 0x38, 0x48, 0x50, 0 },
+	{ 25, 0x08, 0x58, 0x68, 0x868, 0x878, 0x880, 0x890, 0x28, 0x38, 0x48, 0x50, 0 },
+	{ 26, 0x08, 0x58, 0x68, 0x868, 0x878, 0x880, 0x890, 0x28, 0x38, 0x48, 0x70, 1 },
+};
+
 static void test_layout_table(void **state)
 {
 	const struct tl *all[] = { &T27, &T31, &T35, &T39 };
@@ -456,6 +485,36 @@ static void test_layout_table(void **state)
 	/* 2.26 has the old malloc_state; 2.17 no tcache; outside: none */
 	assert_int_equal(hs_glibc_layout_for(2, 26)->ms_top, 0x58);
 	assert_int_equal(hs_glibc_layout_for(2, 17)->tc_count_size, 0);
+	for (size_t i = 0; i < HS_ARRAY_SIZE(old_rows); i++) {
+		const struct old_row *o = &old_rows[i];
+		const struct hs_glibc_layout *y = hs_glibc_layout_for(2, o->minor);
+
+		assert_non_null(y);
+		assert_int_equal(y->ms_fastbins, o->ms_fastbins);
+		assert_int_equal(y->ms_top, o->ms_top);
+		assert_int_equal(y->ms_bins, o->ms_bins);
+		assert_int_equal(y->ms_next, o->ms_next);
+		assert_int_equal(y->ms_attached_threads, o->ms_attached);
+		assert_int_equal(y->ms_system_mem, o->ms_system_mem);
+		assert_int_equal(y->ms_size, o->ms_size);
+		assert_int_equal(y->hi_size, 0x20);
+		assert_int_equal(y->mp_n_mmaps, o->mp_n_mmaps);
+		assert_int_equal(y->mp_mmapped_mem, o->mp_mmapped_mem);
+		assert_int_equal(y->mp_sbrk_base, o->mp_sbrk_base);
+		assert_int_equal(y->mp_size, o->mp_size);
+		assert_int_equal(y->tc_count_size, o->tc_count_size);
+		assert_false(y->safe_linking);
+	}
+	/* every release 2.17-2.40 has a row; rows do not overlap */
+	for (unsigned m = 17; m <= 40; m++) {
+		const struct hs_glibc_layout *y = hs_glibc_layout_for(2, m);
+
+		assert_non_null(y);
+		assert_true(y->min_minor <= m && m <= y->max_minor);
+		assert_int_equal(y->safe_linking, m >= 32);
+		assert_int_equal(y->hi_size, m >= 35 ? 0x30 : 0x20);
+		assert_int_equal(y->tc_count_size, m < 26 ? 0 : m < 30 ? 1 : 2);
+	}
 	assert_null(hs_glibc_layout_for(2, 16));
 	assert_null(hs_glibc_layout_for(2, 41));
 	assert_null(hs_glibc_layout_for(3, 0));
@@ -766,6 +825,440 @@ static void test_no_glibc(void **state)
 	hs_target_close(t);
 }
 
+/* ---- libc's ELF image: version without .rodata ---- */
+
+#define ELF_NOTE 0x200u
+#define ELF_STRTAB 0x300u
+#define ELF_VERDEF 0x400u
+#define ELF_DYN (DATA_A + 0x1800)
+
+static const unsigned char fake_build_id[20] = {
+	0x5a, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09,
+	0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10, 0x11, 0x12, 0xa5,
+};
+
+struct elf_offs {
+	hs_addr_t verdef_glibc;   /* the GLIBC_2.<minor> Elf64_Verdef */
+	uint32_t strsz;
+};
+
+/*
+ * Writes a libc ELF image into the first page of the r-- region (the
+ * banner sits in the second): header, program headers, a build-id note,
+ * .dynstr and .gnu.version_d defining libc.so.6 (base), GLIBC_2.2.5,
+ * GLIBC_2.<minor> and GLIBC_PRIVATE; the dynamic section in libc's data,
+ * with DT_STRTAB relocated in place and DT_VERDEF not (as ld.so leaves
+ * them).
+ */
+static struct elf_offs add_elf(struct fake *f, unsigned minor)
+{
+	unsigned char *ro = at(f, RODATA_A, 0x1000);
+	Elf64_Ehdr eh;
+	Elf64_Phdr ph[4];
+	Elf64_Nhdr nh = { 4, sizeof(fake_build_id), NT_GNU_BUILD_ID };
+	Elf64_Dyn dyn[7];
+	char names[4][16];
+	uint32_t name_off[4], strsz = 1;
+	struct elf_offs o;
+
+	memset(&eh, 0, sizeof(eh));
+	memcpy(eh.e_ident, ELFMAG, SELFMAG);
+	eh.e_ident[EI_CLASS] = ELFCLASS64;
+	eh.e_ident[EI_DATA] = ELFDATA2LSB;
+	eh.e_ident[EI_VERSION] = EV_CURRENT;
+	eh.e_type = ET_DYN;
+	eh.e_machine = EM_X86_64;
+	eh.e_version = EV_CURRENT;
+	eh.e_phoff = sizeof(eh);
+	eh.e_phentsize = sizeof(Elf64_Phdr);
+	eh.e_phnum = 4;
+	eh.e_ehsize = sizeof(eh);
+	memcpy(ro, &eh, sizeof(eh));
+
+	memset(ph, 0, sizeof(ph));
+	ph[0] = (Elf64_Phdr){ PT_LOAD, PF_R, 0, 0, 0, 0x2000, 0x2000, 0x1000 };
+	ph[1] = (Elf64_Phdr){ PT_LOAD, PF_R | PF_W, 0x3000, DATA_A - RODATA_A,
+			      DATA_A - RODATA_A, 0x2000, 0x2000, 0x1000 };
+	ph[2] = (Elf64_Phdr){ PT_DYNAMIC, PF_R | PF_W, 0x3000 + 0x1800,
+			      ELF_DYN - RODATA_A, ELF_DYN - RODATA_A, sizeof(dyn),
+			      sizeof(dyn), 8 };
+	ph[3] = (Elf64_Phdr){ PT_NOTE, PF_R, ELF_NOTE, ELF_NOTE, ELF_NOTE,
+			      sizeof(nh) + 4 + sizeof(fake_build_id),
+			      sizeof(nh) + 4 + sizeof(fake_build_id), 4 };
+	memcpy(ro + sizeof(eh), ph, sizeof(ph));
+
+	memcpy(ro + ELF_NOTE, &nh, sizeof(nh));
+	memcpy(ro + ELF_NOTE + sizeof(nh), "GNU", 4);
+	memcpy(ro + ELF_NOTE + sizeof(nh) + 4, fake_build_id, sizeof(fake_build_id));
+
+	snprintf(names[0], sizeof(names[0]), "libc.so.6");
+	snprintf(names[1], sizeof(names[1]), "GLIBC_2.2.5");
+	snprintf(names[2], sizeof(names[2]), "GLIBC_2.%u", minor);
+	snprintf(names[3], sizeof(names[3]), "GLIBC_PRIVATE");
+	for (int i = 0; i < 4; i++) {
+		name_off[i] = strsz;
+		memcpy(ro + ELF_STRTAB + strsz, names[i], strlen(names[i]) + 1);
+		strsz += (uint32_t)strlen(names[i]) + 1;
+	}
+	for (int i = 0; i < 4; i++) {
+		Elf64_Verdef vd = { 1, i == 0 ? VER_FLG_BASE : 0, (Elf64_Half)(i + 1), 1, 0,
+				    sizeof(Elf64_Verdef),
+				    i == 3 ? 0 : sizeof(Elf64_Verdef) + sizeof(Elf64_Verdaux) };
+		Elf64_Verdaux va = { name_off[i], 0 };
+		size_t off = ELF_VERDEF + (size_t)i * (sizeof(vd) + sizeof(va));
+
+		memcpy(ro + off, &vd, sizeof(vd));
+		memcpy(ro + off + sizeof(vd), &va, sizeof(va));
+	}
+	o.verdef_glibc = RODATA_A + ELF_VERDEF + 2 * (sizeof(Elf64_Verdef) +
+						       sizeof(Elf64_Verdaux));
+	o.strsz = strsz;
+	dyn[0] = (Elf64_Dyn){ DT_STRTAB, { RODATA_A + ELF_STRTAB } };
+	dyn[1] = (Elf64_Dyn){ DT_STRSZ, { strsz } };
+	dyn[2] = (Elf64_Dyn){ DT_VERDEF, { ELF_VERDEF } };
+	dyn[3] = (Elf64_Dyn){ DT_VERDEFNUM, { 4 } };
+	dyn[4] = dyn[5] = dyn[6] = (Elf64_Dyn){ DT_NULL, { 0 } };
+	memcpy(at(f, ELF_DYN, sizeof(dyn)), dyn, sizeof(dyn));
+	return o;
+}
+
+#define ELF_SYMTAB 0x800u
+#define ELF_GNU_HASH 0x900u
+
+/* Gives the fake a .dynsym of one symbol, name, and its .gnu.hash. */
+static void add_dynsym(struct fake *f, struct elf_offs *o, const char *name)
+{
+	uint32_t h = 5381, hdr[4] = { 1, 1, 1, 6 }, bucket = 1, chain;
+	uint64_t bloom = ~0ull;
+	Elf64_Sym sym[2];
+
+	for (const char *c = name; *c; c++)
+		h = h * 33 + (unsigned char)*c;
+	chain = h | 1;
+	memcpy(at(f, RODATA_A + ELF_STRTAB + o->strsz, strlen(name) + 1), name,
+	       strlen(name) + 1);
+	memset(sym, 0, sizeof(sym));
+	sym[1].st_name = o->strsz;
+	sym[1].st_info = ELF64_ST_INFO(STB_GLOBAL, STT_FUNC);
+	sym[1].st_shndx = 12;
+	sym[1].st_value = 0x1000;
+	o->strsz += (uint32_t)strlen(name) + 1;
+	memcpy(at(f, RODATA_A + ELF_SYMTAB, sizeof(sym)), sym, sizeof(sym));
+	memcpy(at(f, RODATA_A + ELF_GNU_HASH, 16), hdr, 16);
+	memcpy(at(f, RODATA_A + ELF_GNU_HASH + 16, 8), &bloom, 8);
+	memcpy(at(f, RODATA_A + ELF_GNU_HASH + 24, 4), &bucket, 4);
+	memcpy(at(f, RODATA_A + ELF_GNU_HASH + 28, 4), &chain, 4);
+	w64(f, ELF_DYN + 1 * 16 + 8, o->strsz);
+	w64(f, ELF_DYN + 4 * 16, DT_GNU_HASH);
+	w64(f, ELF_DYN + 4 * 16 + 8, RODATA_A + ELF_GNU_HASH);
+	w64(f, ELF_DYN + 5 * 16, DT_SYMTAB);
+	w64(f, ELF_DYN + 5 * 16 + 8, ELF_SYMTAB);
+}
+
+static void test_ident_marker(void **state)
+{
+	struct fake f;
+	struct hs_glibc_ident id;
+	struct hs_glibc_heap *h = NULL;
+	struct elf_offs o;
+
+	(void)state;
+	/* 2.36 exports __libc_scratch_buffer_dupfree, 2.37 no longer */
+	build(&f, &T35, 35);
+	o = add_elf(&f, 36);
+	add_dynsym(&f, &o, "__libc_scratch_buffer_dupfree");
+	open_fake(&f);
+	assert_int_equal(hs_glibc_ident_read(f.t, RODATA_A, &id), 0);
+	assert_int_equal(id.minor_lo, 36);
+	assert_int_equal(id.minor_hi, 36);
+	assert_true(id.marker_present);
+	assert_int_equal(hs_glibc_open(f.t, NULL, &h), 0);
+	assert_int_equal(h->version_minor, 36);
+	assert_int_equal(h->version_minor_max, 36);
+	hs_glibc_close(h);
+	free_fake(&f);
+
+	build(&f, &T35, 35);
+	o = add_elf(&f, 36);
+	add_dynsym(&f, &o, "malloc");
+	open_fake(&f);
+	assert_int_equal(hs_glibc_ident_read(f.t, RODATA_A, &id), 0);
+	assert_int_equal(id.minor_lo, 37);
+	assert_int_equal(id.minor_hi, 37);
+	assert_false(id.marker_present);
+	assert_non_null(id.marker);
+	free_fake(&f);
+
+	/* the marker only splits 2.36/2.37 */
+	build(&f, &T35, 35);
+	o = add_elf(&f, 39);
+	add_dynsym(&f, &o, "malloc");
+	open_fake(&f);
+	assert_int_equal(hs_glibc_ident_read(f.t, RODATA_A, &id), 0);
+	assert_int_equal(id.minor_lo, 39);
+	assert_int_equal(id.minor_hi, 40);
+	assert_null(id.marker);
+	free_fake(&f);
+}
+
+static void test_ident_read(void **state)
+{
+	static const unsigned cases[][3] = {
+		/* verdef, releases lo..hi (x86_64 abilists) */
+		{ 17, 17, 17 }, { 18, 18, 21 }, { 22, 22, 22 }, { 29, 29, 29 },
+		{ 30, 30, 31 }, { 35, 35, 35 }, { 36, 36, 37 }, { 38, 38, 38 },
+		{ 39, 39, 40 }, { 41, 41, 41 },
+	};
+	struct hs_glibc_ident id;
+
+	(void)state;
+	for (size_t i = 0; i < HS_ARRAY_SIZE(cases); i++) {
+		struct fake f;
+
+		build(&f, &T35, 35);
+		add_elf(&f, cases[i][0]);
+		open_fake(&f);
+		assert_int_equal(hs_glibc_ident_read(f.t, RODATA_A, &id), 0);
+		assert_int_equal(id.verdef_minor, cases[i][0]);
+		assert_int_equal(id.minor_lo, cases[i][1]);
+		assert_int_equal(id.minor_hi, cases[i][2]);
+		assert_int_equal(id.build_id_len, sizeof(fake_build_id));
+		assert_memory_equal(id.build_id, fake_build_id, sizeof(fake_build_id));
+		/* not the start of a mapping, or no ELF there */
+		assert_int_equal(hs_glibc_ident_read(f.t, RODATA_A + 0x1000, &id),
+				 -HS_E_NOT_FOUND);
+		assert_int_equal(hs_glibc_ident_read(f.t, DATA_A, &id), -HS_E_CORRUPT);
+		free_fake(&f);
+	}
+}
+
+static void test_ident_hostile(void **state)
+{
+	struct fake f;
+	struct hs_glibc_ident id;
+	struct elf_offs o;
+	Elf64_Verdef vd;
+	uint16_t phnum = 0xffff;
+
+	(void)state;
+	/* a program header count beyond the bound */
+	build(&f, &T35, 35);
+	add_elf(&f, 36);
+	memcpy(at(&f, RODATA_A + offsetof(Elf64_Ehdr, e_phnum), 2), &phnum, 2);
+	open_fake(&f);
+	assert_int_equal(hs_glibc_ident_read(f.t, RODATA_A, &id), -HS_E_CORRUPT);
+	free_fake(&f);
+
+	/* GLIBC_2.36's name offset past .dynstr: that definition is ignored */
+	build(&f, &T35, 35);
+	o = add_elf(&f, 36);
+	w32(&f, o.verdef_glibc + sizeof(Elf64_Verdef), o.strsz + 4);
+	open_fake(&f);
+	assert_int_equal(hs_glibc_ident_read(f.t, RODATA_A, &id), 0);
+	assert_int_equal(id.verdef_minor, 2); /* GLIBC_2.2.5 */
+	free_fake(&f);
+
+	/* a huge DT_VERDEFNUM and a chain that steps out of the mapping */
+	build(&f, &T35, 35);
+	o = add_elf(&f, 36);
+	w64(&f, ELF_DYN + 3 * 16 + 8, 1ull << 40);
+	memcpy(&vd, at(&f, o.verdef_glibc, sizeof(vd)), sizeof(vd));
+	vd.vd_next = 0x7ffffff0;
+	memcpy(at(&f, o.verdef_glibc, sizeof(vd)), &vd, sizeof(vd));
+	open_fake(&f);
+	assert_int_equal(hs_glibc_ident_read(f.t, RODATA_A, &id), 0);
+	assert_int_equal(id.verdef_minor, 36);
+	free_fake(&f);
+
+	/* DT_STRTAB outside libc's first mapping */
+	build(&f, &T35, 35);
+	add_elf(&f, 36);
+	w64(&f, ELF_DYN + 8, HEAP_A);
+	open_fake(&f);
+	assert_int_equal(hs_glibc_ident_read(f.t, RODATA_A, &id), -HS_E_NOT_FOUND);
+	assert_int_equal(id.build_id_len, sizeof(fake_build_id));
+	free_fake(&f);
+}
+
+/*
+ * A "live" target (it has a suspend op) over the fake's regions, which
+ * counts reads that touch libc's second r-- page (where the banner is).
+ */
+static struct {
+	struct fake *f;
+	unsigned banner_reads;
+} spy;
+
+static int spy_read(struct hs_target *t, hs_addr_t a, void *buf, size_t len, size_t *nread)
+{
+	(void)t;
+	*nread = 0;
+	if (!len)
+		return 0;
+	if (a < RODATA_A + 0x2000 && a + len > RODATA_A + 0x1000)
+		spy.banner_reads++;
+	for (size_t i = 0; i < spy.f->nr; i++) {
+		const struct region *r = &spy.f->r[i];
+
+		if (a >= r->addr && a < r->addr + r->len) {
+			size_t n = r->addr + r->len - a < len ? (size_t)(r->addr + r->len - a) : len;
+
+			memcpy(buf, r->buf + (a - r->addr), n);
+			*nread = n;
+			return 0;
+		}
+	}
+	return -EFAULT;
+}
+
+static int spy_noop(struct hs_target *t)
+{
+	(void)t;
+	return 0;
+}
+
+static const struct hs_target_ops spy_ops = {
+	.name = "spy", .read = spy_read, .suspend = spy_noop, .resume = spy_noop,
+};
+
+static void test_version_live_no_rodata(void **state)
+{
+	static const unsigned perms[] = {
+		HS_PERM_R, HS_PERM_R | HS_PERM_W, HS_PERM_R | HS_PERM_W,
+		HS_PERM_R | HS_PERM_W, HS_PERM_R | HS_PERM_W, HS_PERM_R | HS_PERM_W,
+		HS_PERM_R | HS_PERM_W,
+	};
+	struct fake f;
+	struct hs_glibc_heap *h = NULL;
+	struct hs_target *t;
+
+	(void)state;
+	/* the banner says 2.39: a live target must not read it */
+	build(&f, &T35, 39);
+	add_elf(&f, 36);
+	spy.f = &f;
+	spy.banner_reads = 0;
+	t = hs_target_new(&spy_ops);
+	for (size_t i = 0; i < f.nr; i++) {
+		struct hs_map *m = hs_maps_add(&t->maps, f.r[i].addr, f.r[i].addr + f.r[i].len,
+					       i < 2 ? LIBC : i == 2 ? "[heap]" : "");
+		m->perms = perms[i];
+	}
+	hs_maps_sort(&t->maps);
+	t->threads = hs_xcalloc(2, sizeof(*t->threads));
+	t->nthreads = 2;
+	for (int i = 0; i < 2; i++) {
+		t->threads[i].tid = 100 + i;
+		t->threads[i].has_regs = true;
+		t->threads[i].regs.r[HS_REG_FS_BASE] = TLS_A + 0x2000 * (hs_addr_t)(i + 1);
+	}
+	hs_classify(t);
+	assert_int_equal(hs_glibc_open(t, NULL, &h), 0);
+	assert_int_equal(h->version_minor, 36);
+	assert_int_equal(h->version_minor_max, 37);
+	assert_string_equal(h->version_source, "verdef");
+	assert_non_null(strstr(h->version, "GLIBC_2.36"));
+	assert_int_equal(h->ident.build_id_len, sizeof(fake_build_id));
+	assert_string_equal(h->layout->name, "2.35-2.40");
+	assert_int_equal(hs_glibc_analyze(h), 0);
+	dump_problems(h);
+	assert_int_equal(h->nproblems, 0);
+	assert_counts(&f, h);
+	assert_int_equal(spy.banner_reads, 0);
+	hs_glibc_close(h);
+	hs_target_close(t);
+	free_fake(&f);
+}
+
+static void test_version_post_mortem(void **state)
+{
+	struct fake f;
+	struct hs_glibc_heap *h = NULL;
+
+	(void)state;
+	/* a core: verdef 2.36 means 2.36 or 2.37, the banner settles it */
+	build(&f, &T35, 37);
+	add_elf(&f, 36);
+	open_fake(&f);
+	assert_int_equal(hs_glibc_open(f.t, NULL, &h), 0);
+	assert_int_equal(h->version_minor, 37);
+	assert_int_equal(h->version_minor_max, 37);
+	assert_string_equal(h->version_source, "banner");
+	hs_glibc_close(h);
+	free_fake(&f);
+
+	/* a banner outside the verdef's range is not believed */
+	build(&f, &T35, 39);
+	add_elf(&f, 36);
+	open_fake(&f);
+	assert_int_equal(hs_glibc_open(f.t, NULL, &h), 0);
+	assert_int_equal(h->version_minor, 36);
+	assert_int_equal(h->version_minor_max, 37);
+	assert_string_equal(h->version_source, "verdef");
+	hs_glibc_close(h);
+	free_fake(&f);
+
+	/* verdef 2.35 is exact: the banner is not even needed */
+	build(&f, &T35, 35);
+	add_elf(&f, 35);
+	memset(at(&f, RODATA_A + 0x1000, 0x1000), 0, 0x1000);
+	open_fake(&f);
+	assert_int_equal(hs_glibc_open(f.t, NULL, &h), 0);
+	assert_int_equal(h->version_minor, 35);
+	assert_int_equal(h->version_minor_max, 35);
+	assert_string_equal(h->version_source, "verdef");
+	hs_glibc_close(h);
+	free_fake(&f);
+}
+
+static void test_candidates(void **state)
+{
+	struct fake f;
+	struct hs_glibc_heap *h = NULL;
+	struct hs_glibc_opts o;
+
+	(void)state;
+	build(&f, &T35, 35);
+	open_fake(&f);
+	/* the first guess (mp_) fails the checks, the second is main_arena */
+	memset(&o, 0, sizeof(o));
+	o.candidates[0] = MP_A;
+	o.candidates[1] = ARENA_A;
+	o.ncandidates = 2;
+	o.candidate_how[0] = "symbol";
+	o.candidate_how[1] = "disasm";
+	o.flags = HS_GLIBC_NO_SCAN;
+	assert_int_equal(hs_glibc_open(f.t, &o, &h), 0);
+	assert_int_equal(h->main_arena, ARENA_A);
+	assert_string_equal(h->main_arena_how, "disasm");
+	assert_int_equal(hs_glibc_analyze(h), 0);
+	assert_int_equal(h->nproblems, 0);
+	assert_counts(&f, h);
+	hs_glibc_close(h);
+
+	/* only bad guesses: the scan, unless it is forbidden */
+	o.ncandidates = 1;
+	o.flags = 0;
+	assert_int_equal(hs_glibc_open(f.t, &o, &h), 0);
+	assert_int_equal(h->main_arena, ARENA_A);
+	assert_string_equal(h->main_arena_how, "scan");
+	hs_glibc_close(h);
+	o.flags = HS_GLIBC_NO_SCAN;
+	assert_int_equal(hs_glibc_open(f.t, &o, &h), -HS_E_NOT_FOUND);
+	assert_non_null(h);
+	hs_glibc_close(h);
+
+	/* a caller's address keeps the caller's name for its source */
+	memset(&o, 0, sizeof(o));
+	o.main_arena = ARENA_A;
+	o.main_arena_how = "symbol";
+	assert_int_equal(hs_glibc_open(f.t, &o, &h), 0);
+	assert_string_equal(h->main_arena_how, "symbol");
+	assert_int_equal(h->nproblems, 0);
+	hs_glibc_close(h);
+	free_fake(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -786,6 +1279,12 @@ int main(void)
 		cmocka_unit_test(test_for_each_chunk),
 		cmocka_unit_test(test_free_set_cap),
 		cmocka_unit_test(test_no_glibc),
+		cmocka_unit_test(test_ident_read),
+		cmocka_unit_test(test_ident_hostile),
+		cmocka_unit_test(test_ident_marker),
+		cmocka_unit_test(test_version_live_no_rodata),
+		cmocka_unit_test(test_version_post_mortem),
+		cmocka_unit_test(test_candidates),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
