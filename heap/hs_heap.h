@@ -10,5 +10,6 @@
 #include "hs_core.h"
 #include "hs_strings.h"
 #include "hs_glibc.h"
+#include "hs_show.h"
 
 #endif

@@ -114,5 +114,6 @@ int cmd_dump(int argc, char **argv);
 int cmd_core(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_stacks(int argc, char **argv);
+int cmd_show(int argc, char **argv);
 
 #endif

@@ -24,6 +24,7 @@ static const struct cmd_struct commands[] = {
 	{ "core", cmd_core, "the default report on a core file (same as scan -c FILE)" },
 	{ "check", cmd_check, "probe what this machine lets heapscan do" },
 	{ "stacks", cmd_stacks, "every thread's backtrace, symbolized (like eu-stack)" },
+	{ "show", cmd_show, "what is at an address: mapping, chunk, dump, references" },
 };
 
 static void usage(FILE *out)
