@@ -11,5 +11,6 @@
 #include "hs_strings.h"
 #include "hs_glibc.h"
 #include "hs_show.h"
+#include "hs_growth.h"
 
 #endif

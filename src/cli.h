@@ -114,6 +114,9 @@ int cmd_dump(int argc, char **argv);
 int cmd_core(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_stacks(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
+int cmd_watch(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 
 #endif

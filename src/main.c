@@ -24,6 +24,9 @@ static const struct cmd_struct commands[] = {
 	{ "core", cmd_core, "the default report on a core file (same as scan -c FILE)" },
 	{ "check", cmd_check, "probe what this machine lets heapscan do" },
 	{ "stacks", cmd_stacks, "every thread's backtrace, symbolized (like eu-stack)" },
+	{ "snapshot", cmd_snapshot, "write a growth profile for a later diff" },
+	{ "diff", cmd_diff, "what grew between two profiles, dumps or cores" },
+	{ "watch", cmd_watch, "sample a process repeatedly: what grows, how fast" },
 	{ "show", cmd_show, "what is at an address: mapping, chunk, dump, references" },
 };
 
