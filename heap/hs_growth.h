@@ -46,6 +46,8 @@
 
 #include "hs_core.h"
 
+struct hs_glibc_opts;
+
 #define HS_PROFILE_MAGIC "heapscan-profile"
 #define HS_PROFILE_VERSION 1
 #define HS_PROFILE_KEEP_DEFAULT 10000
@@ -137,6 +139,9 @@ struct hs_profile_opts {
 	unsigned keep;           /* strings kept; 0: the default */
 	unsigned flags;          /* enum hs_profile_build_flags */
 	unsigned jobs;           /* string scan threads; 0: default */
+	/* How to open the glibc heap (main_arena, candidates); NULL: the
+	 * walker's own scan. */
+	const struct hs_glibc_opts *glibc;
 };
 
 /*

@@ -239,14 +239,15 @@ static int cmp_chunk(const void *x, const void *y)
 	return a->size < b->size ? -1 : a->size > b->size;
 }
 
-static int add_heap(struct hs_profile *p, struct hs_target *t)
+static int add_heap(struct hs_profile *p, struct hs_target *t,
+		    const struct hs_glibc_opts *go)
 {
 	struct hs_glibc_heap *h = NULL;
 	struct hist hi = { 0 };
 	struct hs_buf why = HS_BUF_INIT;
 	int ret;
 
-	ret = hs_glibc_open(t, NULL, &h);
+	ret = hs_glibc_open(t, go, &h);
 	if (ret == -ESRCH || ret == -HS_E_INTERRUPTED)
 		goto out;
 	if (ret < 0) {
@@ -368,7 +369,7 @@ int hs_profile_build(struct hs_target *t, const struct hs_profile_opts *o,
 		p->time_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	add_regions(p, t);
 	if (!(o && (o->flags & HS_PROFILE_NO_HEAP))) {
-		ret = add_heap(p, t);
+		ret = add_heap(p, t, o ? o->glibc : NULL);
 		if (ret < 0)
 			goto out;
 	} else {

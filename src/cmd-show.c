@@ -6,6 +6,7 @@
  */
 #include "cli.h"
 #include "report.h"
+#include "report-heap.h"
 #include "report-show.h"
 
 #include <errno.h>
@@ -159,7 +160,7 @@ int cmd_show(int argc, char **argv)
 
 	/* The free lists only: the walk happens in the lookups, and stops
 	 * at the chunk it is after. */
-	herr = hs_glibc_open(t, &go, &h);
+	herr = hs_report_heap_open(t, &go, HS_ARENA_AUTO, &h);
 	if (herr == -ESRCH || herr == -HS_E_INTERRUPTED) {
 		err = herr;
 		goto failed;

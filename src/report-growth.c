@@ -1,5 +1,6 @@
 /* Text and JSON forms of a growth diff; see report-growth.h. */
 #include "report-growth.h"
+#include "report-heap.h"
 #include "cli.h"
 #include "hs_symbols.h"
 
@@ -362,6 +363,8 @@ int hs_growth_profile_target(struct hs_target *t, const struct hs_profile_opts *
 			     struct hs_profile *p)
 {
 	uint64_t stop0 = t->stop_ns;
+	struct hs_profile_opts o;
+	struct hs_glibc_opts go;
 	int ret;
 
 	hs_profile_init(p);
@@ -374,7 +377,14 @@ int hs_growth_profile_target(struct hs_target *t, const struct hs_profile_opts *
 	}
 	hs_cli_test_hold();
 	hs_profile_release(p);
-	ret = hs_profile_build(t, po, p);
+	if (po)
+		o = *po;
+	else
+		memset(&o, 0, sizeof(o));
+	memset(&go, 0, sizeof(go));
+	hs_report_heap_find_arena(t, &go, HS_ARENA_AUTO);
+	o.glibc = &go;
+	ret = hs_profile_build(t, &o, p);
 	(void)hs_target_resume(t);
 	p->stop_ns = t->stop_ns - stop0;
 	if (ret < 0) {

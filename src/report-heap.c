@@ -16,41 +16,53 @@ int hs_arena_way_parse(const char *s)
 	return -1;
 }
 
-int hs_report_heap_collect_way(struct hs_target *t, const struct hs_glibc_opts *opts,
-			       enum hs_arena_way way, struct hs_glibc_heap **out)
+void hs_report_heap_find_arena(struct hs_target *t, struct hs_glibc_opts *go,
+			       enum hs_arena_way way)
 {
-	struct hs_glibc_opts go;
-	int ret;
-
-	if (opts)
-		go = *opts;
-	else
-		memset(&go, 0, sizeof(go));
 	/* Symbol and disassembly only propose: the walker keeps the first
 	 * candidate that passes its arena checks (a core read next to a
 	 * different libc on disk gives a wrong symbol, not a wrong walk). */
-	if (!go.main_arena && go.ncandidates == 0) {
+	if (!go->main_arena && go->ncandidates == 0) {
 		hs_addr_t a;
 		size_t n = 0;
 
 		if ((way == HS_ARENA_AUTO || way == HS_ARENA_SYMBOL) &&
 		    hs_libc_main_arena_symbol(t, &a) == 0) {
-			go.candidates[0] = a;
-			go.candidate_how[0] = "symbol";
-			go.ncandidates = 1;
+			go->candidates[0] = a;
+			go->candidate_how[0] = "symbol";
+			go->ncandidates = 1;
 		}
 		if ((way == HS_ARENA_AUTO || way == HS_ARENA_DISASM) &&
-		    hs_libc_main_arena_disasm(t, go.candidates + go.ncandidates,
-					      HS_GLIBC_MAX_CANDIDATES - go.ncandidates,
+		    hs_libc_main_arena_disasm(t, go->candidates + go->ncandidates,
+					      HS_GLIBC_MAX_CANDIDATES - go->ncandidates,
 					      &n) == 0)
 			for (size_t i = 0; i < n; i++)
-				go.candidate_how[go.ncandidates++] = "disasm";
+				go->candidate_how[go->ncandidates++] = "disasm";
 	}
 	if (way == HS_ARENA_SYMBOL || way == HS_ARENA_DISASM)
-		go.flags |= HS_GLIBC_NO_SCAN;
+		go->flags |= HS_GLIBC_NO_SCAN;
+}
+
+int hs_report_heap_open(struct hs_target *t, const struct hs_glibc_opts *opts,
+			enum hs_arena_way way, struct hs_glibc_heap **out)
+{
+	struct hs_glibc_opts go;
+
+	if (opts)
+		go = *opts;
+	else
+		memset(&go, 0, sizeof(go));
+	hs_report_heap_find_arena(t, &go, way);
 	if (hs_interrupted)
 		return -HS_E_INTERRUPTED;
-	ret = hs_glibc_open(t, &go, out);
+	return hs_glibc_open(t, &go, out);
+}
+
+int hs_report_heap_collect_way(struct hs_target *t, const struct hs_glibc_opts *opts,
+			       enum hs_arena_way way, struct hs_glibc_heap **out)
+{
+	int ret = hs_report_heap_open(t, opts, way, out);
+
 	if (ret < 0)
 		return ret;
 	return hs_glibc_analyze(*out);

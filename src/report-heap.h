@@ -36,6 +36,21 @@ enum hs_arena_way {
 /* "auto", "symbol", "disasm", "scan" -> the way; -1 if unknown. */
 int hs_arena_way_parse(const char *s);
 
+/*
+ * Adds to go the main_arena candidates `way` allows (AUTO: libc's debug
+ * symbol, then the disassembly of its malloc functions); SYMBOL and DISASM
+ * also forbid the scan.  Nothing is added when go already names
+ * main_arena or candidates.  Every command that opens the heap uses this,
+ * so they all find the same main_arena the same way.
+ */
+void hs_report_heap_find_arena(struct hs_target *t, struct hs_glibc_opts *go,
+			       enum hs_arena_way way);
+
+/* hs_glibc_open (free lists, no walk) with main_arena found as above. */
+int hs_report_heap_open(struct hs_target *t, const struct hs_glibc_opts *opts,
+			enum hs_arena_way way,
+			struct hs_glibc_heap **out) HS_MUST_CHECK;
+
 /* hs_report_heap_collect with main_arena from `way` only (AUTO: all). */
 int hs_report_heap_collect_way(struct hs_target *t, const struct hs_glibc_opts *opts,
 			       enum hs_arena_way way,

@@ -12,6 +12,7 @@ Exit code 77 means skipped (ctest SKIP_RETURN_CODE).
 """
 import json
 import os
+import time
 import shutil
 import signal
 import subprocess
@@ -84,6 +85,17 @@ class Victim:
                 if l.startswith("State:"):
                     return l.split()[1]
         return "?"
+
+    def settled_state(self, timeout=5.0):
+        """The State letter once the process has left 'R' (bounded): a
+        thread heapscan just detached passes through 'R' on its way back
+        into its blocking call ('S') or its group stop ('T')."""
+        deadline = time.monotonic() + timeout
+        st = self.state()
+        while st == "R" and time.monotonic() < deadline:
+            os.sched_yield()
+            st = self.state()
+        return st
 
     def close(self):
         if self.proc.poll() is None:

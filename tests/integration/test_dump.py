@@ -41,7 +41,7 @@ class DumpTest(TmpDirTestCase):
     def test_layout_notes_and_sparse(self):
         with Victim("dump_victim") as v:
             path, st = self.dump(v)
-            self.assertEqual(v.state(), "S")   # let go after the copy
+            self.assertEqual(v.settled_state(), "S")   # let go after the copy
         self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
         self.assertEqual(os.listdir(self.tmp), ["v.core"])  # no temp left
         c = Core(path)
@@ -158,7 +158,7 @@ class DumpTest(TmpDirTestCase):
     def test_stop_covers_only_the_copy(self):
         with Victim("dump_victim") as v:
             _, st = self.dump(v)
-            self.assertEqual(v.state(), "S")
+            self.assertEqual(v.settled_state(), "S")
         self.assertGreater(st["stop_ms"], 0)
         self.assertGreaterEqual(st["stop_ms"], st["copy_ms"])
         self.assertLess(st["stop_ms"], st["wall_ms"] + 1000)
@@ -172,7 +172,7 @@ class DumpTest(TmpDirTestCase):
             self.assertEqual(rc, 2)
             self.assertIn("exists; use --force", err)
             self.assertEqual(open(path).read(), "keep me")
-            self.assertEqual(v.state(), "S")
+            self.assertEqual(v.settled_state(), "S")
             rc, out, err = run("dump", "-p", v.pid, "-o", path, "--force")
             self.assertEqual(rc, 0, err)
             self.assertEqual(Core(path).e_type, 4)
@@ -193,7 +193,7 @@ class DumpTest(TmpDirTestCase):
             self.assertRegex(p.stderr, r"^heapscan: cannot write '.*small\.core': "
                              r"File too large; nothing written\n$")
             self.assertEqual(os.listdir(self.tmp), [])
-            self.assertEqual(v.state(), "S")
+            self.assertEqual(v.settled_state(), "S")
 
     def test_interrupt_leaves_nothing(self):
         with Victim("dump_victim") as v:
@@ -208,7 +208,7 @@ class DumpTest(TmpDirTestCase):
             self.assertEqual(p.returncode, 2, err)
             self.assertIn("interrupted", err)
             self.assertEqual(os.listdir(self.tmp), [])
-            self.assertEqual(v.state(), "S")
+            self.assertEqual(v.settled_state(), "S")
 
     def test_region_selection(self):
         with Victim("dump_victim") as v:

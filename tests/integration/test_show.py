@@ -115,7 +115,7 @@ class ShowTest(harness.TmpDirTestCase):
     def test_live_record(self):
         with Victim("show_victim") as v:
             self.check_record(v, ["-p", v.pid])
-            self.assertEqual(v.state(), "S")   # let go after the run
+            self.assertEqual(v.settled_state(), "S")   # let go after the run
 
     def test_any_address_in_the_chunk(self):
         with Victim("show_victim") as v:
@@ -259,7 +259,7 @@ class ShowTest(harness.TmpDirTestCase):
                 if needle:
                     self.assertIn(needle, lines[0])
                 self.assertEqual(out, "")
-            self.assertEqual(v.state(), "S")
+            self.assertEqual(v.settled_state(), "S")
 
     def test_help_and_man_page(self):
         rc, out, err = run("show", "--help")
