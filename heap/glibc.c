@@ -1399,11 +1399,22 @@ static int walk_mmapped(struct walker *w)
 	struct hs_glibc_heap *h = w->h;
 	const struct hs_maps *maps = &h->t->maps;
 
+	hs_addr_t done = 0;      /* end of the last chunk found */
+
 	for (size_t i = 0; i < maps->n; i++) {
 		const struct hs_map *m = &maps->v[i];
-		hs_addr_t p = m->start;
+		hs_addr_t p = m->start > done ? m->start : done;
+		hs_addr_t ext_end = m->end;
 		bool overlaps = false;
 
+		if (m->end <= done)
+			continue;
+		/* mprotect() on part of a chunk (a guard page, say) splits its
+		 * mapping: the chunk may run on through adjacent anonymous
+		 * mappings of any protection. */
+		for (size_t k = i + 1; k < maps->n && maps->v[k].start == ext_end &&
+		     !maps->v[k].path[0]; k++)
+			ext_end = maps->v[k].end;
 		if (m->cls != HS_CLASS_ANON ||
 		    (m->perms & (HS_PERM_R | HS_PERM_W)) != (HS_PERM_R | HS_PERM_W))
 			continue;
@@ -1426,11 +1437,12 @@ static int walk_mmapped(struct walker *w)
 			/* An mmapped chunk starts its pages: prev_size 0, flags
 			 * exactly IS_MMAPPED, a page-multiple size that fits. */
 			if (ret == 0 && hdr[0] == 0 && (hdr[1] & SIZE_BITS) == IS_MMAPPED &&
-			    size >= PAGE && !(size & (PAGE - 1)) && size <= m->end - p) {
+			    size >= PAGE && !(size & (PAGE - 1)) && size <= ext_end - p) {
 				ret = emit(w, p, size, HS_CHUNK_MMAPPED, -1);
 				if (ret)
 					return ret;
 				p += size;
+				done = p;
 			} else {
 				p += PAGE;
 			}

@@ -316,6 +316,10 @@ static void build(struct fake *f, const struct tl *L, unsigned banner_minor)
 	w64(f, TLS_A + 0x4000 - 0x48, f->tc_thread);
 }
 
+/* When set, open_fake() maps the mmapped chunk as rw / no access / rw,
+ * as an mprotect()ed guard page inside it leaves it. */
+static bool split_mmapped;
+
 static void open_fake(struct fake *f)
 {
 	static const struct {
@@ -337,6 +341,17 @@ static void open_fake(struct fake *f)
 		const struct region *r = &f->r[i]; /* build() adds them in this order */
 
 		assert_int_equal(r->addr, maps[i].a);
+		if (split_mmapped && r->addr == MM_A) {
+			hs_target_mem_add(f->t, r->addr, r->buf, 0x1000, maps[i].perms, "");
+			/* perms 0 adds the bytes without a map: add the map */
+			hs_target_mem_add(f->t, r->addr + 0x1000, r->buf + 0x1000, 0x1000,
+					  0, "");
+			hs_maps_add(&f->t->maps, r->addr + 0x1000, r->addr + 0x2000, "");
+			hs_maps_sort(&f->t->maps);
+			hs_target_mem_add(f->t, r->addr + 0x2000, r->buf + 0x2000,
+					  r->len - 0x2000, maps[i].perms, "");
+			continue;
+		}
 		hs_target_mem_add(f->t, r->addr, r->buf, r->len, maps[i].perms,
 				  maps[i].path);
 	}
@@ -518,6 +533,27 @@ static void test_layout_table(void **state)
 	assert_null(hs_glibc_layout_for(2, 16));
 	assert_null(hs_glibc_layout_for(2, 41));
 	assert_null(hs_glibc_layout_for(3, 0));
+}
+
+/* An mmapped chunk split into three mappings by mprotect is one chunk. */
+static void test_mmapped_split_by_mprotect(void **state)
+{
+	struct fake f;
+	struct hs_glibc_heap *h = NULL;
+
+	(void)state;
+	split_mmapped = true;
+	build(&f, &T35, 35);
+	open_fake(&f);
+	split_mmapped = false;
+	assert_int_equal(hs_target_find_map(f.t, MM_A + 0x1000)->perms, 0);
+	assert_int_equal(hs_glibc_open(f.t, NULL, &h), 0);
+	assert_int_equal(hs_glibc_analyze(h), 0);
+	assert_int_equal(h->mmapped.count, 1);
+	assert_int_equal(h->mmapped.bytes, MM_LEN);
+	assert_int_equal(h->nproblems, 0);
+	hs_glibc_close(h);
+	free_fake(&f);
 }
 
 static void test_glibc_2_27(void **state) { (void)state; check_version(&T27); }
@@ -1264,6 +1300,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_layout_table),
 		cmocka_unit_test(test_glibc_2_27),
+		cmocka_unit_test(test_mmapped_split_by_mprotect),
 		cmocka_unit_test(test_glibc_2_31),
 		cmocka_unit_test(test_glibc_2_35),
 		cmocka_unit_test(test_glibc_2_39),
