@@ -143,6 +143,59 @@ int hs_cli_common_opt(int c, const char *arg, struct hs_cli_opts *o)
 	}
 }
 
+/* Usage texts are printf formats of one %s (the common options) and %%. */
+static void print_usage(const char *u)
+{
+	for (; *u; u++) {
+		if (u[0] == '%' && u[1] == 's') {
+			fputs(hs_cli_common_help, stdout);
+			u++;
+		} else if (u[0] == '%' && u[1] == '%') {
+			putchar('%');
+			u++;
+		} else {
+			putchar(*u);
+		}
+	}
+}
+
+int hs_cli_next_opt(struct hs_cli_parser *p)
+{
+	char shortopts[64];
+	int c, r;
+
+	if (!p->started) {
+		optind = 1;
+		opterr = 0;
+		p->started = true;
+	}
+	snprintf(shortopts, sizeof(shortopts), ":%s%s", HS_CLI_COMMON_SHORTOPTS,
+		 p->shortopts ? p->shortopts : "");
+	do {
+		c = getopt_long(p->argc, p->argv, shortopts, p->longopts, NULL);
+		if (c == -1)
+			return 0;
+		r = hs_cli_common_opt(c, optarg, p->o);
+	} while (r > 0);
+	if (r < 0) {
+		p->exit = HS_EXIT_USAGE;
+		return -1;
+	}
+	if (c == 'h') {
+		if (p->usage_fn)
+			p->usage_fn();
+		else
+			print_usage(p->usage);
+		p->exit = HS_EXIT_OK;
+		return -1;
+	}
+	if (c == ':' || c == '?') {
+		p->exit = hs_cli_bad_option(p->cmd, c, p->argv);
+		return -1;
+	}
+	return c;
+}
+
 int hs_cli_bad_option(const char *cmd, int c, char **argv)
 {
 	if (c == ':')

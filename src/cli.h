@@ -56,6 +56,36 @@ extern const char hs_cli_common_help[];
  */
 int hs_cli_common_opt(int c, const char *arg, struct hs_cli_opts *o);
 
+/*
+ * One command's option parsing: getopt_long over the common options and
+ * the command's own.  Set every field but `exit`, then:
+ *
+ *	while ((c = hs_cli_next_opt(&ps)) > 0)
+ *		switch (c) { ...the command's own options... }
+ *	if (c < 0)
+ *		return ps.exit;
+ *
+ * The common options fill *o; -h/--help prints usage (a printf format
+ * whose one %s is hs_cli_common_help) and ends with exit 0; a missing
+ * value, an unknown option or a bad common value is a usage error (64).
+ */
+struct hs_cli_parser {
+	const char *cmd;              /* for messages: "heapscan CMD --help" */
+	const char *usage;
+	void (*usage_fn)(void);       /* prints usage instead, if set */
+	const char *shortopts;        /* the command's own short options, or NULL */
+	const struct option *longopts; /* HS_CLI_COMMON_LONGOPTS, then its own */
+	struct hs_cli_opts *o;
+	int argc;
+	char **argv;
+	int exit;                     /* set when hs_cli_next_opt returns -1 */
+	bool started;                 /* internal: optind was reset */
+};
+
+/* Returns the next command-private option, 0 after the last option
+ * (optind indexes the first operand), or -1: return p->exit. */
+int hs_cli_next_opt(struct hs_cli_parser *p);
+
 /* getopt_long's ':' (missing value) and anything else unknown, as one usage
  * error line; returns 64. */
 int hs_cli_bad_option(const char *cmd, int c, char **argv);

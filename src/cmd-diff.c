@@ -53,6 +53,10 @@ int cmd_diff(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct hs_cli_opts o = { 0 };
+	struct hs_cli_parser ps = {
+		.cmd = "diff", .usage = usage_text, .shortopts = NULL,
+		.longopts = longopts, .o = &o, .argc = argc, .argv = argv,
+	};
 	struct hs_profile_opts po = { 0 };
 	struct hs_diff_opts dopt = { 0 };
 	struct hs_profile a, b;
@@ -62,18 +66,8 @@ int cmd_diff(int argc, char **argv)
 	const char *pa, *pb = NULL;
 	int c, ret;
 
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":" HS_CLI_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
-		int r = hs_cli_common_opt(c, optarg, &o);
-		if (r < 0)
-			return HS_EXIT_USAGE;
-		if (r > 0)
-			continue;
+	while ((c = hs_cli_next_opt(&ps)) > 0) {
 		switch (c) {
-		case 'h':
-			printf(usage_text, hs_cli_common_help);
-			return HS_EXIT_OK;
 		case OPT_TOP:
 			if (hs_cli_parse_u64(optarg, &top) || top > 1000000)
 				return hs_cli_usage_err("diff", "invalid --top '%s'", optarg);
@@ -103,10 +97,10 @@ int cmd_diff(int argc, char **argv)
 		case OPT_FORCE:
 			force = true;
 			break;
-		default:
-			return hs_cli_bad_option("diff", c, argv);
 		}
 	}
+	if (c < 0)
+		return ps.exit;
 	if (o.core)
 		return hs_cli_usage_err("diff", "name cores as arguments: heapscan diff A B");
 	if (optind >= argc)

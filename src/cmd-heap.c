@@ -46,6 +46,10 @@ int cmd_heap(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct hs_cli_opts o = { 0 };
+	struct hs_cli_parser ps = {
+		.cmd = "heap", .usage = usage_text, .shortopts = NULL,
+		.longopts = longopts, .o = &o, .argc = argc, .argv = argv,
+	};
 	struct hs_glibc_opts go = { 0 };
 	struct hs_glibc_heap *h = NULL;
 	struct hs_target *t = NULL;
@@ -53,18 +57,8 @@ int cmd_heap(int argc, char **argv)
 	int c, ret, err, way = HS_ARENA_AUTO;
 	char *end;
 
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":" HS_CLI_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
-		int r = hs_cli_common_opt(c, optarg, &o);
-		if (r < 0)
-			return HS_EXIT_USAGE;
-		if (r > 0)
-			continue;
+	while ((c = hs_cli_next_opt(&ps)) > 0) {
 		switch (c) {
-		case 'h':
-			printf(usage_text, hs_cli_common_help);
-			return HS_EXIT_OK;
 		case OPT_TOP:
 			if (hs_cli_parse_u64(optarg, &top) || top > 1000000)
 				return hs_cli_usage_err("heap", "invalid --top '%s'", optarg);
@@ -84,10 +78,10 @@ int cmd_heap(int argc, char **argv)
 		case OPT_NO_MMAPPED:
 			go.flags |= HS_GLIBC_NO_MMAPPED;
 			break;
-		default:
-			return hs_cli_bad_option("heap", c, argv);
 		}
 	}
+	if (c < 0)
+		return ps.exit;
 	if (hs_cli_finish_options("heap", argc, argv, &o))
 		return HS_EXIT_USAGE;
 	ret = hs_cli_open_target(&o, &t);

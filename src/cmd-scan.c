@@ -43,6 +43,10 @@ int cmd_scan(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct hs_cli_opts o = { 0 };
+	struct hs_cli_parser ps = {
+		.cmd = "scan", .usage = usage_text, .shortopts = NULL,
+		.longopts = longopts, .o = &o, .argc = argc, .argv = argv,
+	};
 	struct hs_target *t = NULL;
 	uint64_t top_regions = 10, top = 10;
 	bool want_heap = true, want_strings = true;
@@ -51,18 +55,8 @@ int cmd_scan(int argc, char **argv)
 	int heap_err = 0, str_err = 0;
 	int c, ret;
 
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":" HS_CLI_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
-		int r = hs_cli_common_opt(c, optarg, &o);
-		if (r < 0)
-			return HS_EXIT_USAGE;
-		if (r > 0)
-			continue;
+	while ((c = hs_cli_next_opt(&ps)) > 0) {
 		switch (c) {
-		case 'h':
-			printf(usage_text, hs_cli_common_help);
-			return HS_EXIT_OK;
 		case OPT_TOP_REGIONS:
 			if (hs_cli_parse_u64(optarg, &top_regions) || top_regions > 100000)
 				return hs_cli_usage_err("scan", "invalid --top-regions '%s'", optarg);
@@ -77,10 +71,10 @@ int cmd_scan(int argc, char **argv)
 		case OPT_NO_STRINGS:
 			want_strings = false;
 			break;
-		default:
-			return hs_cli_bad_option("scan", c, argv);
 		}
 	}
+	if (c < 0)
+		return ps.exit;
 	if (hs_cli_finish_options("scan", argc, argv, &o))
 		return HS_EXIT_USAGE;
 	ret = hs_cli_open_target(&o, &t);

@@ -78,6 +78,10 @@ int cmd_show(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct hs_cli_opts o = { 0 };
+	struct hs_cli_parser ps = {
+		.cmd = "show", .usage = usage_text, .shortopts = NULL,
+		.longopts = longopts, .o = &o, .argc = argc, .argv = argv,
+	};
 	struct hs_glibc_opts go = { 0 };
 	struct hs_show_opts so = { 0 };
 	struct hs_show s;
@@ -92,18 +96,8 @@ int cmd_show(int argc, char **argv)
 	memset(&s, 0, sizeof(s));
 	so.refs_opts.max_results = 64;
 	so.refs_opts.max_bytes = 64ull << 30;
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":" HS_CLI_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
-		int r = hs_cli_common_opt(c, optarg, &o);
-		if (r < 0)
-			return HS_EXIT_USAGE;
-		if (r > 0)
-			continue;
+	while ((c = hs_cli_next_opt(&ps)) > 0) {
 		switch (c) {
-		case 'h':
-			printf(usage_text, hs_cli_common_help);
-			return HS_EXIT_OK;
 		case OPT_MAX_BYTES:
 			if (hs_cli_parse_size(optarg, &v) || !v || v > (256u << 20))
 				return hs_cli_usage_err("show", "invalid --max-bytes '%s' "
@@ -139,10 +133,10 @@ int cmd_show(int argc, char **argv)
 			    (go.main_arena & 7))
 				return hs_cli_usage_err("show", "invalid --main-arena '%s'", optarg);
 			break;
-		default:
-			return hs_cli_bad_option("show", c, argv);
 		}
 	}
+	if (c < 0)
+		return ps.exit;
 	if (optind < argc)
 		addr_arg = argv[optind++];
 	if (!addr_arg)

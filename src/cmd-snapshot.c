@@ -40,6 +40,10 @@ int cmd_snapshot(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct hs_cli_opts o = { 0 };
+	struct hs_cli_parser ps = {
+		.cmd = "snapshot", .usage = usage_text, .shortopts = "o:",
+		.longopts = longopts, .o = &o, .argc = argc, .argv = argv,
+	};
 	struct hs_profile_opts po = { 0 };
 	struct hs_profile p;
 	struct hs_target *t = NULL;
@@ -48,19 +52,8 @@ int cmd_snapshot(int argc, char **argv)
 	FILE *f;
 	int c, ret;
 
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":o:" HS_CLI_COMMON_SHORTOPTS, longopts,
-				NULL)) != -1) {
-		int r = hs_cli_common_opt(c, optarg, &o);
-		if (r < 0)
-			return HS_EXIT_USAGE;
-		if (r > 0)
-			continue;
+	while ((c = hs_cli_next_opt(&ps)) > 0) {
 		switch (c) {
-		case 'h':
-			printf(usage_text, hs_cli_common_help);
-			return HS_EXIT_OK;
 		case 'o':
 			output = optarg;
 			break;
@@ -75,10 +68,10 @@ int cmd_snapshot(int argc, char **argv)
 		case OPT_NO_STRINGS:
 			po.flags |= HS_PROFILE_NO_STRINGS;
 			break;
-		default:
-			return hs_cli_bad_option("snapshot", c, argv);
 		}
 	}
+	if (c < 0)
+		return ps.exit;
 	if (hs_cli_finish_options("snapshot", argc, argv, &o))
 		return HS_EXIT_USAGE;
 	if (!output)

@@ -209,6 +209,10 @@ int cmd_stacks(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct hs_cli_opts o = { 0 };
+	struct hs_cli_parser ps = {
+		.cmd = "stacks", .usage = usage_text, .shortopts = NULL,
+		.longopts = longopts, .o = &o, .argc = argc, .argv = argv,
+	};
 	struct hs_stacks_opts so = { 0 };
 	struct hs_stacks st = { 0 };
 	struct hs_target *t = NULL;
@@ -218,18 +222,8 @@ int cmd_stacks(int argc, char **argv)
 	uint64_t v;
 	int c, ret, err;
 
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":" HS_CLI_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
-		int r = hs_cli_common_opt(c, optarg, &o);
-		if (r < 0)
-			return HS_EXIT_USAGE;
-		if (r > 0)
-			continue;
+	while ((c = hs_cli_next_opt(&ps)) > 0) {
 		switch (c) {
-		case 'h':
-			printf(usage_text, hs_cli_common_help);
-			return HS_EXIT_OK;
 		case OPT_DISASM:
 			disasm = true;
 			break;
@@ -241,10 +235,10 @@ int cmd_stacks(int argc, char **argv)
 		case OPT_NO_DEBUGINFO:
 			syms_flags |= HS_SYMS_NO_DEBUGINFO;
 			break;
-		default:
-			return hs_cli_bad_option("stacks", c, argv);
 		}
 	}
+	if (c < 0)
+		return ps.exit;
 	if (hs_cli_finish_options("stacks", argc, argv, &o))
 		return HS_EXIT_USAGE;
 	if (o.no_stop)

@@ -163,6 +163,10 @@ int cmd_watch(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct hs_cli_opts o = { 0 };
+	struct hs_cli_parser ps = {
+		.cmd = "watch", .usage = usage_text, .shortopts = NULL,
+		.longopts = longopts, .o = &o, .argc = argc, .argv = argv,
+	};
 	struct hs_profile_opts po = { 0 };
 	struct hs_profile first, cur;
 	struct hs_target *t = NULL;
@@ -173,18 +177,8 @@ int cmd_watch(int argc, char **argv)
 	unsigned n = 0;
 	int c, ret = HS_EXIT_OK;
 
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":" HS_CLI_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
-		int r = hs_cli_common_opt(c, optarg, &o);
-		if (r < 0)
-			return HS_EXIT_USAGE;
-		if (r > 0)
-			continue;
+	while ((c = hs_cli_next_opt(&ps)) > 0) {
 		switch (c) {
-		case 'h':
-			printf(usage_text, hs_cli_common_help);
-			return HS_EXIT_OK;
 		case OPT_INTERVAL: {
 			char *end;
 
@@ -210,10 +204,10 @@ int cmd_watch(int argc, char **argv)
 				return hs_cli_usage_err("watch", "invalid --keep '%s'", optarg);
 			po.keep = (unsigned)v;
 			break;
-		default:
-			return hs_cli_bad_option("watch", c, argv);
 		}
 	}
+	if (c < 0)
+		return ps.exit;
 	if (hs_cli_finish_options("watch", argc, argv, &o))
 		return HS_EXIT_USAGE;
 	if (o.core)
