@@ -6,100 +6,116 @@
 # usage: bench/bench_strings.sh [BUILD_DIR] [RECORDS] [RUNS]
 #   BUILD_DIR  a heapscan build (default build-strings next to this repo's
 #              CMakeLists.txt); the worker is BUILD_DIR/victims/leaky_worker
-#   RECORDS    leaked records (default 13000000: about 1.5 GB of heap)
+#   RECORDS    leaked records (default 13000000: about 1.2 GiB of heap)
 #   RUNS       runs of each side (default 3); medians are printed
 # Environment: HS_BENCH_TMP (default /tmp) holds the core file (as large as
-# the worker), HS_BENCH_ARGS extra heapscan arguments.
+# the worker), HS_BENCH_ARGS extra heapscan arguments, HS_BENCH_NO_PIPE=1
+# skips the gcore pipeline (heapscan figures only).
 #
 # Prints, side by side: wall time, target stop time, peak RSS of the tool,
-# the ratio, and heapscan's throughput per core.  Needs gdb (gcore),
-# binutils (strings) and GNU time; installs them with apt-get if missing.
+# the ratio; then heapscan's throughput per core, three ways (see the
+# lines printed: scan phase, end to end, per CPU-second); then the glibc
+# heap walker alone ('heapscan heap -p', which 'heapscan strings' runs
+# first for each string's location).  Needs gdb (gcore), binutils
+# (strings) and GNU time; installs them with apt-get if missing.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/bench/lib.sh"
 build=${1:-$here/build-strings}
 records=${2:-13000000}
 runs=${3:-3}
 tmp=$(mktemp -d "${HS_BENCH_TMP:-/tmp}/hs-bench.XXXXXX")
 heapscan=$build/src/heapscan
 worker=$build/victims/leaky_worker
+pipe=$([ "${HS_BENCH_NO_PIPE:-0}" = 1 ] && echo 0 || echo 1)
 
-need=()
-command -v gcore >/dev/null || need+=(gdb)
-command -v strings >/dev/null || need+=(binutils)
-[ -x /usr/bin/time ] || need+=(time)
-if [ ${#need[@]} -gt 0 ]; then
-	echo "installing: ${need[*]}" >&2
-	apt-get install -y "${need[@]}" >/dev/null
-fi
+hs_bench_need gcore:gdb strings:binutils /usr/bin/time:time
 for f in "$heapscan" "$worker"; do
-	[ -x "$f" ] || { echo "bench: '$f' not built" >&2; exit 2; }
+	[ -x "$f" ] || { echo "bench: '$f' not built" >&2; rm -rf "$tmp"; exit 2; }
 done
-
-cleanup() {
-	if [ -n "${wpid:-}" ]; then kill "$wpid" 2>/dev/null || true; wait "$wpid" 2>/dev/null || true; fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
 
 # Start the worker and read its ground truth up to "ready".
-coproc W { exec "$worker" "$records"; }
-wpid=$W_PID
-declare -A fact
-while IFS= read -r line <&"${W[0]}"; do
-	[ "$line" = ready ] && break
-	set -- $line
-	fact[$1]="${*:2}"
-done
-rss_kb=$(awk '/^VmRSS/ {print $2}' /proc/$wpid/status)
-echo "worker pid $wpid: ${fact[records]} records, VmRSS $((rss_kb / 1024)) MiB"
-echo "  ground truth: ${fact[string1]} / ${fact[string2]} times; distinct tags ${fact[distinct_tags]}"
+hs_bench_start_worker "$worker" "$records"
+echo "worker pid $wpid: ${hs_fact[records]} records, VmRSS $(hs_bench_rss_mib "$wpid") MiB"
+echo "  ground truth: ${hs_fact[string1]} / ${hs_fact[string2]} times; distinct tags ${hs_fact[distinct_tags]}"
 
-median() { sort -g | awk '{a[NR]=$1} END {printf "%.6f\n", a[int((NR+1)/2)]}'; }
+med() { printf '%s\n' "$@" | hs_bench_median; }
+calc() { awk "BEGIN { printf \"%.2f\n\", $* }"; }
 
-p_wall=(); p_stop=(); p_rss=(); h_wall=(); h_stop=(); h_rss=(); h_scan=(); h_bytes=()
+p_wall=(); p_stop=(); p_rss=()
+h_wall=(); h_cpu=(); h_stop=(); h_rss=(); h_scan=(); h_bytes=()
+w_wall=(); w_walk=(); w_bytes=(); w_chunks=()
 for i in $(seq 1 "$runs"); do
-	# The pipeline: gcore stops the target for the whole dump.
-	t0=$(date +%s.%N)
-	/usr/bin/time -f "%e %M" -o "$tmp/gcore.time" gcore -o "$tmp/core" "$wpid" >/dev/null 2>&1
-	t1=$(date +%s.%N)
-	/usr/bin/time -f "%e %M" -o "$tmp/sort.time" sh -c \
-		"strings '$tmp/core.$wpid' | sort | uniq -c | sort -rn | head -5 > '$tmp/pipe.out'"
-	t2=$(date +%s.%N)
-	rm -f "$tmp/core.$wpid"
-	p_wall+=("$(echo "$t2 - $t0" | bc -l)")
-	p_stop+=("$(echo "$t1 - $t0" | bc -l)")
-	p_rss+=("$(awk '{print $2}' "$tmp/sort.time")")
+	if [ "$pipe" = 1 ]; then
+		# The pipeline: gcore stops the target for the whole dump.
+		t0=$(hs_bench_now)
+		gcore -o "$tmp/core" "$wpid" >/dev/null 2>&1
+		t1=$(hs_bench_now)
+		/usr/bin/time -f "%e %M" -o "$tmp/sort.time" sh -c \
+			"strings '$tmp/core.$wpid' | sort | uniq -c | sort -rn | head -5 > '$tmp/pipe.out'"
+		t2=$(hs_bench_now)
+		rm -f "$tmp/core.$wpid"
+		p_wall+=("$(calc "$t2 - $t0")")
+		p_stop+=("$(calc "$t1 - $t0")")
+		p_rss+=("$(awk '{print $2}' "$tmp/sort.time")")
+	fi
 
-	/usr/bin/time -f "%e %M" -o "$tmp/hs.time" "$heapscan" strings -p "$wpid" --json \
+	/usr/bin/time -f "%e %M %U %S" -o "$tmp/hs.time" "$heapscan" strings -p "$wpid" --json \
 		--min-len 4 ${HS_BENCH_ARGS:-} > "$tmp/hs.json"
-	h_wall+=("$(awk '{print $1}' "$tmp/hs.time")")
-	h_rss+=("$(awk '{print $2}' "$tmp/hs.time")")
+	read -r wall rss usr sys < "$tmp/hs.time"
+	h_wall+=("$wall"); h_rss+=("$rss"); h_cpu+=("$(calc "$usr + $sys")")
 	read -r stop scan bytes jobs exact < <(python3 -c '
 import json,sys; s=json.load(open(sys.argv[1]))["summary"]
 print(s["stop_ms"]/1e3, s["scan_ms"]/1e3, s["bytes_scanned"], s["jobs"], s["exact"])' "$tmp/hs.json")
 	h_stop+=("$stop"); h_scan+=("$scan"); h_bytes+=("$bytes")
+
+	/usr/bin/time -f "%e %M" -o "$tmp/heap.time" "$heapscan" heap -p "$wpid" --json \
+		> "$tmp/heap.json"
+	w_wall+=("$(awk '{print $1}' "$tmp/heap.time")")
+	read -r walk wbytes wchunks < <(python3 -c '
+import json,sys; h=json.load(open(sys.argv[1]))["heap"]
+n=sum(v.get("count",0) for v in h["totals"].values()) if isinstance(h["totals"], dict) else 0
+print(h["walk_seconds"], h["walked_bytes"], n)' "$tmp/heap.json")
+	w_walk+=("$walk"); w_bytes+=("$wbytes"); w_chunks+=("$wchunks")
 done
 
 echo
-echo "pipeline top 2:"; head -2 "$tmp/pipe.out"
+if [ "$pipe" = 1 ]; then
+	echo "pipeline top 2:"; head -2 "$tmp/pipe.out"
+fi
 echo "heapscan top 2:"
 python3 -c '
 import json,sys; d=json.load(open(sys.argv[1]))
 for e in d["strings"][:2]: print("  %10d %s  %s" % (e["count"], e["string"], e["classes"]))
-print("  counts exact:", d["summary"]["exact"], " error bound:", d["summary"]["error_bound"])' "$tmp/hs.json"
+s=d["summary"]
+print("  counts exact:", s["exact"], " error bound:", s["error_bound"], " distinct:", s.get("distinct"))' "$tmp/hs.json"
 
-pw=$(printf '%s\n' "${p_wall[@]}" | median); ps=$(printf '%s\n' "${p_stop[@]}" | median)
-pr=$(printf '%s\n' "${p_rss[@]}" | median)
-hw=$(printf '%s\n' "${h_wall[@]}" | median); hs=$(printf '%s\n' "${h_stop[@]}" | median)
-hr=$(printf '%s\n' "${h_rss[@]}" | median); hc=$(printf '%s\n' "${h_scan[@]}" | median)
-hb=$(printf '%s\n' "${h_bytes[@]}" | median)
+hw=$(med "${h_wall[@]}"); hs=$(med "${h_stop[@]}"); hr=$(med "${h_rss[@]}")
+hc=$(med "${h_scan[@]}"); hb=$(med "${h_bytes[@]}"); hu=$(med "${h_cpu[@]}")
+ww=$(med "${w_wall[@]}"); wk=$(med "${w_walk[@]}")
+wb=$(med "${w_bytes[@]}"); wc=$(med "${w_chunks[@]}")
+gb=$(calc "$hb / 1e9")
 echo
-echo "medians of $runs runs              gcore+strings|sort|uniq    heapscan strings"
-printf "  wall time (s)                    %10.2f                %10.2f\n" "$pw" "$hw"
-printf "  target stopped (s)               %10.2f                %10.3f\n" "$ps" "$hs"
-printf "  peak RSS of the tool (MiB)       %10.1f                %10.1f\n" "$(echo "$pr/1024" | bc -l)" "$(echo "$hr/1024" | bc -l)"
-printf "  speed-up (wall)                  %10.1fx\n" "$(echo "$pw / $hw" | bc -l)"
-printf "  heapscan: %.2f GB scanned in %.3f s = %.2f GB/s with %s jobs, %.2f GB/s per core\n" \
-	"$(echo "$hb/1000000000" | bc -l)" "$hc" "$(echo "$hb/1000000000/$hc" | bc -l)" "$jobs" \
-	"$(echo "$hb/1000000000/$hc/$jobs" | bc -l)"
+if [ "$pipe" = 1 ]; then
+	pw=$(med "${p_wall[@]}"); ps=$(med "${p_stop[@]}"); pr=$(med "${p_rss[@]}")
+	echo "medians of $runs runs              gcore+strings|sort|uniq    heapscan strings"
+	printf "  wall time (s)                    %10.2f                %10.2f\n" "$pw" "$hw"
+	printf "  target stopped (s)               %10.2f                %10.3f\n" "$ps" "$hs"
+	printf "  peak RSS of the tool (MiB)       %10.1f                %10.1f\n" "$(calc "$pr / 1024")" "$(calc "$hr / 1024")"
+	printf "  speed-up (wall)                  %10sx\n" "$(hs_bench_ratio "$pw" "$hw")"
+else
+	echo "medians of $runs runs (pipeline skipped)"
+	printf "  heapscan strings: wall %.2f s, target stopped %.3f s, peak RSS %.1f MiB\n" \
+		"$hw" "$hs" "$(calc "$hr / 1024")"
+fi
+echo "  heapscan throughput, $gb GB scanned with $jobs jobs (GB = 1e9 bytes):"
+printf "    scan phase:  GB / scan time (hs_strings_scan, after the heap walk) / jobs = %s / %.3f / %s = %s GB/s per core\n" \
+	"$gb" "$hc" "$jobs" "$(calc "$gb / $hc / $jobs")"
+printf "    end to end:  GB / wall time of the command / jobs = %s / %.2f / %s = %s GB/s per core\n" \
+	"$gb" "$hw" "$jobs" "$(calc "$gb / $hw / $jobs")"
+printf "    CPU time:    GB / (user + sys CPU seconds of the command) = %s / %.2f = %s GB per CPU-second\n" \
+	"$gb" "$hu" "$(calc "$gb / $hu")"
+printf "  heapscan heap: %.0f chunks, %.2f GB of heap walked in %.3f s = %.2f GB/s (one core); wall %.2f s\n" \
+	"$wc" "$(calc "$wb / 1e9")" "$wk" "$(calc "$wb / 1e9 / $wk")" "$ww"
+echo "  (end to end = heap walk, one core, then the scan phase on $jobs; the walk names each string's location)"

@@ -21,13 +21,17 @@
  * bound and count - err a lower bound, and a string that is not reported
  * occurred at most err_bound times.  hs_str_result says which.
  *
- * Determinism.  Ranges are cut into segments at addresses that are
- * multiples of the segment size, each segment is counted in address order
- * into its own table, and tables are merged into the result in segment
- * order.  A run belongs to the segment holding its first byte.  Workers
- * only change who counts a segment, so results do not depend on --jobs
- * (in estimated mode, for jobs <= 2: the per-segment budget is
- * max_mem / (2 * max(jobs, 2))).
+ * Two passes at most.  The exact pass: each worker counts the segments it
+ * takes (the address space cut at multiples of the segment size) into one
+ * table of its own, and the tables are summed at the end; sums do not
+ * depend on who counted what, and samples are the lowest addresses.  If a
+ * table would exceed its share of the budget, the pass is abandoned and
+ * the estimating pass reads everything again: each segment is counted in
+ * address order into its own table, and the tables are merged into the
+ * result in segment order.  A run belongs to the segment holding its first
+ * byte.  Workers only change who counts a segment, so results do not
+ * depend on --jobs (in estimated mode, for jobs <= 2: the per-segment
+ * budget is max_mem / (2 * max(jobs, 2))).
  *
  * Printable: ASCII 0x20..0x7e and tab, as strings(1).  UTF-16LE: such a
  * character followed by a 0 byte, at even addresses.  Runs are never longer
@@ -59,6 +63,71 @@ int hs_str_encoding_parse(const char *s);
 #define HS_STR_TOP_DEFAULT 20
 #define HS_STR_SAMPLES 3
 #define HS_STR_JOBS_MAX 64
+
+/* ---- where a string lives ------------------------------------------------ */
+
+/*
+ * Relative to malloc: in an in-use chunk, in a free chunk, in neither
+ * (outside malloc's heaps: other mappings, heap_info and arena headers),
+ * or unknown (no heap information was given).
+ */
+enum hs_str_loc {
+	HS_STR_LOC_INUSE,
+	HS_STR_LOC_FREE,
+	HS_STR_LOC_OUTSIDE,
+	HS_STR_LOC_UNKNOWN,
+	HS_STR_LOC_N
+};
+
+/* "inuse", "free", "outside", "unknown". */
+const char *hs_str_loc_name(enum hs_str_loc l);
+
+/*
+ * Chunk space as sorted, disjoint, coalesced intervals, each INUSE or
+ * FREE; an address in no interval is OUTSIDE.  A chunk at c of size s
+ * covers [c + 8, c + s + 8): its first word (prev_size) belongs to the
+ * previous chunk, whose user data may run into it, and the next chunk's
+ * prev_size to it (mmapped chunks and top stop at c + s).
+ * Free intervals are capped (max_free): past the cap free chunks count as
+ * in use and `approximate` is set; it is also set when the walker's own
+ * free set was full.  Memory: 24 bytes per interval.
+ */
+struct hs_str_where_iv {
+	hs_addr_t start, end;
+	enum hs_str_loc loc;
+};
+
+struct hs_str_where {
+	struct hs_str_where_iv *v; /* owned */
+	size_t n, alloc;
+	size_t max_free;        /* cap on free intervals; 0: the default */
+	size_t nfree;           /* free intervals kept */
+	bool approximate;
+	bool finished;          /* sorted and coalesced (hs_str_where_finish) */
+	uint64_t chunks;        /* chunks seen */
+	uint64_t inuse_bytes, free_bytes;
+};
+
+#define HS_STR_WHERE_MAX_FREE_DEFAULT (1u << 20)
+#define HS_STR_WHERE_INIT { NULL, 0, 0, 0, 0, false, false, 0, 0, 0 }
+
+void hs_str_where_release(struct hs_str_where *w);
+/* Records [start, end) as loc (INUSE or FREE), coalescing with the last
+ * interval when adjacent.  Any order; call hs_str_where_finish after. */
+void hs_str_where_add(struct hs_str_where *w, hs_addr_t start, hs_addr_t end,
+		      enum hs_str_loc loc);
+/* Sorts and coalesces; where intervals overlap (hostile metadata) the
+ * earlier one wins.  Idempotent. */
+void hs_str_where_finish(struct hs_str_where *w);
+/*
+ * Walks every chunk of h (hs_glibc_for_each_chunk: heaps, top, mmapped
+ * chunks) into w (empty, max_free as wanted) and finishes it.  Returns 0
+ * or the walk's error (w is then released).
+ */
+struct hs_glibc_heap;
+int hs_str_where_from_glibc(struct hs_str_where *w, struct hs_glibc_heap *h) HS_MUST_CHECK;
+/* Where addr lives (w finished). */
+enum hs_str_loc hs_str_where_find(const struct hs_str_where *w, hs_addr_t addr);
 
 /* ---- scanner ---------------------------------------------------------- */
 
@@ -127,6 +196,13 @@ void hs_str_ranges_add(struct hs_str_ranges *r, hs_addr_t start, hs_addr_t end,
  * (1 << HS_CLASS_x). */
 void hs_str_ranges_from_maps(struct hs_str_ranges *r, const struct hs_maps *maps,
 			     unsigned class_mask);
+/*
+ * out = the parts of in that lie in w's intervals of the locations in
+ * loc_mask (1 << HS_STR_LOC_x; OUTSIDE selects the complement of chunk
+ * space), each keeping its range's class.  w must be finished; in sorted.
+ */
+void hs_str_ranges_restrict(struct hs_str_ranges *out, const struct hs_str_ranges *in,
+			    const struct hs_str_where *w, unsigned loc_mask);
 /* heap, arena, anon: where leaked data lives. */
 #define HS_STR_CLASSES_DEFAULT                                              \
 	((1u << HS_CLASS_HEAP) | (1u << HS_CLASS_ARENA) | (1u << HS_CLASS_ANON))
@@ -149,6 +225,9 @@ struct hs_str_opts {
 	unsigned jobs;         /* worker threads, 1..HS_STR_JOBS_MAX */
 	unsigned top;          /* strings kept in the result */
 	enum hs_str_rank by;
+	/* Chunk space, for each string's location (finished; borrowed for
+	 * the call); NULL: every location is unknown. */
+	const struct hs_str_where *where;
 	/* Progress, called from whichever thread merges; may be NULL. */
 	void (*progress)(void *ud, uint64_t done, uint64_t total);
 	void *progress_ud;
@@ -168,6 +247,7 @@ struct hs_str_item {
 	                          (characters times 1 or 2) */
 	uint64_t cls_count[HS_CLASS_N]; /* occurrences seen per class; sum is
 	                                   count - err */
+	uint64_t loc_count[HS_STR_LOC_N]; /* the same per location */
 	hs_addr_t samples[HS_STR_SAMPLES]; /* lowest addresses seen */
 	unsigned nsamples;
 };
@@ -191,7 +271,11 @@ struct hs_str_result {
 	uint64_t mem_peak;       /* bytes of tables and buffers at most */
 	unsigned jobs;
 	unsigned nsegments;
-	struct hs_str_opts opts; /* as used */
+	unsigned passes;         /* 2: the exact pass ran out of memory and
+				    the estimating pass read everything again */
+	bool where_known;        /* opts.where was given */
+	bool where_approximate;  /* and it was approximate */
+	struct hs_str_opts opts; /* as used (where, progress: NULL) */
 };
 
 /*

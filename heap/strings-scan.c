@@ -115,10 +115,89 @@ static void carry_add(struct hs_str_scanner *sc, const unsigned char *s, size_t 
 	sc->carry_len += n;
 }
 
+/*
+ * Printability of the 64 bytes at q as a bit mask (bit i: q[i]).  SSE2
+ * (part of x86-64) classifies 16 bytes per instruction; see find_class.
+ */
+static inline uint64_t mask64(const unsigned char *q)
+{
+#ifdef __SSE2__
+	const __m128i bias = _mm_set1_epi8(0x60);
+	const __m128i lim = _mm_set1_epi8((char)0xdf);
+	const __m128i tab = _mm_set1_epi8('\t');
+	uint64_t m = 0;
+
+	for (int k = 0; k < 4; k++) {
+		__m128i x = _mm_loadu_si128((const __m128i *)(q + 16 * k));
+		__m128i pr = _mm_or_si128(_mm_cmplt_epi8(_mm_add_epi8(x, bias), lim),
+					  _mm_cmpeq_epi8(x, tab));
+
+		m |= (uint64_t)(unsigned)_mm_movemask_epi8(pr) << (16 * k);
+	}
+	return m;
+#else
+	uint64_t m = 0;
+
+	for (int k = 0; k < 64; k++)
+		m |= (uint64_t)printable[q[k]] << k;
+	return m;
+#endif
+}
+
+/* The same for the n < 64 bytes at q; bits n..63 are 0. */
+static inline uint64_t mask_tail(const unsigned char *q, size_t n)
+{
+	uint64_t m = 0;
+
+	for (size_t k = 0; k < n; k++)
+		m |= (uint64_t)printable[q[k]] << k;
+	return m;
+}
+
+/* Printability of the bytes in [q, end), at most 64; bits past end are 0. */
+static inline uint64_t block_mask(const unsigned char *q, const unsigned char *end)
+{
+	return end - q >= 64 ? mask64(q) : mask_tail(q, (size_t)(end - q));
+}
+
+/*
+ * Bit i set iff bits i..i+k-1 of the 128-bit number next:cur are all set
+ * (k in 1..64): the places where k printable bytes begin.  Doubling
+ * shifts: after the loop bit i covers r bits, the last step the rest.
+ */
+static inline uint64_t runs_of(uint64_t cur, uint64_t next, unsigned k)
+{
+	unsigned __int128 a = (unsigned __int128)next << 64 | cur;
+	unsigned r = 1;
+
+	while (2 * r <= k) {
+		a &= a >> r;
+		r *= 2;
+	}
+	if (k > r)
+		a &= a >> (k - r);
+	return (uint64_t)a;
+}
+
+/*
+ * Runs are found 64 bytes at a time from the printability mask: a run is
+ * a stretch of 1 bits, so its start and end are two count-trailing-zeros
+ * away, whatever the bytes in between.  Only starts followed by at least
+ * min(min_len, 64) printable bytes are visited (runs_of, looking into the
+ * next block; bytes past the piece count as printable, since the run may
+ * go on in the next piece): binary data is full of short printable runs
+ * that would otherwise cost a loop turn each.  Runs inside the piece are
+ * emitted straight from the buffer; only the one still open at its end is
+ * copied to the carry.
+ */
 static void scan_ascii(struct hs_str_scanner *sc, hs_addr_t addr,
 		       const unsigned char *p, size_t len)
 {
 	const unsigned char *q = p, *end = p + len;
+	size_t min_len = sc->min_len, max_len = sc->max_len;
+	unsigned k = sc->min_len < 64 ? sc->min_len : 64;
+	const unsigned char *rs = NULL; /* start of a run begun in this piece */
+	uint64_t cur;
 
 	if (sc->skip) {
 		q = find_class(q, end, false);
@@ -136,28 +215,66 @@ static void scan_ascii(struct hs_str_scanner *sc, hs_addr_t addr,
 			return;
 		finish_run(sc);
 	}
-	/* Runs inside the piece are emitted straight from the buffer; only
-	 * the one still open at its end is copied to the carry. */
+	cur = q < end ? block_mask(q, end) : 0;
 	while (q < end) {
-		const unsigned char *s;
-		size_t n;
+		size_t avail = (size_t)(end - q);
+		size_t lim = avail < 64 ? avail : 64;
+		const unsigned char *nq = q + lim;
+		uint64_t m = cur, nxt = 0, next_ext = ~0ull, beyond, starts;
 
-		q = find_class(q, end, true);
-		if (q == end)
-			break;
-		s = q;
-		q = find_class(q, end, false);
-		n = (size_t)(q - s);
-		if (q == end) {
-			sc->run_addr = addr + (hs_addr_t)(s - p);
-			sc->run_len = n;
-			sc->carry_len = 0;
-			carry_add(sc, s, n);
-			break;
+		if (nq < end) {
+			nxt = block_mask(nq, end);
+			next_ext = end - nq >= 64 ? nxt : nxt | ~0ull << (end - nq);
 		}
-		if (n >= sc->min_len)
-			sc->emit(sc->ud, addr + (hs_addr_t)(s - p), (const char *)s,
-				 n < sc->max_len ? n : sc->max_len, n);
+		beyond = lim < 64 ? ~0ull << lim : 0;
+		cur = nxt;
+		if (rs) {
+			/* A run is open: where does it end in this block?  Bits
+			 * past lim are 0 in m, so ~m has them. */
+			uint64_t z = ~m;
+			unsigned e;
+			size_t n;
+
+			if (!z || (unsigned)__builtin_ctzll(z) >= lim) {
+				q = nq;
+				continue;
+			}
+			e = (unsigned)__builtin_ctzll(z);
+			n = (size_t)(q + e - rs);
+			if (n >= min_len)
+				sc->emit(sc->ud, addr + (hs_addr_t)(rs - p), (const char *)rs,
+					 n < max_len ? n : max_len, n);
+			rs = NULL;
+			m &= ~0ull << e;
+		}
+		/* No run is open at bit 0 here (or it ended below the bits
+		 * left in m): a 1 bit after a 0 bit, or bit 0, starts a run. */
+		starts = m & ~(m << 1) & runs_of(m | beyond, next_ext, k);
+		while (starts) {
+			unsigned s = (unsigned)__builtin_ctzll(starts);
+			uint64_t zz = ~m & (~0ull << s);
+			unsigned e;
+			size_t n;
+
+			if (!zz || (e = (unsigned)__builtin_ctzll(zz)) >= lim) {
+				rs = q + s; /* runs to the block's end */
+				break;
+			}
+			n = e - s;
+			if (n >= min_len)
+				sc->emit(sc->ud, addr + (hs_addr_t)(q + s - p), (const char *)q + s,
+					 n < max_len ? n : max_len, n);
+			starts &= starts - 1;
+		}
+		q = nq;
+	}
+	if (rs) {
+		size_t n = (size_t)(end - rs);
+
+		sc->run_addr = addr + (hs_addr_t)(rs - p);
+		sc->run_len = n;
+		sc->carry_len = 0;
+		carry_add(sc, rs, n);
 	}
 }
 

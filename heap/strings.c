@@ -24,6 +24,81 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+/* ---- big arrays ---- */
+
+#define HUGE_PAGE (2u << 20)
+
+/*
+ * A whole mapping of n bytes offered to huge pages (only its 2 MiB-aligned
+ * parts can have them).  The whole of it: advising a part would split the
+ * mapping, and mremap cannot move a range that spans two.
+ */
+static void hint_huge(void *p, size_t n)
+{
+#ifdef MADV_HUGEPAGE
+	if (n >= HUGE_PAGE)
+		(void)madvise(p, n, MADV_HUGEPAGE);
+#else
+	(void)p;
+	(void)n;
+#endif
+}
+
+/*
+ * The table's two big arrays (entries, index) are mappings of their own.
+ * Growing the entries is an mremap: no copy, and the old pages are not
+ * touched again (realloc copies whatever malloc's dynamic mmap threshold
+ * kept in the heap: most of the page faults, before).  A fresh index
+ * comes zeroed from the kernel, so it is not cleared again.  Arrays read
+ * at random miss the TLB on nearly every cold lookup with 4 KiB pages:
+ * their 2 MiB-aligned parts are offered to transparent huge pages (a hint;
+ * refused or absent, nothing changes).  Sizes are rounded to pages.
+ */
+static size_t map_size(size_t n)
+{
+	return (n + 4095) & ~(size_t)4095;
+}
+
+static void *map_fail(size_t n)
+{
+	hs_log(HS_LOG_ERROR, "strings: out of memory mapping %zu bytes", n);
+	abort();
+}
+
+static void *map_new(size_t n)
+{
+	void *p = mmap(NULL, map_size(n), PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return map_fail(n);
+	hint_huge(p, map_size(n));
+	return p;
+}
+
+/* p (old bytes, NULL: none) resized to n bytes; contents kept. */
+static void *map_resize(void *p, size_t old, size_t n)
+{
+	void *q;
+
+	if (!p)
+		return map_new(n);
+	if (map_size(old) == map_size(n))
+		return p;
+	q = mremap(p, map_size(old), map_size(n), MREMAP_MAYMOVE);
+	if (q == MAP_FAILED)
+		return map_fail(n);
+	hint_huge(q, map_size(n));
+	return q;
+}
+
+static void map_free(void *p, size_t n)
+{
+	if (p)
+		(void)munmap(p, map_size(n));
+}
 
 /* ---- hashing ---- */
 
@@ -42,22 +117,43 @@ static inline uint64_t fmix(uint64_t x)
 	return x;
 }
 
-/* Hash of (key bytes, real length): the identity of a string. */
-static uint64_t str_hash(const char *s, size_t n, uint64_t len)
+/*
+ * Hash of (key bytes, real length): the identity of a string.  One
+ * multiply per 8-byte word (its high bits depend on every input bit below
+ * them), then a finalizer that brings them down: the index uses the high
+ * 32 bits, HyperLogLog all 64.
+ */
+static inline uint64_t str_hash(const char *s, size_t n, uint64_t len)
 {
 	uint64_t h = 0x9e3779b97f4a7c15ull ^ (len * 0xff51afd7ed558ccdull);
+	bool words = n >= 8;
 	uint64_t w;
+	uint32_t lo, hi;
 
 	while (n >= 8) {
 		memcpy(&w, s, 8);
-		h = rotl64(h ^ (w * 0x87c37b91114253d5ull), 31) * 0x4cf5ad432745937full;
+		h = rotl64((h ^ w) * 0x87c37b91114253d5ull, 29);
 		s += 8;
 		n -= 8;
 	}
-	w = 0;
-	memcpy(&w, s, n);
-	h = rotl64(h ^ (w * 0x87c37b91114253d5ull), 31) * 0x4cf5ad432745937full;
-	return fmix(h ^ n);
+	if (!n)
+		return fmix(h);
+	/* The last n < 8 bytes as a zero-extended word, without a byte-wise
+	 * copy (its store-to-load stall cost more than the rest). */
+	if (words) {
+		memcpy(&w, s + n - 8, 8);	/* overlaps the last whole word */
+		w >>= 8 * (8 - n);
+	} else if (n >= 4) {
+		memcpy(&lo, s, 4);
+		memcpy(&hi, s + n - 4, 4);
+		w = (uint64_t)lo | (uint64_t)hi << (8 * (n - 4));
+	} else {
+		w = (uint64_t)(unsigned char)s[0] |
+		    (uint64_t)(unsigned char)s[n / 2] << (8 * (n / 2)) |
+		    (uint64_t)(unsigned char)s[n - 1] << (8 * (n - 1));
+	}
+	h = rotl64((h ^ w) * 0x87c37b91114253d5ull, 29);
+	return fmix(h);
 }
 
 /* ---- HyperLogLog for the number of distinct strings once estimated ---- */
@@ -92,22 +188,49 @@ static uint64_t hll_estimate(const uint8_t *reg)
 
 /* ---- the table ---- */
 
+/*
+ * A place is (region class, location); each entry counts its sightings
+ * per place, in one field while they all share a place.
+ */
+#define PLACES (HS_CLASS_N * HS_STR_LOC_N)
+#define KEY_INLINE 8 /* keys of at most 8 bytes live in the entry */
+
+/* 56 bytes: the table's memory is mostly these and two index slots. */
 struct ent {
 	uint64_t hash;
 	uint64_t count;   /* upper bound */
 	uint64_t err;     /* count - err is a lower bound */
-	uint64_t bytes;
-	uint64_t len;     /* real length in characters */
-	const char *key;  /* in the arena */
-	uint32_t klen;
-	uint32_t xcls;    /* 1 + row in xc, or 0: every sighting in cls */
-	uint8_t cls;
-	uint8_t touched;  /* merge bookkeeping */
-	uint8_t nsamp;
-	hs_addr_t samp[HS_STR_SAMPLES];
+	uint64_t len : 48;   /* real length in characters (< 2^47: user space) */
+	uint64_t place : 8;  /* every sighting's place unless xrow */
+	uint64_t nsamp : 2;
+	uint64_t touched : 1; /* merge bookkeeping */
+	union {
+		char in[KEY_INLINE]; /* zero-padded */
+		const char *p;       /* in the arena */
+	} key;
+	uint32_t xrow;    /* 1 + row in xc, or 0 */
+	uint32_t xsamp;   /* 1 + row in xs (samples 2 and 3), or 0 */
+	hs_addr_t samp0;  /* lowest address seen */
 };
 
-typedef uint64_t cls_row[HS_CLASS_N];
+typedef uint64_t place_row[PLACES];
+typedef hs_addr_t samp_row[HS_STR_SAMPLES - 1];
+
+/*
+ * The hot cache: a direct-mapped map from (first key word, length) to an
+ * entry, consulted before hashing.  A leak repeats a few strings millions
+ * of times; for them a sighting costs a compare of the key against its
+ * entry instead of a hash, an index probe and a queue round.  Filled with
+ * entries seen at least twice (so distinct strings do not evict the
+ * repeated ones), emptied when a prune moves entries.
+ */
+#define HOT 256
+
+struct hot {
+	uint64_t w0;      /* key_word() of the key */
+	uint64_t len;
+	uint32_t ent;     /* 1 + entry number, 0: empty */
+};
 
 struct arena {
 	char **blocks;
@@ -119,24 +242,52 @@ struct arena {
 
 #define ARENA_BLOCK (64u << 10)
 
+/* Memory shared by the exact pass's tables: none may take more than the
+ * others leave, however the segments fell to the workers. */
+struct pool {
+	uint64_t limit;
+	uint64_t used;    /* atomic: the tables' tab_mem as last reported */
+};
+
 struct tab {
+	struct pool *pool; /* NULL: budget is fixed */
+	uint64_t pooled;  /* tab_mem last added to pool->used */
+	unsigned since_sync; /* inserts since */
 	struct ent *e;
 	size_t n, cap;
 	uint32_t *slots;  /* entry number + 1, 0: empty */
 	size_t nslots;
 	struct arena ar;
-	cls_row *xc;
+	place_row *xc;
 	size_t nxc, xcap;
+	samp_row *xs;
+	size_t nxs, xscap;
 	uint64_t budget;
 	uint64_t U;
 	unsigned unit;    /* bytes per character */
+	unsigned max_len; /* key bytes kept */
+	bool no_prune;    /* exact pass: overflow instead of pruning */
+	bool overflow;    /* set instead of pruning; the table is then stale */
 	uint64_t occurrences, string_bytes;
 	uint64_t mem_peak;
 	uint8_t hll[HLL_M];
+	struct hot hot[HOT];
 };
 
-/* Per entry: the entry, two index slots, one word of prune scratch. */
-#define ENT_COST (sizeof(struct ent) + 2 * sizeof(uint32_t) + sizeof(uint64_t))
+/* Per entry: the entry and two index slots, and one word of prune
+ * scratch in a table that may prune. */
+#define ENT_COST (sizeof(struct ent) + 2 * sizeof(uint32_t))
+#define ent_cost(t) (ENT_COST + ((t)->no_prune ? 0 : sizeof(uint64_t)))
+
+static inline uint32_t klen_of(const struct tab *t, uint64_t len)
+{
+	return (uint32_t)(len < t->max_len ? len : t->max_len);
+}
+
+static inline const char *ent_key(const struct ent *e, uint32_t klen)
+{
+	return klen <= KEY_INLINE ? e->key.in : e->key.p;
+}
 
 static void arena_release(struct arena *a)
 {
@@ -165,10 +316,28 @@ static const char *arena_put(struct arena *a, const char *s, size_t n)
 	return p;
 }
 
+static void key_set(struct arena *a, struct ent *e, const char *s, uint32_t klen)
+{
+	if (klen <= KEY_INLINE) {
+		memset(e->key.in, 0, KEY_INLINE);
+		memcpy(e->key.in, s, klen);
+	} else {
+		e->key.p = arena_put(a, s, klen);
+	}
+}
+
+/*
+ * Bytes the table holds.  A pooled table (the exact pass) counts the
+ * entries it has, not its capacity: entry pages past n are never touched,
+ * so they take no memory (huge pages: at most one partly used).
+ */
 static uint64_t tab_mem(const struct tab *t)
 {
-	return t->cap * ENT_COST + t->ar.total + t->xcap * sizeof(cls_row) +
-	       (uint64_t)t->ar.alloc * sizeof(char *);
+	uint64_t ents = t->pool ? t->n : t->cap;
+
+	return ents * sizeof(struct ent) + t->nslots * sizeof(uint32_t) +
+	       (t->no_prune ? 0 : t->cap * sizeof(uint64_t)) + t->ar.total + t->xcap * sizeof(place_row) +
+	       t->xscap * sizeof(samp_row) + (uint64_t)t->ar.alloc * sizeof(char *);
 }
 
 static void tab_note_mem(struct tab *t)
@@ -179,18 +348,36 @@ static void tab_note_mem(struct tab *t)
 		t->mem_peak = m;
 }
 
-static void tab_init(struct tab *t, uint64_t budget, unsigned unit)
+/* Reports this table's memory to its pool and takes what the others
+ * leave as its budget. */
+static void tab_pool_sync(struct tab *t)
+{
+	uint64_t m, used;
+
+	if (!t->pool)
+		return;
+	m = tab_mem(t);
+	used = __atomic_add_fetch(&t->pool->used, m - t->pooled, __ATOMIC_RELAXED);
+	t->pooled = m;
+	used -= m;
+	t->budget = t->pool->limit > used ? t->pool->limit - used : 0;
+}
+
+static void tab_init(struct tab *t, uint64_t budget, unsigned unit,
+		     unsigned max_len)
 {
 	memset(t, 0, sizeof(*t));
 	t->budget = budget;
 	t->unit = unit;
+	t->max_len = max_len;
 }
 
 static void tab_release(struct tab *t)
 {
-	free(t->e);
-	free(t->slots);
+	map_free(t->e, t->cap * sizeof(*t->e));
+	map_free(t->slots, t->nslots * sizeof(*t->slots));
 	free(t->xc);
+	free(t->xs);
 	arena_release(&t->ar);
 	memset(t, 0, sizeof(*t));
 }
@@ -201,9 +388,42 @@ static inline size_t slot_of(const struct tab *t, uint64_t h)
 	return (size_t)(((h >> 32) * (uint64_t)t->nslots) >> 32);
 }
 
-static void index_rebuild(struct tab *t)
+/*
+ * The entry numbers of e[0..n) ordered by their hash's top 16 bits (a
+ * counting sort), hence by index slot in any table: walking an index in
+ * that order touches it nearly sequentially instead of missing the cache
+ * at each entry.  Owned by the caller; scratch besides it: the counts.
+ */
+#define HASH_ORDER_SCRATCH ((1u << 16) * sizeof(uint32_t))
+
+static uint32_t *hash_order(const struct ent *e, size_t n)
 {
-	memset(t->slots, 0, t->nslots * sizeof(*t->slots));
+	uint32_t *cnt = hs_xcalloc(1u << 16, sizeof(*cnt));
+	uint32_t *ord = hs_xmalloc(n * sizeof(*ord));
+	uint32_t sum = 0;
+
+	for (size_t i = 0; i < n; i++)
+		cnt[e[i].hash >> 48]++;
+	for (size_t b = 0; b < (1u << 16); b++) {
+		uint32_t c = cnt[b];
+
+		cnt[b] = sum;
+		sum += c;
+	}
+	for (size_t i = 0; i < n; i++)
+		ord[cnt[e[i].hash >> 48]++] = (uint32_t)i;
+	free(cnt);
+	return ord;
+}
+
+#define ORDER_MIN 65536 /* below, the index fits in the caches anyway */
+/* Indexes every entry; zeroed: the slots are known to be all empty.  (In
+ * entry order: stores to random slots do not wait on each other, and
+ * ordering them by hash_order() measured no faster.) */
+static void index_rebuild(struct tab *t, bool zeroed)
+{
+	if (!zeroed)
+		memset(t->slots, 0, t->nslots * sizeof(*t->slots));
 	for (size_t i = 0; i < t->n; i++) {
 		size_t s = slot_of(t, t->e[i].hash);
 
@@ -214,10 +434,23 @@ static void index_rebuild(struct tab *t)
 	}
 }
 
-/* The entry for the key, or NULL; *slot is where it would go. */
-static struct ent *tab_find(const struct tab *t, uint64_t h, const char *s,
-			    uint32_t klen, uint64_t len, size_t *slot)
+static inline bool key_eq(const struct ent *e, const char *s, uint32_t klen)
 {
+	if (klen <= KEY_INLINE) {
+		/* The entry's key is zero-padded; compare the bytes there are. */
+		for (uint32_t i = 0; i < klen; i++)
+			if (e->key.in[i] != s[i])
+				return false;
+		return true;
+	}
+	return !memcmp(e->key.p, s, klen);
+}
+
+/* The entry for the key, or NULL; *slot is where it would go. */
+static inline struct ent *tab_find(const struct tab *t, uint64_t h, const char *s,
+				   uint64_t len, size_t *slot)
+{
+	uint32_t klen = klen_of(t, len);
 	size_t i;
 
 	if (!t->nslots) {
@@ -234,8 +467,7 @@ static struct ent *tab_find(const struct tab *t, uint64_t h, const char *s,
 			return NULL;
 		}
 		e = &t->e[v - 1];
-		if (e->hash == h && e->klen == klen && e->len == len &&
-		    !memcmp(e->key, s, klen))
+		if (e->hash == h && e->len == len && key_eq(e, s, klen))
 			return e;
 		if (++i == t->nslots)
 			i = 0;
@@ -244,12 +476,12 @@ static struct ent *tab_find(const struct tab *t, uint64_t h, const char *s,
 
 static void tab_grow(struct tab *t, size_t cap)
 {
-	t->e = hs_xrealloc(t->e, cap * sizeof(*t->e));
+	t->e = map_resize(t->e, t->cap * sizeof(*t->e), cap * sizeof(*t->e));
 	t->cap = cap;
-	free(t->slots);
+	map_free(t->slots, t->nslots * sizeof(*t->slots));
 	t->nslots = 2 * cap;
-	t->slots = hs_xmalloc(t->nslots * sizeof(*t->slots));
-	index_rebuild(t);
+	t->slots = map_new(t->nslots * sizeof(*t->slots));
+	index_rebuild(t, true);
 	tab_note_mem(t);
 }
 
@@ -289,14 +521,16 @@ static uint64_t select_kth(uint64_t *v, size_t n, size_t k)
 
 /*
  * Drops every entry whose count is at most the median count, compacting
- * entries (in order), keys and class rows.  U becomes at least that count.
+ * entries (in order), keys, place and sample rows.  U becomes at least
+ * that count.
  */
 static void tab_prune(struct tab *t)
 {
 	uint64_t *scratch, thr;
 	struct arena na = { 0 };
-	cls_row *nxc = NULL;
-	size_t nnxc = 0, xcap = 0, j = 0;
+	place_row *nxc = NULL;
+	samp_row *nxs = NULL;
+	size_t nnxc = 0, xcap = 0, nnxs = 0, xscap = 0, j = 0;
 
 	if (!t->n)
 		return;
@@ -308,14 +542,21 @@ static void tab_prune(struct tab *t)
 
 	for (size_t i = 0; i < t->n; i++) {
 		struct ent e = t->e[i];
+		uint32_t klen = klen_of(t, e.len);
 
 		if (e.count <= thr)
 			continue;
-		e.key = arena_put(&na, e.key, e.klen);
-		if (e.xcls) {
+		if (klen > KEY_INLINE)
+			e.key.p = arena_put(&na, e.key.p, klen);
+		if (e.xrow) {
 			HS_ALLOC_GROW(nxc, nnxc + 1, xcap);
-			memcpy(nxc[nnxc++], t->xc[e.xcls - 1], sizeof(cls_row));
-			e.xcls = (uint32_t)nnxc;
+			memcpy(nxc[nnxc++], t->xc[e.xrow - 1], sizeof(place_row));
+			e.xrow = (uint32_t)nnxc;
+		}
+		if (e.xsamp) {
+			HS_ALLOC_GROW(nxs, nnxs + 1, xscap);
+			memcpy(nxs[nnxs++], t->xs[e.xsamp - 1], sizeof(samp_row));
+			e.xsamp = (uint32_t)nnxs;
 		}
 		t->e[j++] = e;
 	}
@@ -325,167 +566,413 @@ static void tab_prune(struct tab *t)
 	t->xc = nxc;
 	t->nxc = nnxc;
 	t->xcap = xcap;
+	free(t->xs);
+	t->xs = nxs;
+	t->nxs = nnxs;
+	t->xscap = xscap;
 	t->n = j;
 	if (thr > t->U)
 		t->U = thr;
-	index_rebuild(t);
+	index_rebuild(t, false);
+	memset(t->hot, 0, sizeof(t->hot));
 	hs_log(HS_LOG_DEBUG, "strings: table pruned to %zu entries, bound %llu",
 	       t->n, (unsigned long long)t->U);
 }
 
-/* Makes room for one more entry with a key of klen bytes. */
-static void tab_make_room(struct tab *t, size_t klen)
+/*
+ * Makes room for one more entry with a key of klen bytes.  Returns false
+ * if that needs a prune and the table may not prune (t->overflow is set).
+ */
+static bool tab_make_room(struct tab *t, size_t klen)
 {
+	bool big = klen > KEY_INLINE && klen > t->ar.left;
+	size_t cap0 = t->cap;
+
+	/* A pooled table reports to the pool only when it grows (and every
+	 * 4096 inserts, tab_insert): the shared counter is one cache line
+	 * that both workers would otherwise write per insert. */
+	if (t->pool && (t->n == t->cap || big))
+		tab_pool_sync(t);
 	if (t->n == t->cap) {
-		uint64_t avg_key = t->n ? t->ar.total / t->n + 1 : 32;
-		uint64_t fixed = t->xcap * sizeof(cls_row);
-		uint64_t per = ENT_COST + avg_key;
+		uint64_t avg_key = t->n ? t->ar.total / t->n + 1 : 8;
+		uint64_t fixed = t->xcap * sizeof(place_row) + t->xscap * sizeof(samp_row);
+		uint64_t per = ent_cost(t) + avg_key;
 		uint64_t fit = t->budget > fixed ? (t->budget - fixed) / per : 0;
 		size_t want = t->cap ? t->cap * 2 : 1024;
 
 		if (want > fit)
 			want = (size_t)fit;
-		if (want >= t->cap + t->cap / 8 + 64)
+		if (want >= t->cap + t->cap / 8 + 64) {
 			tab_grow(t, want);
-		else
+		} else if (t->no_prune && t->n) {
+			t->overflow = true;
+			return false;
+		} else {
 			tab_prune(t);
+		}
 	}
 	if (t->n == t->cap)	/* nothing to prune: budget below one block */
 		tab_grow(t, t->cap + 64);
-	if (klen > t->ar.left && tab_mem(t) + ARENA_BLOCK > t->budget && t->n)
+	if (big && klen > t->ar.left && tab_mem(t) + ARENA_BLOCK > t->budget &&
+	    t->n) {
+		if (t->no_prune) {
+			t->overflow = true;
+			return false;
+		}
 		tab_prune(t);
+	}
+	if (t->pool && t->cap != cap0)
+		tab_pool_sync(t);
+	return true;
 }
 
-static void samples_merge(struct ent *dst, const struct ent *src)
+/* The samples of e, lowest first. */
+static unsigned ent_samples(const struct tab *t, const struct ent *e,
+			    hs_addr_t out[HS_STR_SAMPLES])
 {
-	hs_addr_t out[HS_STR_SAMPLES];
+	unsigned n = e->nsamp;
+
+	if (n)
+		out[0] = e->samp0;
+	if (n > 1)
+		memcpy(out + 1, t->xs[e->xsamp - 1], (n - 1) * sizeof(out[0]));
+	return n;
+}
+
+static void ent_set_samples(struct tab *t, struct ent *e,
+			    const hs_addr_t v[HS_STR_SAMPLES], unsigned n)
+{
+	e->nsamp = n & 3;
+	if (n)
+		e->samp0 = v[0];
+	if (n > 1) {
+		if (!e->xsamp) {
+			HS_ALLOC_GROW(t->xs, t->nxs + 1, t->xscap);
+			memset(t->xs[t->nxs], 0, sizeof(samp_row));
+			e->xsamp = (uint32_t)++t->nxs;
+			tab_note_mem(t);
+		}
+		memcpy(t->xs[e->xsamp - 1], v + 1, (n - 1) * sizeof(v[0]));
+	}
+}
+
+/* Keeps the HS_STR_SAMPLES lowest addresses (each seen once). */
+static inline void ent_sample(struct tab *t, struct ent *e, hs_addr_t a)
+{
+	hs_addr_t v[HS_STR_SAMPLES];
+	unsigned n;
+
+	if (e->nsamp == HS_STR_SAMPLES &&
+	    a > t->xs[e->xsamp - 1][HS_STR_SAMPLES - 2])
+		return;
+	n = ent_samples(t, e, v);
+	if (n == HS_STR_SAMPLES)
+		n--;		/* a replaces the highest */
+	while (n && v[n - 1] > a) {
+		v[n] = v[n - 1];
+		n--;
+	}
+	v[n] = a;
+	ent_set_samples(t, e, v, e->nsamp < HS_STR_SAMPLES ? e->nsamp + 1u : HS_STR_SAMPLES);
+}
+
+static void samples_merge(struct tab *dt, struct ent *dst, const struct tab *st,
+			  const struct ent *src)
+{
+	hs_addr_t a[HS_STR_SAMPLES], b[HS_STR_SAMPLES], out[HS_STR_SAMPLES];
+	unsigned na = ent_samples(dt, dst, a), nb = ent_samples(st, src, b);
 	unsigned i = 0, j = 0, k = 0;
 
-	while (k < HS_STR_SAMPLES && (i < dst->nsamp || j < src->nsamp)) {
-		if (j >= src->nsamp || (i < dst->nsamp && dst->samp[i] <= src->samp[j]))
-			out[k++] = dst->samp[i++];
+	while (k < HS_STR_SAMPLES && (i < na || j < nb)) {
+		if (j >= nb || (i < na && a[i] <= b[j]))
+			out[k++] = a[i++];
 		else
-			out[k++] = src->samp[j++];
+			out[k++] = b[j++];
 	}
-	memcpy(dst->samp, out, k * sizeof(out[0]));
-	dst->nsamp = (uint8_t)k;
+	ent_set_samples(dt, dst, out, k);
 }
 
-/* Occurrences seen per class, as a full row. */
-static void ent_row(const struct tab *t, const struct ent *e, cls_row row)
+/* Occurrences seen per place, as a full row. */
+static void ent_row(const struct tab *t, const struct ent *e, place_row row)
 {
-	if (e->xcls) {
-		memcpy(row, t->xc[e->xcls - 1], sizeof(cls_row));
+	if (e->xrow) {
+		memcpy(row, t->xc[e->xrow - 1], sizeof(place_row));
 	} else {
-		memset(row, 0, sizeof(cls_row));
-		row[e->cls] = e->count - e->err;
+		memset(row, 0, sizeof(place_row));
+		row[e->place] = e->count - e->err;
 	}
 }
 
-/* Adds per-class sightings (add[]) to e, before e's count is updated. */
-static void ent_add_classes(struct tab *t, struct ent *e, const cls_row add)
+/* Adds per-place sightings (add[]) to e, before e's count is updated. */
+static void ent_add_places(struct tab *t, struct ent *e, const place_row add)
 {
 	bool other = false;
 
-	for (unsigned c = 0; c < HS_CLASS_N; c++)
-		if (add[c] && c != e->cls)
+	for (unsigned c = 0; c < PLACES; c++)
+		if (add[c] && c != e->place)
 			other = true;
-	if (!e->xcls && !other)
+	if (!e->xrow && !other)
 		return;
-	if (!e->xcls) {
+	if (!e->xrow) {
 		HS_ALLOC_GROW(t->xc, t->nxc + 1, t->xcap);
-		memset(t->xc[t->nxc], 0, sizeof(cls_row));
-		t->xc[t->nxc][e->cls] = e->count - e->err;
-		e->xcls = (uint32_t)++t->nxc;
+		memset(t->xc[t->nxc], 0, sizeof(place_row));
+		t->xc[t->nxc][e->place] = e->count - e->err;
+		e->xrow = (uint32_t)++t->nxc;
 		tab_note_mem(t);
 	}
-	for (unsigned c = 0; c < HS_CLASS_N; c++)
-		t->xc[e->xcls - 1][c] += add[c];
+	for (unsigned c = 0; c < PLACES; c++)
+		t->xc[e->xrow - 1][c] += add[c];
 }
 
-static struct ent *tab_insert(struct tab *t, uint64_t h, const char *s,
-			      uint32_t klen, uint64_t len, unsigned cls)
+/* ent_add_places for n sightings in one place: no row unless needed. */
+static inline void ent_add_place(struct tab *t, struct ent *e, unsigned place,
+				 uint64_t n)
 {
+	if (!e->xrow && (e->place == place || !n))
+		return;
+	if (!e->xrow) {
+		HS_ALLOC_GROW(t->xc, t->nxc + 1, t->xcap);
+		memset(t->xc[t->nxc], 0, sizeof(place_row));
+		t->xc[t->nxc][e->place] = e->count - e->err;
+		e->xrow = (uint32_t)++t->nxc;
+		tab_note_mem(t);
+	}
+	t->xc[e->xrow - 1][place] += n;
+}
+
+/* A new entry, count 0; NULL if the table may not grow (overflow). */
+static struct ent *tab_insert(struct tab *t, uint64_t h, const char *s,
+			      uint64_t len, unsigned place)
+{
+	uint32_t klen = klen_of(t, len);
 	size_t slot;
 	struct ent *e;
 
-	tab_make_room(t, klen);
+	if (!tab_make_room(t, klen))
+		return NULL;
 	/* The index may have been rebuilt: look for the free slot again. */
-	e = tab_find(t, h, s, klen, len, &slot);
+	e = tab_find(t, h, s, len, &slot);
 	if (e)
 		return e;
+	if (t->pool && ++t->since_sync == 4096) {
+		/* The others grow too: check the shared limit now and then
+		 * (a pooled table overshoots it by at most 4096 entries). */
+		t->since_sync = 0;
+		tab_pool_sync(t);
+		tab_note_mem(t);
+		if (tab_mem(t) > t->budget) {
+			t->overflow = true;
+			return NULL;
+		}
+	}
 	e = &t->e[t->n++];
 	memset(e, 0, sizeof(*e));
 	e->hash = h;
-	e->key = arena_put(&t->ar, s, klen);
-	e->klen = klen;
+	key_set(&t->ar, e, s, klen);
 	e->len = len;
-	e->cls = (uint8_t)cls;
+	e->place = place & 0xff;
 	t->slots[slot] = (uint32_t)t->n;
-	tab_note_mem(t);
+	hll_add(t->hll, h);
+	if (klen > KEY_INLINE)
+		tab_note_mem(t);
 	return e;
 }
 
-/* One sighting of a string at addr in class cls. */
-static void tab_add(struct tab *t, const char *s, size_t stored, uint64_t len,
-		    hs_addr_t addr, unsigned cls)
+/*
+ * The first min(n, 8) bytes of s, zero-extended (an inline key's padded
+ * form), read without touching s[n] or beyond.
+ */
+static inline uint64_t key_word(const char *s, size_t n)
 {
-	uint64_t h = str_hash(s, stored, len);
-	uint32_t klen = (uint32_t)stored;
+	uint64_t w = 0;
+	uint32_t lo, hi;
+
+	if (n >= 8) {
+		memcpy(&w, s, 8);
+	} else if (n >= 4) {
+		memcpy(&lo, s, 4);
+		memcpy(&hi, s + n - 4, 4);
+		w = (uint64_t)lo | (uint64_t)hi << (8 * (n - 4));
+	} else if (n) {
+		w = (uint64_t)(unsigned char)s[0] |
+		    (uint64_t)(unsigned char)s[n / 2] << (8 * (n / 2)) |
+		    (uint64_t)(unsigned char)s[n - 1] << (8 * (n - 1));
+	}
+	return w;
+}
+
+static inline struct hot *hot_slot(struct tab *t, uint64_t w0, uint64_t len)
+{
+	return &t->hot[((w0 ^ len) * 0x9e3779b97f4a7c15ull) >> (64 - 8)];
+}
+
+/* Bytes [8, n) of a and b equal (n > 8), by 8-byte words. */
+static inline bool key_tail_eq(const char *a, const char *b, size_t n)
+{
+	uint64_t x, y;
+	size_t i;
+
+	for (i = 8; i + 8 <= n; i += 8) {
+		memcpy(&x, a + i, 8);
+		memcpy(&y, b + i, 8);
+		if (x != y)
+			return false;
+	}
+	if (i < n) {
+		memcpy(&x, a + n - 8, 8);
+		memcpy(&y, b + n - 8, 8);
+		return x == y;
+	}
+	return true;
+}
+
+/* One more sighting of e's string at addr in place. */
+static inline void ent_hit(struct tab *t, struct ent *e, uint64_t len,
+			   hs_addr_t addr, unsigned place)
+{
+	ent_add_place(t, e, place, 1);
+	t->occurrences++;
+	t->string_bytes += len * t->unit;
+	e->count++;
+	ent_sample(t, e, addr);
+}
+
+/* The entry for (s, stored, len) if the hot cache has it, else NULL. */
+static inline struct ent *hot_find(struct tab *t, const char *s, size_t stored,
+				   uint64_t len)
+{
+	uint64_t w0 = key_word(s, stored);
+	const struct hot *c = hot_slot(t, w0, len);
+	struct ent *e;
+
+	if (!c->ent || c->len != len || c->w0 != w0)
+		return NULL;
+	/* Same length, so the same key length (stored) as the entry's. */
+	e = &t->e[c->ent - 1];
+	if (stored > KEY_INLINE && !key_tail_eq(e->key.p, s, stored))
+		return NULL;
+	return e;
+}
+
+/*
+ * One sighting of a string at addr in place.  The HyperLogLog sees each
+ * string when it enters a table, which is every string at least once.
+ */
+static inline void tab_add(struct tab *t, uint64_t h, const char *s,
+			   uint64_t len, hs_addr_t addr, unsigned place)
+{
 	size_t slot;
 	struct ent *e;
 
-	t->occurrences++;
-	t->string_bytes += len * t->unit;
-	hll_add(t->hll, h);
-	e = tab_find(t, h, s, klen, len, &slot);
+	e = tab_find(t, h, s, len, &slot);
 	if (!e) {
-		e = tab_insert(t, h, s, klen, len, cls);
+		e = tab_insert(t, h, s, len, place);
+		if (!e)
+			return;
 		e->count = e->err = t->U;
-		e->bytes = t->U * len * t->unit;
-	} else if (e->cls != cls || e->xcls) {
-		cls_row add = { 0 };
+	} else if (e->count > e->err) {
+		/* Seen before in this table: a candidate for the hot cache. */
+		uint32_t klen = klen_of(t, len);
+		uint64_t w0 = key_word(s, klen);
+		struct hot *c = hot_slot(t, w0, len);
 
-		add[cls] = 1;
-		ent_add_classes(t, e, add);
+		c->w0 = w0;
+		c->len = len;
+		c->ent = (uint32_t)(e - t->e) + 1;
 	}
-	e->count++;
-	e->bytes += len * t->unit;
-	if (e->nsamp < HS_STR_SAMPLES)
-		e->samp[e->nsamp++] = addr;
+	ent_hit(t, e, len, addr, place);
 }
 
-/* Merges src (a later segment) into dst; see the top of the file. */
-static void tab_merge(struct tab *dst, const struct tab *src)
+/*
+ * Merges src into dst; see the top of the file.  Returns false if dst may
+ * not prune and overflowed.
+ */
+static bool tab_merge(struct tab *dst, const struct tab *src)
 {
-	for (size_t i = 0; i < src->n; i++) {
-		const struct ent *x = &src->e[i];
-		cls_row row;
-		uint64_t us;
-		size_t slot;
-		struct ent *e = tab_find(dst, x->hash, x->key, x->klen, x->len, &slot);
+	uint32_t *ord = NULL;
 
-		ent_row(src, x, row);
-		if (!e) {
-			e = tab_insert(dst, x->hash, x->key, x->klen, x->len, x->cls);
-			us = dst->U; /* after any prune the insert made */
-			e->count = e->err = us;
-			e->bytes = us * x->len * dst->unit;
+	/* Room for every entry at once (within the budget): one index
+	 * rebuild instead of one per doubling on the way. */
+	if (dst->n + src->n > dst->cap && !dst->pool) {
+		uint64_t avg_key = (dst->ar.total + src->ar.total) / (dst->n + src->n + 1) + 1;
+		uint64_t fixed = dst->xcap * sizeof(place_row) + dst->xscap * sizeof(samp_row) +
+				 src->xcap * sizeof(place_row);
+		uint64_t fit = dst->budget > fixed ? (dst->budget - fixed) / (ent_cost(dst) + avg_key) : 0;
+		size_t want = dst->n + src->n + (dst->n + src->n) / 16;
+
+		if (want > fit)
+			want = (size_t)fit;
+		if (want > dst->cap)
+			tab_grow(dst, want);
+	}
+	/*
+	 * A big exact merge takes src's entries in the order of their hash's
+	 * top 16 bits (a counting sort of entry numbers), hence of their
+	 * index slots in dst: dst's index is then walked nearly in order
+	 * rather than missing the cache at every lookup.  Sums do not depend
+	 * on the order.  Scratch: 4 bytes per entry and the 256 KiB counts,
+	 * counted in dst's peak.
+	 */
+	if (dst->no_prune && src->n >= ORDER_MIN) {
+		uint64_t scratch = src->n * sizeof(*ord) + HASH_ORDER_SCRATCH;
+
+		ord = hash_order(src->e, src->n);
+		if (tab_mem(dst) + scratch > dst->mem_peak)
+			dst->mem_peak = tab_mem(dst) + scratch;
+	}
+	for (size_t i = 0; i < src->n; i++) {
+		const struct ent *x = &src->e[ord ? ord[i] : i];
+		uint32_t klen = klen_of(src, x->len);
+		const char *key = ent_key(x, klen);
+		size_t slot;
+		struct ent *e;
+
+		if (ord) {
+			/* src's entries are now read out of order. */
+			if (i + 8 < src->n)
+				__builtin_prefetch(&src->e[ord[i + 8]]);
+		} else if (dst->nslots) {
+			/* Two stages ahead of the lookups: the index slot,
+			 * then the entry it names. */
+			if (i + 16 < src->n)
+				__builtin_prefetch(&dst->slots[slot_of(dst, src->e[i + 16].hash)]);
+			if (i + 8 < src->n) {
+				uint32_t v = dst->slots[slot_of(dst, src->e[i + 8].hash)];
+
+				if (v)
+					__builtin_prefetch(&dst->e[v - 1]);
+			}
 		}
-		ent_add_classes(dst, e, row);
+		e = tab_find(dst, x->hash, key, x->len, &slot);
+		if (!e) {
+			e = tab_insert(dst, x->hash, key, x->len, x->place);
+			if (!e) {
+				free(ord);
+				return false;
+			}
+			e->count = e->err = dst->U; /* after any prune the insert made */
+		}
+		if (x->xrow) {
+			place_row row;
+
+			ent_row(src, x, row);
+			ent_add_places(dst, e, row);
+		} else {
+			ent_add_place(dst, e, x->place, x->count - x->err);
+		}
 		e->count += x->count;
 		e->err += x->err;
-		e->bytes += x->bytes;
-		samples_merge(e, x);
-		e->touched = 1;
+		samples_merge(dst, e, src, x);
+		e->touched = src->U != 0;
 	}
-	for (size_t i = 0; i < dst->n; i++) {
+	free(ord);
+	/* Strings src may have dropped: up to src->U each (none if exact). */
+	for (size_t i = 0; i < dst->n && src->U; i++) {
 		struct ent *e = &dst->e[i];
 
-		if (!e->touched && src->U) {
+		if (!e->touched) {
 			e->count += src->U;
 			e->err += src->U;
-			e->bytes += src->U * e->len * dst->unit;
 		}
 		e->touched = 0;
 	}
@@ -495,6 +982,7 @@ static void tab_merge(struct tab *dst, const struct tab *src)
 	for (unsigned i = 0; i < HLL_M; i++)
 		if (dst->hll[i] < src->hll[i])
 			dst->hll[i] = src->hll[i];
+	return true;
 }
 
 /* ---- options ---- */
@@ -514,9 +1002,15 @@ void hs_str_opts_init(struct hs_str_opts *o)
 
 /* ---- the driver ---- */
 
+/*
+ * A segment: the part of the ranges inside one window [k * seg_size,
+ * (k + 1) * seg_size), from range `range` on.  Windows are fixed by
+ * address, so segments do not depend on --jobs.
+ */
 struct seg {
-	hs_addr_t start, end;
+	hs_addr_t start, end;     /* start: first byte; end: the window's end */
 	size_t range;
+	uint64_t bytes;
 };
 
 struct run {
@@ -524,6 +1018,7 @@ struct run {
 	const struct hs_str_ranges *r;
 	const struct hs_str_opts *o;
 	unsigned unit;
+	bool exact_pass;
 	struct seg *segs;
 	size_t nsegs;
 	size_t next_seg;          /* atomic */
@@ -532,34 +1027,122 @@ struct run {
 	size_t turn;              /* next segment to merge */
 	int err;
 	int abort;                /* atomic */
+	int overflow;             /* atomic: the exact pass ran out of budget */
 	struct tab global;
 	uint64_t seg_budget;
 	uint64_t done, total;
-	/* sums over workers, under mu */
-	uint64_t scanned, unreadable, class_bytes[HS_CLASS_N], worker_peak;
+	uint64_t worker_peak;     /* under mu */
+};
+
+/*
+ * Runs wait in a short queue so that their index slots, then entries, are
+ * fetched from memory together rather than one miss at a time.  A queued
+ * run points into the read buffer: the queue is drained before the buffer
+ * is reused (end of each chunk) and before a run from the scanner's carry.
+ */
+#define PEND 16
+
+struct pend {
+	uint64_t h, len;
+	const char *s;
+	hs_addr_t addr;
+	unsigned place;
 };
 
 struct worker {
 	struct run *run;
 	struct tab tab;
+	struct pend q[PEND];
+	unsigned nq;
 	struct hs_str_scanner sc;
 	unsigned char *buf;
 	unsigned cls;
+	size_t wcur;              /* cursor in o->where */
 	bool tail;                /* following a run past the segment's end */
 	uint64_t scanned, unreadable, class_bytes[HS_CLASS_N];
 	pthread_t th;
-	int ret;
 };
 
 #define STOP_TAIL 1           /* chunk callback: the tail run has ended */
-#define STOP_ABORT 2          /* chunk callback: another worker failed */
+#define STOP_ABORT 2          /* chunk callback: stop (failure, overflow) */
+
+/* Where addr lives; runs come in address order within a segment. */
+static inline unsigned loc_of(struct worker *w, hs_addr_t addr)
+{
+	const struct hs_str_where *wh = w->run->o->where;
+
+	if (!wh)
+		return HS_STR_LOC_UNKNOWN;
+	while (w->wcur < wh->n && wh->v[w->wcur].end <= addr)
+		w->wcur++;
+	if (w->wcur < wh->n && wh->v[w->wcur].start <= addr)
+		return wh->v[w->wcur].loc;
+	return HS_STR_LOC_OUTSIDE;
+}
+
+/* First interval of where ending after addr. */
+static size_t where_lower(const struct hs_str_where *wh, hs_addr_t addr)
+{
+	size_t lo = 0, hi = wh->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (wh->v[mid].end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static void drain(struct worker *w)
+{
+	struct tab *t = &w->tab;
+
+	if (t->nslots)
+		for (unsigned i = 0; i < w->nq; i++) {
+			uint32_t v = t->slots[slot_of(t, w->q[i].h)];
+
+			if (v)
+				__builtin_prefetch(&t->e[v - 1]);
+		}
+	for (unsigned i = 0; i < w->nq; i++)
+		tab_add(t, w->q[i].h, w->q[i].s, w->q[i].len, w->q[i].addr,
+			w->q[i].place);
+	w->nq = 0;
+}
 
 static void on_run(void *ud, hs_addr_t addr, const char *s, size_t stored,
 		   uint64_t len)
 {
 	struct worker *w = ud;
+	struct tab *t = &w->tab;
+	struct pend *p;
+	unsigned place = w->cls * HS_STR_LOC_N + loc_of(w, addr);
+	struct ent *e = hot_find(t, s, stored, len);
+	uint64_t h;
 
-	tab_add(&w->tab, s, stored, len, addr, w->cls);
+	if (e) {
+		ent_hit(t, e, len, addr, place);
+		return;
+	}
+	h = str_hash(s, stored, len);
+	if (s >= w->sc.carry && s < w->sc.carry + w->sc.max_len) {
+		drain(w);
+		tab_add(t, h, s, len, addr, place);
+		return;
+	}
+	if (t->nslots)
+		__builtin_prefetch(&t->slots[slot_of(t, h)]);
+	p = &w->q[w->nq++];
+	p->h = h;
+	p->len = len;
+	p->s = s;
+	p->addr = addr;
+	p->place = place;
+	if (w->nq == PEND)
+		drain(w);
 }
 
 static bool unit_printable(const struct run *run, const unsigned char *b)
@@ -576,10 +1159,11 @@ static int on_chunk(void *ud, hs_addr_t addr, const void *data, size_t len)
 	const unsigned char *p = data;
 	size_t n = 0;
 
-	if (__atomic_load_n(&run->abort, __ATOMIC_RELAXED))
+	if (__atomic_load_n(&run->abort, __ATOMIC_RELAXED) || w->tab.overflow)
 		return STOP_ABORT;
 	if (!w->tail) {
 		hs_str_scan(&w->sc, addr, data, len);
+		drain(w);
 		w->scanned += len;
 		w->class_bytes[w->cls] += len;
 		return 0;
@@ -591,6 +1175,7 @@ static int on_chunk(void *ud, hs_addr_t addr, const void *data, size_t len)
 	while (n + run->unit <= len && unit_printable(run, p + n))
 		n += run->unit;
 	hs_str_scan(&w->sc, addr, data, n);
+	drain(w);
 	return n < len ? STOP_TAIL : 0;
 }
 
@@ -613,32 +1198,49 @@ static int stream_aligned(struct worker *w, hs_addr_t a, hs_addr_t end,
 	return 0;
 }
 
-static int scan_segment(struct worker *w, const struct seg *sg)
+/* One range's part [a, b) of a segment. */
+static int scan_piece(struct worker *w, const struct hs_str_range *rg,
+		      hs_addr_t a, hs_addr_t b)
 {
 	struct run *run = w->run;
-	const struct hs_str_range *rg = &run->r->v[sg->range];
 	int ret;
 
 	hs_str_scan_end(&w->sc);
 	w->cls = rg->cls;
 	w->tail = false;
-	if (sg->start > rg->start) {
+	if (a > rg->start) {
 		/* A run that starts before the segment belongs to the previous
 		 * one, which follows it to its end: skip its characters. */
-		unsigned char b[2];
+		unsigned char u[2];
 
-		if (hs_target_read_full(run->t, sg->start - run->unit, b, run->unit) == 0 &&
-		    unit_printable(run, b))
+		if (hs_target_read_full(run->t, a - run->unit, u, run->unit) == 0 &&
+		    unit_printable(run, u))
 			w->sc.skip = true;
 	}
-	ret = stream_aligned(w, sg->start, sg->end, run->o->chunk);
-	if (ret == 0 && hs_str_scan_in_run(&w->sc) && sg->end < rg->end) {
+	ret = stream_aligned(w, a, b, run->o->chunk);
+	if (ret == 0 && hs_str_scan_in_run(&w->sc) && b < rg->end) {
 		w->tail = true;
-		ret = stream_aligned(w, sg->end, rg->end, 4096);
+		ret = stream_aligned(w, b, rg->end, 4096);
 		if (ret == STOP_TAIL)
 			ret = 0;
 	}
 	hs_str_scan_end(&w->sc);
+	return ret;
+}
+
+static int scan_segment(struct worker *w, const struct seg *sg)
+{
+	const struct hs_str_ranges *r = w->run->r;
+	int ret = 0;
+
+	if (w->run->o->where)
+		w->wcur = where_lower(w->run->o->where, sg->start);
+	for (size_t i = sg->range; i < r->n && r->v[i].start < sg->end && !ret; i++) {
+		hs_addr_t a = r->v[i].start > sg->start ? r->v[i].start : sg->start;
+		hs_addr_t b = r->v[i].end < sg->end ? r->v[i].end : sg->end;
+
+		ret = scan_piece(w, &r->v[i], a, b);
+	}
 	if (ret == STOP_ABORT || ret == STOP_TAIL)
 		ret = 0;
 	return ret;
@@ -654,9 +1256,16 @@ static void fail(struct run *run, int err)
 	pthread_mutex_unlock(&run->mu);
 }
 
-static void *worker_main(void *arg)
+static void progress_locked(struct run *run, size_t i)
 {
-	struct worker *w = arg;
+	run->done += run->segs[i].bytes;
+	if (run->o->progress)
+		run->o->progress(run->o->progress_ud, run->done, run->total);
+}
+
+/* The exact pass: one table per worker for all its segments. */
+static void worker_exact(struct worker *w)
+{
 	struct run *run = w->run;
 
 	for (;;) {
@@ -665,13 +1274,41 @@ static void *worker_main(void *arg)
 
 		if (i >= run->nsegs || __atomic_load_n(&run->abort, __ATOMIC_RELAXED))
 			break;
-		tab_init(&w->tab, run->seg_budget, run->unit);
+		ret = scan_segment(w, &run->segs[i]);
+		if (ret == 0 && hs_interrupted)
+			ret = -HS_E_INTERRUPTED;
+		if (ret) {
+			fail(run, ret);
+			break;
+		}
+		if (w->tab.overflow) {
+			__atomic_store_n(&run->overflow, 1, __ATOMIC_RELAXED);
+			__atomic_store_n(&run->abort, 1, __ATOMIC_RELAXED);
+			break;
+		}
+		pthread_mutex_lock(&run->mu);
+		progress_locked(run, i);
+		pthread_mutex_unlock(&run->mu);
+	}
+}
+
+/* The estimating pass: a table per segment, merged in segment order. */
+static void worker_segments(struct worker *w)
+{
+	struct run *run = w->run;
+
+	for (;;) {
+		size_t i = __atomic_fetch_add(&run->next_seg, 1, __ATOMIC_RELAXED);
+		int ret;
+
+		if (i >= run->nsegs || __atomic_load_n(&run->abort, __ATOMIC_RELAXED))
+			break;
+		tab_init(&w->tab, run->seg_budget, run->unit, run->o->max_len);
 		ret = scan_segment(w, &run->segs[i]);
 		if (ret == 0 && hs_interrupted)
 			ret = -HS_E_INTERRUPTED;
 		if (ret) {
 			tab_release(&w->tab);
-			w->ret = ret;
 			fail(run, ret);
 			break;
 		}
@@ -683,17 +1320,25 @@ static void *worker_main(void *arg)
 			tab_release(&w->tab);
 			break;
 		}
-		tab_merge(&run->global, &w->tab);
+		(void)tab_merge(&run->global, &w->tab);
 		if (w->tab.mem_peak > run->worker_peak)
 			run->worker_peak = w->tab.mem_peak;
 		run->turn++;
-		run->done += run->segs[i].end - run->segs[i].start;
-		if (run->o->progress)
-			run->o->progress(run->o->progress_ud, run->done, run->total);
+		progress_locked(run, i);
 		pthread_cond_broadcast(&run->cv);
 		pthread_mutex_unlock(&run->mu);
 		tab_release(&w->tab);
 	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	if (w->run->exact_pass)
+		worker_exact(w);
+	else
+		worker_segments(w);
 	return NULL;
 }
 
@@ -711,59 +1356,68 @@ static int check_opts(const struct hs_str_opts *o)
 		return -EINVAL;
 	if (o->by != HS_STR_BY_COUNT && o->by != HS_STR_BY_BYTES)
 		return -EINVAL;
+	if (o->where && !o->where->finished)
+		return -EINVAL;
 	return 0;
 }
 
-/* Ranking: true if a goes before b. */
-static bool ranks_before(const struct ent *a, const struct ent *b,
-			 enum hs_str_rank by)
+struct rank_ctx {
+	const struct tab *t;
+	enum hs_str_rank by;
+};
+
+/* Ranking: true if a goes before b.  bytes = count * len * unit. */
+static bool ranks_before(const struct rank_ctx *c, const struct ent *a,
+			 const struct ent *b)
 {
-	uint64_t a1 = by == HS_STR_BY_BYTES ? a->bytes : a->count;
-	uint64_t b1 = by == HS_STR_BY_BYTES ? b->bytes : b->count;
-	uint64_t a2 = by == HS_STR_BY_BYTES ? a->count : a->bytes;
-	uint64_t b2 = by == HS_STR_BY_BYTES ? b->count : b->bytes;
-	uint32_t m = a->klen < b->klen ? a->klen : b->klen;
-	int c;
+	uint64_t ab = a->count * a->len, bb = b->count * b->len;
+	uint64_t a1 = c->by == HS_STR_BY_BYTES ? ab : a->count;
+	uint64_t b1 = c->by == HS_STR_BY_BYTES ? bb : b->count;
+	uint64_t a2 = c->by == HS_STR_BY_BYTES ? a->count : ab;
+	uint64_t b2 = c->by == HS_STR_BY_BYTES ? b->count : bb;
+	uint32_t ka = klen_of(c->t, a->len), kb = klen_of(c->t, b->len);
+	uint32_t m = ka < kb ? ka : kb;
+	int r;
 
 	if (a1 != b1)
 		return a1 > b1;
 	if (a2 != b2)
 		return a2 > b2;
-	c = memcmp(a->key, b->key, m);
-	if (c)
-		return c < 0;
-	if (a->klen != b->klen)
-		return a->klen < b->klen;
+	r = memcmp(ent_key(a, ka), ent_key(b, kb), m);
+	if (r)
+		return r < 0;
+	if (ka != kb)
+		return ka < kb;
 	return a->len < b->len;
 }
 
 /* A heap of the best k entries seen, worst at the root. */
-static void top_push(const struct ent **h, size_t *n, size_t k,
-		     const struct ent *e, enum hs_str_rank by)
+static void top_push(const struct rank_ctx *c, const struct ent **h, size_t *n,
+		     size_t k, const struct ent *e)
 {
 	size_t i;
 
 	if (*n < k) {
 		i = (*n)++;
-		while (i && ranks_before(h[(i - 1) / 2], e, by)) {
+		while (i && ranks_before(c, h[(i - 1) / 2], e)) {
 			h[i] = h[(i - 1) / 2];
 			i = (i - 1) / 2;
 		}
 		h[i] = e;
 		return;
 	}
-	if (!ranks_before(e, h[0], by))
+	if (!ranks_before(c, e, h[0]))
 		return;
 	i = 0;
 	for (;;) {
 		size_t l = 2 * i + 1, r = l + 1, w = i;
 		const struct ent *we = e;
 
-		if (l < *n && ranks_before(we, h[l], by)) {
+		if (l < *n && ranks_before(c, we, h[l])) {
 			w = l;
 			we = h[l];
 		}
-		if (r < *n && ranks_before(we, h[r], by))
+		if (r < *n && ranks_before(c, we, h[r]))
 			w = r;
 		if (w == i)
 			break;
@@ -773,20 +1427,21 @@ static void top_push(const struct ent **h, size_t *n, size_t k,
 	h[i] = e;
 }
 
-static int cmp_rank(const void *a, const void *b, void *by)
+static int cmp_rank(const void *a, const void *b, void *ctx)
 {
 	const struct ent *x = *(const struct ent *const *)a;
 	const struct ent *y = *(const struct ent *const *)b;
 
 	if (x == y)
 		return 0;
-	return ranks_before(x, y, *(enum hs_str_rank *)by) ? -1 : 1;
+	return ranks_before(ctx, x, y) ? -1 : 1;
 }
 
-static void build_result(struct run *run, struct hs_str_result *res)
+static void build_result(const struct tab *g, const struct hs_str_opts *o,
+			 struct hs_str_result *res)
 {
-	const struct tab *g = &run->global;
-	size_t k = run->o->top, n = 0;
+	struct rank_ctx ctx = { g, o->by };
+	size_t k = o->top, n = 0;
 	const struct ent **h;
 
 	res->exact = g->U == 0;
@@ -799,37 +1454,119 @@ static void build_result(struct run *run, struct hs_str_result *res)
 		return;
 	h = hs_xmalloc(k * sizeof(*h));
 	for (size_t i = 0; i < g->n; i++)
-		top_push(h, &n, k, &g->e[i], run->o->by);
-	qsort_r(h, n, sizeof(*h), cmp_rank, (void *)&run->o->by);
+		top_push(&ctx, h, &n, k, &g->e[i]);
+	qsort_r(h, n, sizeof(*h), cmp_rank, &ctx);
 	res->top = hs_xcalloc(n ? n : 1, sizeof(*res->top));
 	res->ntop = n;
 	for (size_t i = 0; i < n; i++) {
 		const struct ent *e = h[i];
 		struct hs_str_item *it = &res->top[i];
+		uint32_t klen = klen_of(g, e->len);
+		place_row row;
 
-		it->s = hs_xstrndup(e->key, e->klen);
-		it->stored = e->klen;
+		it->s = hs_xstrndup(ent_key(e, klen), klen);
+		it->stored = klen;
 		it->len = e->len;
-		it->truncated = e->len > e->klen;
+		it->truncated = e->len > klen;
 		it->count = e->count;
 		it->err = e->err;
-		it->bytes = e->bytes;
-		ent_row(g, e, it->cls_count);
-		memcpy(it->samples, e->samp, e->nsamp * sizeof(e->samp[0]));
-		it->nsamples = e->nsamp;
+		it->bytes = e->count * e->len * g->unit;
+		ent_row(g, e, row);
+		for (unsigned p = 0; p < PLACES; p++) {
+			it->cls_count[p / HS_STR_LOC_N] += row[p];
+			it->loc_count[p % HS_STR_LOC_N] += row[p];
+		}
+		it->nsamples = ent_samples(g, e, it->samples);
 	}
 	free(h);
+}
+
+/* Runs one pass with o->jobs workers (the caller's thread is one). */
+static unsigned run_pass(struct run *run, struct worker *w)
+{
+	unsigned started = 0;
+
+	for (unsigned i = 1; i < run->o->jobs; i++) {
+		int e = pthread_create(&w[i].th, NULL, worker_main, &w[i]);
+
+		if (e) {
+			hs_log(HS_LOG_WARN, "strings: cannot start a thread: %s",
+			       strerror(e));
+			break;
+		}
+		started++;
+	}
+	worker_main(&w[0]);
+	for (unsigned i = 1; i <= started; i++)
+		pthread_join(w[i].th, NULL);
+	return started + 1;
+}
+
+/*
+ * Sums the exact pass's tables into w[0]'s, each merged table freed at
+ * once; the merged table may use what the others leave of the budget.
+ * Returns false on overflow.
+ */
+static bool merge_exact(struct run *run, struct worker *w, uint64_t budget)
+{
+	struct tab *g, tmp;
+	uint64_t peak = 0, others = 0;
+	unsigned big = 0;
+
+	/* The largest table takes in the others: sums do not depend on the
+	 * order, and it moves the fewest entries. */
+	for (unsigned i = 0; i < run->o->jobs; i++) {
+		peak += w[i].tab.mem_peak;
+		w[i].tab.pool = NULL;
+		if (w[i].tab.n > w[big].tab.n)
+			big = i;
+	}
+	tmp = w[0].tab;
+	w[0].tab = w[big].tab;
+	w[big].tab = tmp;
+	g = &w[0].tab;
+	for (unsigned i = 1; i < run->o->jobs; i++)
+		others += tab_mem(&w[i].tab);
+	g->no_prune = true;
+	for (unsigned i = 1; i < run->o->jobs; i++) {
+		uint64_t m = tab_mem(&w[i].tab);
+		bool ok;
+
+		g->budget = budget > others ? budget - others : 0;
+		g->mem_peak = 0;
+		ok = tab_merge(g, &w[i].tab);
+		if (g->mem_peak + others > peak)
+			peak = g->mem_peak + others;
+		others -= m;
+		tab_release(&w[i].tab);
+		if (!ok)
+			return false;
+	}
+	g->mem_peak = peak;
+	return true;
+}
+
+static void reset_workers(struct worker *w, unsigned jobs)
+{
+	for (unsigned i = 0; i < jobs; i++) {
+		tab_release(&w[i].tab);
+		w[i].scanned = w[i].unreadable = 0;
+		memset(w[i].class_bytes, 0, sizeof(w[i].class_bytes));
+	}
 }
 
 int hs_strings_scan(struct hs_target *t, const struct hs_str_ranges *r,
 		    const struct hs_str_opts *o, struct hs_str_result *res)
 {
 	struct hs_str_opts defaults;
+	struct pool pool;
 	struct run run;
 	struct worker *w = NULL;
-	uint64_t t0 = hs_now_ns(), seg_size, half, jobs_eff;
+	uint64_t t0 = hs_now_ns(), t1, seg_size, half, jobs_eff, bufs, budget, mem_peak;
 	size_t segs_alloc = 0;
-	unsigned started = 0;
+	const struct tab *result;
+	unsigned jobs_run;
+	bool exact_ok;
 	int ret;
 
 	memset(res, 0, sizeof(*res));
@@ -846,12 +1583,16 @@ int hs_strings_scan(struct hs_target *t, const struct hs_str_ranges *r,
 		if (i && r->v[i].start < r->v[i - 1].end)
 			return -EINVAL;
 	}
-	/* Budget: half for the merged table, the other half shared by the
-	 * workers' tables, at least two shares so --jobs 1 and 2 agree. */
+	/* Budgets.  Estimating pass: half for the merged table, the other
+	 * half shared by the workers' tables, at least two shares so --jobs
+	 * 1 and 2 agree.  Exact pass: the workers' tables get equal shares
+	 * of what the buffers leave, one share kept for the final merge. */
 	jobs_eff = o->jobs < 2 ? 2 : o->jobs;
 	half = o->max_mem / 2;
 	if (half / jobs_eff < o->chunk + o->max_len + (256u << 10))
 		return -EINVAL;
+	bufs = (uint64_t)o->jobs * (o->chunk + o->max_len);
+	budget = o->max_mem - bufs;
 
 	memset(&run, 0, sizeof(run));
 	run.t = t;
@@ -859,53 +1600,87 @@ int hs_strings_scan(struct hs_target *t, const struct hs_str_ranges *r,
 	run.o = o;
 	run.unit = o->enc == HS_STR_UTF16LE ? 2 : 1;
 	run.seg_budget = half / jobs_eff - o->chunk - o->max_len;
-	tab_init(&run.global, half, run.unit);
 	pthread_mutex_init(&run.mu, NULL);
 	pthread_cond_init(&run.cv, NULL);
 
-	/* Segments break at multiples of seg_size, whatever the jobs. */
+	/* Segments: the ranges' parts in each seg_size window. */
 	seg_size = (uint64_t)o->chunk * HS_STR_SEG_CHUNKS;
 	for (size_t i = 0; i < r->n; i++) {
 		hs_addr_t a = r->v[i].start;
 
 		while (a < r->v[i].end) {
-			hs_addr_t b = (a | (seg_size - 1)) + 1;
+			hs_addr_t wend = (a | (seg_size - 1)) + 1;
+			hs_addr_t b = wend;
 
-			if (b > r->v[i].end || b < a)
+			if (wend < a)
+				wend = b = UINT64_MAX;
+			if (b > r->v[i].end)
 				b = r->v[i].end;
-			HS_ALLOC_GROW(run.segs, run.nsegs + 1, segs_alloc);
-			run.segs[run.nsegs++] = (struct seg){ a, b, i };
+			if (run.nsegs && run.segs[run.nsegs - 1].end == wend) {
+				run.segs[run.nsegs - 1].bytes += b - a;
+			} else {
+				HS_ALLOC_GROW(run.segs, run.nsegs + 1, segs_alloc);
+				run.segs[run.nsegs++] = (struct seg){ a, wend, i, b - a };
+			}
 			run.total += b - a;
 			a = b;
 		}
 	}
 
+	/* Exact pass: the tables share two thirds of the budget; the final
+	 * merge grows the largest by at most the others, which fit in the
+	 * last third while they are merged. */
+	pool.limit = budget / 3 * 2;
+	pool.used = 0;
 	w = hs_xcalloc(o->jobs, sizeof(*w));
 	for (unsigned i = 0; i < o->jobs; i++) {
 		w[i].run = &run;
 		w[i].buf = hs_xmalloc(o->chunk);
 		hs_str_scanner_init(&w[i].sc, o->enc, o->min_len, o->max_len, on_run,
 				    &w[i]);
+		tab_init(&w[i].tab, pool.limit, run.unit, o->max_len);
+		w[i].tab.no_prune = true;
+		w[i].tab.pool = &pool;
 	}
-	for (unsigned i = 1; i < o->jobs; i++) {
-		int e = pthread_create(&w[i].th, NULL, worker_main, &w[i]);
 
-		if (e) {
-			hs_log(HS_LOG_WARN, "strings: cannot start a thread: %s",
-			       strerror(e));
-			break;
-		}
-		started++;
-	}
-	worker_main(&w[0]);
-	for (unsigned i = 1; i <= started; i++)
-		pthread_join(w[i].th, NULL);
-
+	res->passes = 1;
+	run.exact_pass = true;
+	jobs_run = run_pass(&run, w);
 	ret = run.err;
+	mem_peak = 0;
+	for (unsigned i = 0; i < o->jobs; i++)
+		mem_peak += w[i].tab.mem_peak;
+	t1 = hs_now_ns();
+	exact_ok = !ret && !run.overflow && merge_exact(&run, w, budget);
+	hs_log(HS_LOG_DEBUG, "strings: exact pass %.3f s, merge %.3f s",
+	       (double)(t1 - t0) / 1e9, (double)(hs_now_ns() - t1) / 1e9);
+	result = &w[0].tab;
+	if (exact_ok)
+		mem_peak = w[0].tab.mem_peak;
+	if (!ret && !exact_ok) {
+		hs_log(HS_LOG_DEBUG, "strings: distinct strings exceed --max-mem: "
+		       "counting again with estimates");
+		reset_workers(w, o->jobs);
+		run.exact_pass = false;
+		run.next_seg = run.turn = 0;
+		run.done = 0;
+		run.abort = run.overflow = 0;
+		tab_init(&run.global, half, run.unit, o->max_len);
+		res->passes = 2;
+		jobs_run = run_pass(&run, w);
+		ret = run.err;
+		result = &run.global;
+		if (run.global.mem_peak + (uint64_t)o->jobs * run.worker_peak > mem_peak)
+			mem_peak = run.global.mem_peak + (uint64_t)o->jobs * run.worker_peak;
+	}
+
 	res->opts = *o;
 	res->opts.progress = NULL;
 	res->opts.progress_ud = NULL;
-	res->jobs = started + 1;
+	res->opts.where = NULL;
+	res->where_known = o->where != NULL;
+	res->where_approximate = o->where && o->where->approximate;
+	res->jobs = jobs_run;
 	res->nsegments = (unsigned)run.nsegs;
 	res->nranges = r->n;
 	for (unsigned i = 0; i < o->jobs; i++) {
@@ -916,10 +1691,10 @@ int hs_strings_scan(struct hs_target *t, const struct hs_str_ranges *r,
 		hs_str_scanner_release(&w[i].sc);
 		free(w[i].buf);
 	}
-	res->mem_peak = run.global.mem_peak + (uint64_t)o->jobs *
-			(run.worker_peak + o->chunk + o->max_len);
+	res->mem_peak = mem_peak + bufs;
 	if (!ret)
-		build_result(&run, res);
+		build_result(result, o, res);
+	reset_workers(w, o->jobs);
 	free(w);
 	free(run.segs);
 	tab_release(&run.global);

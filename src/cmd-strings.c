@@ -23,6 +23,7 @@ enum {
 	OPT_MAX_MEM,
 	OPT_JOBS,
 	OPT_CHUNK,
+	OPT_CHUNKS,
 };
 
 static const char usage_text[] =
@@ -49,7 +50,13 @@ static const char usage_text[] =
 	"                       with a stated error bound\n"
 	"      --jobs N         worker threads (default: 2, or 1 on one CPU);\n"
 	"                       results do not depend on it\n"
-	"      --chunk SIZE     read size, a power of two from 4K (default 1M)\n\n"
+	"      --chunk SIZE     read size, a power of two from 4K (default 1M)\n"
+	"      --chunks KIND    inuse: only bytes in in-use malloc chunks; free:\n"
+	"                       only bytes in free chunks; all (default): every\n"
+	"                       byte of the regions (inuse and free need the\n"
+	"                       glibc heap)\n\n"
+	"Each string says where it lives: in in-use malloc chunks, in free chunks,\n"
+	"or outside malloc's chunks (\"unknown\" without a glibc heap).\n"
 	"Printable means ASCII 0x20-0x7e and tab, as strings(1).  The target is\n"
 	"stopped only while its memory is read (never with --no-stop); the\n"
 	"report says for how long.\n";
@@ -108,12 +115,21 @@ int cmd_strings(int argc, char **argv)
 		{ "max-mem", required_argument, NULL, OPT_MAX_MEM },
 		{ "jobs", required_argument, NULL, OPT_JOBS },
 		{ "chunk", required_argument, NULL, OPT_CHUNK },
+		{ "chunks", required_argument, NULL, OPT_CHUNKS },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct hs_cli_opts o = { 0 };
+	struct hs_cli_parser ps = {
+		.cmd = "strings", .usage_fn = print_usage,
+		.longopts = longopts, .o = &o, .argc = argc, .argv = argv,
+	};
 	struct hs_str_opts so;
 	struct hs_str_ranges ranges = HS_STR_RANGES_INIT;
 	struct hs_str_result res;
+	struct hs_str_where where = HS_STR_WHERE_INIT;
+	struct hs_buf why = HS_BUF_INIT;
+	const char *chunks = "all";
+	unsigned loc_mask = 0;
 	struct hs_target *t = NULL;
 	unsigned mask = HS_STR_CLASSES_DEFAULT;
 	bool all = false, show_progress;
@@ -123,18 +139,10 @@ int cmd_strings(int argc, char **argv)
 
 	hs_str_opts_init(&so);
 	so.jobs = ncpu == 1 ? 1 : 2;
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":" HS_CLI_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
-		int r = hs_cli_common_opt(c, optarg, &o);
-		if (r < 0)
-			return HS_EXIT_USAGE;
-		if (r > 0)
-			continue;
+	while ((c = hs_cli_next_opt(&ps)) > 0) {
+		int r;
+
 		switch (c) {
-		case 'h':
-			print_usage();
-			return HS_EXIT_OK;
 		case OPT_ENCODING:
 			r = hs_str_encoding_parse(optarg);
 			if (r < 0)
@@ -188,10 +196,21 @@ int cmd_strings(int argc, char **argv)
 				return hs_cli_usage_err("strings", "invalid --chunk '%s' (a power of two from 4K to 1G)", optarg);
 			so.chunk = (size_t)v;
 			break;
-		default:
-			return hs_cli_bad_option("strings", c, argv);
+		case OPT_CHUNKS:
+			if (!strcmp(optarg, "inuse"))
+				loc_mask = 1u << HS_STR_LOC_INUSE;
+			else if (!strcmp(optarg, "free"))
+				loc_mask = 1u << HS_STR_LOC_FREE;
+			else if (!strcmp(optarg, "all"))
+				loc_mask = 0;
+			else
+				return hs_cli_usage_err("strings", "invalid --chunks '%s' (inuse, free or all)", optarg);
+			chunks = optarg;
+			break;
 		}
 	}
+	if (c < 0)
+		return ps.exit;
 	if (hs_cli_finish_options("strings", argc, argv, &o))
 		return HS_EXIT_USAGE;
 	if (so.max_len < so.min_len)
@@ -208,9 +227,32 @@ int cmd_strings(int argc, char **argv)
 	show_progress = hs_cli_progress_enabled() && !getenv("HEAPSCAN_NO_PROGRESS");
 	if (show_progress)
 		so.progress = progress;
+	/* Chunk space first: it decides the ranges with --chunks. */
+	ret = hs_report_strings_where(t, NULL, &where, &why);
+	if (ret == -HS_E_INTERRUPTED || ret == -ESRCH || (ret < 0 && loc_mask)) {
+		if (ret == -HS_E_INTERRUPTED)
+			hs_cli_err("interrupted; target released");
+		else if (ret == -ESRCH)
+			hs_cli_err("%s exited during the scan", t->source);
+		else
+			hs_cli_err("--chunks %s needs the glibc heap: %s", chunks, why.buf);
+		hs_buf_release(&why);
+		hs_target_close(t);
+		return HS_EXIT_FATAL;
+	}
+	if (ret == 0)
+		so.where = &where;
 	hs_str_ranges_from_maps(&ranges, &t->maps, mask);
+	if (loc_mask) {
+		struct hs_str_ranges whole = ranges;
+
+		memset(&ranges, 0, sizeof(ranges));
+		hs_str_ranges_restrict(&ranges, &whole, &where, loc_mask);
+		hs_str_ranges_release(&whole);
+	}
 	ret = hs_strings_scan(t, &ranges, &so, &res);
 	hs_str_ranges_release(&ranges);
+	hs_str_where_release(&where);
 	if (show_progress)
 		fputs("\r\033[K", stderr);
 	/* Memory is read: let the target go before formatting anything. */
@@ -222,6 +264,7 @@ int cmd_strings(int argc, char **argv)
 			hs_cli_err("%s exited during the scan", t->source);
 		else
 			hs_cli_err("cannot count strings in %s: %s", t->source, hs_strerror(ret));
+		hs_buf_release(&why);
 		hs_target_close(t);
 		return HS_EXIT_FATAL;
 	}
@@ -237,13 +280,22 @@ int cmd_strings(int argc, char **argv)
 			if (mask & (1u << k))
 				hs_json_str(&j, NULL, hs_class_name(k));
 		hs_json_arr_end(&j);
+		hs_json_str(&j, "chunks", chunks);
+		if (!so.where)
+			hs_json_str(&j, "where_unknown_reason", why.buf);
 		hs_report_strings_json(&j, &res, t);
 		hs_cli_json_end(&j);
 	} else {
 		printf("heapscan %s: strings in %s (%s)\n", HS_VERSION, t->source,
 		       t->info.comm[0] ? t->info.comm : "?");
+		if (loc_mask)
+			printf("only bytes in %s malloc chunks (--chunks %s)\n",
+			       loc_mask == (1u << HS_STR_LOC_FREE) ? "free" : "in-use", chunks);
 		hs_report_strings_text(stdout, &res, t);
+		if (!so.where)
+			printf("  (%s)\n", why.buf);
 	}
+	hs_buf_release(&why);
 	hs_str_result_release(&res);
 	ret = hs_cli_exit_for(t);
 	hs_target_close(t);

@@ -1,24 +1,79 @@
 /* Text and JSON forms of the string-frequency result; see report-strings.h. */
 #include "report-strings.h"
+#include "report-heap.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <string.h>
 
 #define SHOW_MAX 48 /* characters of a string shown in the text table */
 
-int hs_report_strings_collect(struct hs_target *t, unsigned top,
-			      struct hs_str_result *res)
+int hs_report_strings_where(struct hs_target *t, struct hs_glibc_heap *h,
+			    struct hs_str_where *w, struct hs_buf *why)
+{
+	struct hs_glibc_heap *own = NULL;
+	int ret = 0;
+
+	hs_buf_reset(why);
+	if (!h) {
+		ret = hs_report_heap_open(t, NULL, HS_ARENA_AUTO, &own);
+		h = own;
+	} else if (!h->layout) {
+		ret = -HS_E_UNSUPPORTED;
+	} else if (!h->narenas) {
+		ret = -HS_E_NOT_FOUND;
+	}
+	if (ret == 0)
+		ret = hs_str_where_from_glibc(w, h);
+	if (ret < 0) {
+		if (ret == -HS_E_UNSUPPORTED && h && h->version_minor)
+			hs_buf_addf(why, "glibc 2.%u is not supported by the heap walker",
+				    h->version_minor);
+		else if (ret == -HS_E_UNSUPPORTED)
+			hs_buf_adds(why, "no glibc heap found (static binary or another "
+				    "allocator)");
+		else if (ret == -HS_E_NOT_FOUND)
+			hs_buf_adds(why, "glibc's main_arena not found");
+		else
+			hs_buf_addf(why, "heap walk failed: %s", hs_strerror(ret));
+		hs_str_where_release(w);
+	}
+	hs_glibc_close(own);
+	return ret;
+}
+
+int hs_report_strings_collect_heap(struct hs_target *t, struct hs_glibc_heap *h,
+				   unsigned top, struct hs_str_result *res)
 {
 	struct hs_str_ranges r = HS_STR_RANGES_INIT;
+	struct hs_str_where w = HS_STR_WHERE_INIT;
+	struct hs_buf why = HS_BUF_INIT;
 	struct hs_str_opts o;
 	int ret;
 
+	memset(res, 0, sizeof(*res));
 	hs_str_opts_init(&o);
 	o.top = top;
+	ret = hs_report_strings_where(t, h, &w, &why);
+	if (ret == -HS_E_INTERRUPTED || ret == -ESRCH)
+		goto out;
+	if (ret == 0)
+		o.where = &w;
+	else
+		hs_log(HS_LOG_DEBUG, "strings: locations unknown: %s", why.buf);
 	hs_str_ranges_from_maps(&r, &t->maps, HS_STR_CLASSES_DEFAULT);
 	ret = hs_strings_scan(t, &r, &o, res);
+out:
 	hs_str_ranges_release(&r);
+	hs_str_where_release(&w);
+	hs_buf_release(&why);
 	return ret;
+}
+
+int hs_report_strings_collect(struct hs_target *t, unsigned top,
+			      struct hs_str_result *res)
+{
+	return hs_report_strings_collect_heap(t, NULL, top, res);
 }
 
 /* The string as a quoted C-like literal, cut at SHOW_MAX characters. */
@@ -74,8 +129,9 @@ void hs_report_strings_text(FILE *out, const struct hs_str_result *res,
 	if (!res->ntop) {
 		fprintf(out, "  no strings found\n");
 	} else {
-		fprintf(out, "  %3s %12s %9s  %-50s  %s\n", "#",
-			res->exact ? "count" : "count<=", "bytes", "string", "classes");
+		fprintf(out, "  %3s %12s %9s  %-50s  %-20s %s\n", "#",
+			res->exact ? "count" : "count<=", "bytes", "string", "classes",
+			"where");
 	}
 	for (size_t i = 0; i < res->ntop; i++) {
 		const struct hs_str_item *it = &res->top[i];
@@ -84,9 +140,16 @@ void hs_report_strings_text(FILE *out, const struct hs_str_result *res,
 		quote(&sb, it);
 		fprintf(out, "  %3zu %12" PRIu64 " %9s  %-50s ", i + 1, it->count,
 			hs_fmt_bytes(b1, sizeof(b1), it->bytes), sb.buf);
+		hs_buf_reset(&sb);
 		for (unsigned c = 0; c < HS_CLASS_N; c++)
 			if (it->cls_count[c])
-				fprintf(out, " %s:%" PRIu64, hs_class_name(c), it->cls_count[c]);
+				hs_buf_addf(&sb, " %s:%" PRIu64, hs_class_name(c), it->cls_count[c]);
+		fprintf(out, "%-21s", sb.buf);
+		if (!res->where_known)
+			fprintf(out, " unknown");
+		for (unsigned l = 0; res->where_known && l < HS_STR_LOC_UNKNOWN; l++)
+			if (it->loc_count[l])
+				fprintf(out, " %s:%" PRIu64, hs_str_loc_name(l), it->loc_count[l]);
 		fputc('\n', out);
 		fprintf(out, "  %3s %12s", "", "");
 		if (it->err)
@@ -110,6 +173,14 @@ void hs_report_strings_text(FILE *out, const struct hs_str_result *res,
 		(double)res->scan_ns / 1e9, res->jobs,
 		res->scan_ns ? (double)res->bytes_scanned / ((double)res->scan_ns / 1e9) / 1e6 : 0.0,
 		hs_fmt_bytes(b3, sizeof(b3), res->mem_peak));
+	if (!res->where_known)
+		fprintf(out, "  where: unknown (no glibc heap information)\n");
+	else
+		fprintf(out, "  where: in in-use malloc chunks, in free chunks, or outside "
+			"malloc's chunks%s\n", res->where_approximate ?
+			" (approximate: too many free chunks, some counted as in use)" : "");
+	if (res->passes > 1)
+		fprintf(out, "  distinct strings exceeded --max-mem: memory was read twice\n");
 	if (res->exact)
 		fprintf(out, "  counts are exact\n");
 	else
@@ -156,6 +227,9 @@ void hs_report_strings_json(struct hs_json *j, const struct hs_str_result *res,
 	hs_json_u64(j, "error_bound", res->err_bound);
 	hs_json_double(j, "scan_ms", (double)res->scan_ns / 1e6);
 	hs_json_u64(j, "mem_peak", res->mem_peak);
+	hs_json_u64(j, "passes", res->passes);
+	hs_json_bool(j, "where_known", res->where_known);
+	hs_json_bool(j, "where_approximate", res->where_approximate);
 	if (t) {
 		hs_json_bool(j, "stopped", !strcmp(t->ops->name, "live") &&
 			     !(t->flags & HS_TARGET_NO_STOP));
@@ -178,6 +252,12 @@ void hs_report_strings_json(struct hs_json *j, const struct hs_str_result *res,
 		for (unsigned c = 0; c < HS_CLASS_N; c++)
 			if (it->cls_count[c])
 				hs_json_u64(j, hs_class_name(c), it->cls_count[c]);
+		hs_json_obj_end(j);
+		hs_json_obj_begin(j, "where");
+		if (!res->where_known)
+			hs_json_u64(j, "unknown", it->count - it->err);
+		for (unsigned l = 0; res->where_known && l < HS_STR_LOC_UNKNOWN; l++)
+			hs_json_u64(j, hs_str_loc_name(l), it->loc_count[l]);
 		hs_json_obj_end(j);
 		hs_json_arr_begin(j, "samples");
 		for (unsigned k = 0; k < it->nsamples; k++)

@@ -9,8 +9,23 @@
 #include "hs_heap.h"
 
 /*
+ * Chunk space of t for string locations: walks the chunks of h (an open
+ * glibc heap of t), or if h is NULL opens the glibc heap, walks it and
+ * closes it again, into w (empty).  Returns 0, or an error with w empty
+ * and a one-line reason in why (reset first; the caller releases it).
+ */
+int hs_report_strings_where(struct hs_target *t, struct hs_glibc_heap *h,
+			    struct hs_str_where *w, struct hs_buf *why) HS_MUST_CHECK;
+
+/* hs_report_strings_collect() with the glibc heap the caller already
+ * opened (NULL: open one), so that the default report walks it once. */
+int hs_report_strings_collect_heap(struct hs_target *t, struct hs_glibc_heap *h,
+				   unsigned top, struct hs_str_result *res) HS_MUST_CHECK;
+
+/*
  * Counts strings in t with the defaults (ascii, min-len 6, heap + arena +
- * anon, 256 MiB budget, 2 jobs) keeping the top `top`.  Call while the
+ * anon, 256 MiB budget, 2 jobs) keeping the top `top`, with each
+ * string's location when the glibc heap is found.  Call while the
  * target is stopped; it neither suspends nor resumes.  res as for
  * hs_strings_scan().  Returns 0 or a negative error.
  */

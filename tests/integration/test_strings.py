@@ -1,11 +1,13 @@
 """heapscan strings against victims that print their own ground truth."""
 import os
+import shutil
+import subprocess
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
-from harness import Victim, run, run_json  # noqa: E402
+from harness import TmpDirTestCase, Victim, run, run_json  # noqa: E402
 
 MARKERS = ("heap", "arena", "mmap", "straddle", "end")
 
@@ -102,14 +104,16 @@ class StringsTest(unittest.TestCase):
             self.assertNotIn(v.facts["mmap"][0], got)
 
     def test_estimated_mode(self):
-        # leaky_worker: many distinct strings and two recurring ones; a
-        # small budget forces estimates, which must bracket the truth.
-        with Victim("leaky_worker", 300000) as v:
+        # leaky_worker: many distinct strings (a tag in every record) and
+        # two recurring ones; a small budget forces estimates, which must
+        # bracket the truth.
+        with Victim("leaky_worker", 300000, 1) as v:
             doc, rc, err = run_json("strings", "-p", v.pid, "--max-mem", "4M",
                                     "--chunk", "64K", "--top", "10")
             self.assertEqual(rc, 0, err)
             s = doc["summary"]
             self.assertFalse(s["exact"])
+            self.assertEqual(s["passes"], 2)
             self.assertGreater(s["error_bound"], 0)
             self.assertLessEqual(s["mem_peak"], 4 << 20)
             got = by_string(doc)
@@ -153,11 +157,124 @@ class StringsTest(unittest.TestCase):
     def test_usage_errors(self):
         for args in (("--min-len", "0"), ("--by", "size"), ("--regions", "nope"),
                      ("--chunk", "5000"), ("--max-mem", "1M"), ("--jobs", "0"),
-                     ("--encoding", "ebcdic")):
+                     ("--encoding", "ebcdic"), ("--chunks", "some")):
             rc, out, err = run("strings", "-p", "1", *args)
             self.assertEqual(rc, 64, args)
             self.assertTrue(err.startswith("heapscan: "), err)
             self.assertEqual(len(err.strip().splitlines()), 1, err)
+
+
+LOC_MARKERS = ("heap", "arena", "mmap2", "live", "freed")
+LOCS = ("inuse", "free", "outside")
+
+
+class StringsWhereTest(TmpDirTestCase):
+    """--chunks and each string's location (issue #5), live and on a dump."""
+
+    def expect(self, v):
+        """{string: (count, class, location)} for the markers with a known
+        location (the victim's loc_* facts)."""
+        out = {}
+        for name in LOC_MARKERS:
+            s, count, cls = v.facts[name]
+            out[s] = (int(count), cls, v.facts["loc_" + name][0])
+        return out
+
+    def check(self, doc, exp, chunks):
+        got = by_string(doc)
+        self.assertEqual(doc["chunks"], chunks)
+        s = doc["summary"]
+        self.assertTrue(s["exact"])
+        self.assertTrue(s["where_known"])
+        self.assertFalse(s["where_approximate"])
+        for string, (count, cls, loc) in exp.items():
+            wanted = chunks == "all" or loc == chunks
+            if not wanted:
+                self.assertNotIn(string, got, (chunks, string))
+                continue
+            self.assertIn(string, got, (chunks, string))
+            e = got[string]
+            self.assertEqual(e["count"], count, string)
+            self.assertEqual(e["classes"], {cls: count}, string)
+            self.assertEqual(e["where"], {l: count if l == loc else 0 for l in LOCS},
+                             string)
+        # Whatever is reported lies where --chunks asked.
+        for e in doc["strings"]:
+            if chunks != "all":
+                self.assertEqual(e["where"][chunks], e["count"], e["string"])
+
+    def run_modes(self, v, *target):
+        exp = self.expect(v)
+        # The freed copies survived: a test of nothing if there are none.
+        self.assertGreater(exp[v.facts["freed"][0]][0], 0)
+        for chunks in ("all", "inuse", "free"):
+            for jobs in ("1", "2"):
+                doc, rc, err = run_json("strings", *target, "--top", "100",
+                                        "--min-len", "8", "--chunks", chunks,
+                                        "--jobs", jobs)
+                self.assertEqual(rc, 0, err)
+                self.check(doc, exp, chunks)
+
+    def test_live(self):
+        with Victim("strings_victim") as v:
+            self.run_modes(v, "-p", v.pid)
+            # Default mode: every string has a location, and the text
+            # report shows the column.
+            rc, out, err = run("strings", "-p", v.pid, "--min-len", "8")
+            self.assertEqual(rc, 0, err)
+            self.assertIn("where", out)
+            line = [l for l in out.splitlines() if '"%s"' % v.facts["freed"][0] in l][0]
+            self.assertIn("free:%s" % v.facts["freed"][1], line)
+            line = [l for l in out.splitlines() if '"%s"' % v.facts["heap"][0] in l][0]
+            self.assertIn("inuse:%s" % v.facts["heap"][1], line)
+            # The default report's top strings say where, too.
+            doc, rc, err = run_json("scan", "-p", v.pid, "--top", "30")
+            self.assertEqual(rc, 0, err)
+            got = by_string(doc["strings"])
+            s, count, _ = v.facts["freed"]
+            self.assertEqual(got[s]["where"]["free"], int(count))
+
+    def test_dump(self):
+        with Victim("strings_victim") as v:
+            path = os.path.join(self.tmp, "sv.core")
+            rc, _, err = run("dump", "-p", v.pid, "-o", path)
+            self.assertEqual(rc, 0, err)
+            self.run_modes(v, "-c", path)
+
+    def static_victim(self):
+        """strings_victim linked statically (its malloc is not in a libc
+        mapping, so no glibc heap is found), built here with the system
+        compiler; skipped if that cannot be done."""
+        cc = shutil.which("cc") or shutil.which("gcc")
+        if not cc:
+            self.skipTest("no C compiler for the static victim")
+        exe = os.path.join(self.tmp, "strings_victim_static")
+        src = os.path.join(harness.SOURCE, "fixtures", "victims", "strings_victim.c")
+        p = subprocess.run([cc, "-O1", "-static", "-pthread", "-o", exe, src],
+                           capture_output=True, text=True, timeout=120)
+        if p.returncode != 0:
+            self.skipTest("cannot link a static victim: %s" % p.stderr[-200:])
+        return exe
+
+    def test_no_glibc(self):
+        # --chunks other than all is an error; locations are "unknown".
+        with Victim(self.static_victim()) as v:
+            rc, out, err = run("strings", "-p", v.pid, "--chunks", "inuse")
+            self.assertEqual(rc, 2)
+            self.assertEqual(len(err.strip().splitlines()), 1, err)
+            self.assertIn("--chunks inuse needs the glibc heap", err)
+            doc, rc, err = run_json("strings", "-p", v.pid, "--min-len", "8")
+            self.assertEqual(rc, 0, err)
+            self.assertFalse(doc["summary"]["where_known"])
+            s, count = v.facts["heap"][0], int(v.facts["heap"][1])
+            e = by_string(doc)[s]
+            self.assertEqual(e["count"], count)
+            self.assertEqual(e["where"], {"unknown": count})
+            rc, out, err = run("strings", "-p", v.pid, "--min-len", "8")
+            self.assertEqual(rc, 0, err)
+            line = [l for l in out.splitlines() if '"%s"' % s in l][0]
+            self.assertTrue(line.rstrip().endswith("unknown"), line)
+            self.assertIn("where: unknown", out)
 
 
 if __name__ == "__main__":

@@ -561,6 +561,428 @@ static void test_driver_by_bytes(void **state)
 	hs_target_close(t);
 }
 
+/*
+ * Look-alikes repeated many times, interleaved: the same first 8 bytes
+ * and length but another tail, the same key but another length (max_len
+ * cuts them), short keys differing in one byte.  The hot cache must tell
+ * each apart: counts, samples and classes exactly what was written, with
+ * 1 and 2 jobs and in estimated mode (a prune empties the cache).
+ */
+static void test_driver_lookalikes(void **state)
+{
+	static const char *const words[] = {
+		"prefix00-AAAA", "prefix00-AAAB", "prefix00-BAAA", "prefix00-AAAA-x",
+		"prefix00", "prefix01", "abcd", "abce", "long-key-cut-by-max-len-1",
+		"long-key-cut-by-max-len-2", "long-key-cut-by-max-len-22",
+	};
+	enum { NW = sizeof(words) / sizeof(words[0]) };
+	unsigned char *buf = malloc(MEM_SZ);
+	uint64_t want[NW] = { 0 };
+	hs_addr_t first[NW];
+	struct hs_target *t;
+	struct hs_str_ranges r = HS_STR_RANGES_INIT;
+	struct hs_str_result res, res2;
+	struct hs_str_opts o;
+	size_t off = 16;
+
+	(void)state;
+	memset(buf, 0, MEM_SZ);
+	for (unsigned i = 0; i < NW; i++)
+		first[i] = 0;
+	while (off + 40 < MEM_SZ) {
+		unsigned k = (unsigned)(xrand() % NW);
+
+		put(buf, off, words[k]);
+		if (!want[k])
+			first[k] = HEAP_BASE + off;
+		want[k]++;
+		off += strlen(words[k]) + 1 + xrand() % 4;
+	}
+	assert_int_equal(hs_target_open_mem(&t), 0);
+	hs_target_mem_add(t, HEAP_BASE, buf, MEM_SZ, 0, NULL);
+	hs_str_ranges_add(&r, HEAP_BASE, HEAP_BASE + MEM_SZ, HS_CLASS_HEAP);
+	hs_str_opts_init(&o);
+	o.min_len = 4;
+	o.max_len = 24; /* the two long keys share their first 24 bytes... */
+	o.top = 50;
+	o.chunk = 65536;
+	for (unsigned jobs = 1; jobs <= 2; jobs++) {
+		o.jobs = jobs;
+		assert_int_equal(hs_strings_scan(t, &r, &o, &res), 0);
+		assert_true(res.exact);
+		/* ...and differ in length, except -1 and -2 (one key, two
+		 * strings of the same length: counted together). */
+		assert_int_equal(res.distinct, NW - 1);
+		for (unsigned i = 0; i < NW; i++) {
+			const struct hs_str_item *it;
+			char key[32];
+			uint64_t n = want[i];
+
+			snprintf(key, sizeof(key), "%.24s", words[i]);
+			it = NULL;
+			for (size_t j = 0; j < res.ntop && !it; j++)
+				if (!strcmp(res.top[j].s, key) &&
+				    res.top[j].len == strlen(words[i]))
+					it = &res.top[j];
+			assert_non_null(it);
+			if (i == 8 || i == 9)
+				n = want[8] + want[9];
+			assert_int_equal(it->count, n);
+			assert_int_equal(it->cls_count[HS_CLASS_HEAP], n);
+			if (i < 8)
+				assert_int_equal(it->samples[0], first[i]);
+		}
+		hs_str_result_release(&res);
+	}
+	/* Estimated: several prunes; 1 and 2 jobs agree. */
+	o.max_mem = HS_STR_MAX_MEM_MIN;
+	o.chunk = 4096;
+	o.jobs = 1;
+	assert_int_equal(hs_strings_scan(t, &r, &o, &res), 0);
+	o.jobs = 2;
+	assert_int_equal(hs_strings_scan(t, &r, &o, &res2), 0);
+	assert_same_result(&res, &res2);
+	for (size_t i = 0; i < res.ntop; i++)
+		for (unsigned k = 0; k < NW; k++)
+			if (i != 8 && i != 9 && !strcmp(res.top[i].s, words[k]))
+				assert_true(res.top[i].count - res.top[i].err <= want[k] &&
+					    want[k] <= res.top[i].count);
+	hs_str_result_release(&res);
+	hs_str_result_release(&res2);
+	hs_str_ranges_release(&r);
+	hs_target_close(t);
+	free(buf);
+}
+
+/* ---- the block scanner against a byte-at-a-time reference ---- */
+
+struct ref_run {
+	hs_addr_t addr;
+	uint64_t len;
+	char head[16];
+	size_t stored;
+};
+
+struct ref_sink {
+	struct ref_run *v;
+	size_t n, cap;
+};
+
+static void ref_collect(void *ud, hs_addr_t addr, const char *s, size_t stored,
+			uint64_t len)
+{
+	struct ref_sink *k = ud;
+
+	assert_true(k->n < k->cap);
+	k->v[k->n].addr = addr;
+	k->v[k->n].len = len;
+	k->v[k->n].stored = stored;
+	memcpy(k->v[k->n].head, s, stored < 16 ? stored : 16);
+	k->n++;
+}
+
+static bool ref_printable(unsigned char c)
+{
+	return (c >= 0x20 && c < 0x7f) || c == '\t';
+}
+
+/* Random buffers, mostly printable in long and short stretches, fed in
+ * random pieces: the runs must be those a byte loop finds. */
+static void test_scan_blocks_vs_reference(void **state)
+{
+	enum { N = 5000 };
+	unsigned char *buf = malloc(N);
+	struct ref_run *want = calloc(N, sizeof(*want));
+	struct ref_sink got = { calloc(N, sizeof(struct ref_run)), 0, N };
+
+	(void)state;
+	for (int round = 0; round < 300; round++) {
+		/* Some rounds with min-len around and past the scanner's 64-byte
+		 * block (its look-ahead filter covers at most 64). */
+		unsigned min = round % 5 == 4 ? 56 + (unsigned)(xrand() % 24)
+					     : 1 + (unsigned)(xrand() % 9);
+		unsigned max = min + (unsigned)(xrand() % 12);
+		size_t nw = 0, i = 0;
+		struct hs_str_scanner sc;
+
+		while (i < N) {
+			size_t n = 1 + xrand() % (round % 3 ? 20 : 200);
+			bool pr = xrand() % 2;
+
+			if (round % 5 == 4 && pr)
+				n = 40 + xrand() % 60;
+
+			for (size_t k = 0; k < n && i < N; k++, i++)
+				buf[i] = pr ? (unsigned char)(0x20 + xrand() % 0x5f)
+					    : (unsigned char)(xrand() % 3 ? 0 : 0x80 + xrand() % 0x80);
+		}
+		for (size_t a = 0; a < N;) {
+			size_t b = a;
+
+			while (b < N && ref_printable(buf[b]))
+				b++;
+			if (b - a >= min) {
+				want[nw].addr = 0x7000 + a;
+				want[nw].len = b - a;
+				want[nw].stored = b - a < max ? b - a : max;
+				memcpy(want[nw].head, buf + a, want[nw].stored < 16 ? want[nw].stored : 16);
+				nw++;
+			}
+			a = b == a ? a + 1 : b;
+		}
+		got.n = 0;
+		hs_str_scanner_init(&sc, HS_STR_ASCII, min, max, ref_collect, &got);
+		for (size_t a = 0; a < N;) {
+			size_t n = round % 2 ? 1 + xrand() % 130 : N;
+
+			if (n > N - a)
+				n = N - a;
+			hs_str_scan(&sc, 0x7000 + a, buf + a, n);
+			a += n;
+		}
+		hs_str_scan_end(&sc);
+		hs_str_scanner_release(&sc);
+		assert_int_equal(got.n, nw);
+		for (size_t k = 0; k < nw; k++) {
+			assert_int_equal(got.v[k].addr, want[k].addr);
+			assert_int_equal(got.v[k].len, want[k].len);
+			assert_int_equal(got.v[k].stored, want[k].stored);
+			assert_memory_equal(got.v[k].head, want[k].head,
+					    want[k].stored < 16 ? want[k].stored : 16);
+		}
+	}
+	free(got.v);
+	free(want);
+	free(buf);
+}
+
+/* ---- where strings live ---- */
+
+static void assert_sane_where(const struct hs_str_where *w)
+{
+	size_t nfree = 0;
+
+	assert_true(w->finished);
+	for (size_t i = 0; i < w->n; i++) {
+		assert_true(w->v[i].start < w->v[i].end);
+		assert_true(w->v[i].loc == HS_STR_LOC_INUSE || w->v[i].loc == HS_STR_LOC_FREE);
+		nfree += w->v[i].loc == HS_STR_LOC_FREE;
+		if (i) {
+			assert_true(w->v[i - 1].end <= w->v[i].start);
+			/* coalesced */
+			assert_false(w->v[i - 1].end == w->v[i].start &&
+				     w->v[i - 1].loc == w->v[i].loc);
+		}
+	}
+	assert_int_equal(nfree, w->nfree);
+}
+
+static void test_where_intervals(void **state)
+{
+	struct hs_str_where w = HS_STR_WHERE_INIT;
+
+	(void)state;
+	/* Out of order, adjacent pieces, an overlap (hostile metadata). */
+	hs_str_where_add(&w, 0x3000, 0x3100, HS_STR_LOC_INUSE);
+	hs_str_where_add(&w, 0x1000, 0x1100, HS_STR_LOC_INUSE);
+	hs_str_where_add(&w, 0x1100, 0x1200, HS_STR_LOC_INUSE);
+	hs_str_where_add(&w, 0x1200, 0x1300, HS_STR_LOC_FREE);
+	hs_str_where_add(&w, 0x1300, 0x2000, HS_STR_LOC_INUSE);
+	hs_str_where_add(&w, 0x1f00, 0x2100, HS_STR_LOC_FREE);
+	hs_str_where_add(&w, 0x2100, 0x2000, HS_STR_LOC_FREE); /* empty: ignored */
+	hs_str_where_finish(&w);
+	assert_sane_where(&w);
+	assert_int_equal(w.n, 5);
+	assert_int_equal(hs_str_where_find(&w, 0xfff), HS_STR_LOC_OUTSIDE);
+	assert_int_equal(hs_str_where_find(&w, 0x1000), HS_STR_LOC_INUSE);
+	assert_int_equal(hs_str_where_find(&w, 0x11ff), HS_STR_LOC_INUSE);
+	assert_int_equal(hs_str_where_find(&w, 0x1200), HS_STR_LOC_FREE);
+	assert_int_equal(hs_str_where_find(&w, 0x12ff), HS_STR_LOC_FREE);
+	assert_int_equal(hs_str_where_find(&w, 0x1300), HS_STR_LOC_INUSE);
+	assert_int_equal(hs_str_where_find(&w, 0x1f80), HS_STR_LOC_INUSE); /* earlier wins */
+	assert_int_equal(hs_str_where_find(&w, 0x2000), HS_STR_LOC_FREE);
+	assert_int_equal(hs_str_where_find(&w, 0x2100), HS_STR_LOC_OUTSIDE);
+	assert_int_equal(hs_str_where_find(&w, 0x3050), HS_STR_LOC_INUSE);
+	assert_int_equal(hs_str_where_find(&w, 0x3100), HS_STR_LOC_OUTSIDE);
+	assert_false(w.approximate);
+	hs_str_where_release(&w);
+
+	/* The cap: past it, free chunks count as in use, and say so. */
+	w.max_free = 2;
+	for (hs_addr_t a = 0x10000; a < 0x10000 + 10 * 0x200; a += 0x200) {
+		hs_str_where_add(&w, a, a + 0x100, HS_STR_LOC_INUSE);
+		hs_str_where_add(&w, a + 0x100, a + 0x200, HS_STR_LOC_FREE);
+	}
+	hs_str_where_finish(&w);
+	assert_sane_where(&w);
+	assert_true(w.approximate);
+	assert_int_equal(w.nfree, 2);
+	assert_int_equal(hs_str_where_find(&w, 0x10100), HS_STR_LOC_FREE);
+	assert_int_equal(hs_str_where_find(&w, 0x10300), HS_STR_LOC_FREE);
+	assert_int_equal(hs_str_where_find(&w, 0x10500), HS_STR_LOC_INUSE);
+	hs_str_where_release(&w);
+}
+
+static void test_ranges_restrict(void **state)
+{
+	struct hs_str_where w = HS_STR_WHERE_INIT;
+	struct hs_str_ranges in = HS_STR_RANGES_INIT, out = HS_STR_RANGES_INIT;
+
+	(void)state;
+	hs_str_where_add(&w, 0x1100, 0x1200, HS_STR_LOC_INUSE);
+	hs_str_where_add(&w, 0x1200, 0x1300, HS_STR_LOC_FREE);
+	hs_str_where_add(&w, 0x1300, 0x2800, HS_STR_LOC_INUSE); /* spans two ranges */
+	hs_str_where_add(&w, 0x2900, 0x2a00, HS_STR_LOC_FREE);
+	hs_str_where_finish(&w);
+	hs_str_ranges_add(&in, 0x1000, 0x2000, HS_CLASS_HEAP);
+	hs_str_ranges_add(&in, 0x2000, 0x3000, HS_CLASS_ANON);
+
+	hs_str_ranges_restrict(&out, &in, &w, 1u << HS_STR_LOC_INUSE);
+	assert_int_equal(out.n, 3);
+	assert_int_equal(out.v[0].start, 0x1100);
+	assert_int_equal(out.v[0].end, 0x1200);
+	assert_int_equal(out.v[1].start, 0x1300);
+	assert_int_equal(out.v[1].end, 0x2000);
+	assert_int_equal(out.v[1].cls, HS_CLASS_HEAP);
+	assert_int_equal(out.v[2].start, 0x2000);
+	assert_int_equal(out.v[2].end, 0x2800);
+	assert_int_equal(out.v[2].cls, HS_CLASS_ANON);
+	hs_str_ranges_release(&out);
+
+	hs_str_ranges_restrict(&out, &in, &w, 1u << HS_STR_LOC_FREE);
+	assert_int_equal(out.n, 2);
+	assert_int_equal(out.v[0].start, 0x1200);
+	assert_int_equal(out.v[0].end, 0x1300);
+	assert_int_equal(out.v[1].start, 0x2900);
+	assert_int_equal(out.v[1].end, 0x2a00);
+	hs_str_ranges_release(&out);
+
+	hs_str_ranges_restrict(&out, &in, &w, 1u << HS_STR_LOC_OUTSIDE);
+	assert_int_equal(out.n, 3);
+	assert_int_equal(out.v[0].start, 0x1000);
+	assert_int_equal(out.v[0].end, 0x1100);
+	assert_int_equal(out.v[1].start, 0x2800);
+	assert_int_equal(out.v[1].end, 0x2900);
+	assert_int_equal(out.v[2].start, 0x2a00);
+	assert_int_equal(out.v[2].end, 0x3000);
+	hs_str_ranges_release(&out);
+
+	/* Every location: the input again, coalesced only within a class. */
+	hs_str_ranges_restrict(&out, &in, &w, 7);
+	assert_int_equal(out.n, 2);
+	assert_int_equal(out.v[0].start, 0x1000);
+	assert_int_equal(out.v[0].end, 0x2000);
+	assert_int_equal(out.v[1].start, 0x2000);
+	assert_int_equal(out.v[1].end, 0x3000);
+	hs_str_ranges_release(&out);
+	hs_str_ranges_release(&in);
+	hs_str_where_release(&w);
+}
+
+/*
+ * Locations on the mem backend: a heap-like buffer of 64-byte "chunks",
+ * every third one free, each holding one string; counts per location must
+ * be exact, equal across --jobs and chunk sizes, and --chunks-style
+ * restricted ranges must count only their own.
+ */
+static void test_driver_where(void **state)
+{
+	unsigned char *heap = calloc(1, MEM_SZ);
+	struct hs_target *t;
+	struct hs_str_where w = HS_STR_WHERE_INIT;
+	struct hs_str_ranges r = HS_STR_RANGES_INIT, rr = HS_STR_RANGES_INIT;
+	struct hs_str_opts o;
+	struct hs_str_result base, res;
+	const struct hs_str_item *it;
+	unsigned n_live = 0, n_dead = 0, n_out = 0;
+	hs_addr_t chunks_end = HEAP_BASE + MEM_SZ / 2;
+
+	(void)state;
+	for (hs_addr_t c = HEAP_BASE; c < chunks_end; c += 64) {
+		size_t off = (size_t)(c - HEAP_BASE);
+		bool free_chunk = (off / 64) % 3 == 0;
+
+		hs_str_where_add(&w, c + 8, c + 64 + 8,
+				 free_chunk ? HS_STR_LOC_FREE : HS_STR_LOC_INUSE);
+		put(heap, off + 24, free_chunk ? "dead-string" : "live-string");
+		*(free_chunk ? &n_dead : &n_live) += 1;
+	}
+	/* Past the chunks (like heap_info or a neighbour): outside. */
+	for (size_t off = MEM_SZ / 2 + 100; off + 64 < MEM_SZ; off += 4000) {
+		put(heap, off, "outside-string");
+		n_out++;
+	}
+	hs_str_where_finish(&w);
+	assert_int_equal(hs_target_open_mem(&t), 0);
+	hs_target_mem_add(t, HEAP_BASE, heap, MEM_SZ, HS_PERM_R | HS_PERM_W, "[heap]");
+	hs_str_ranges_add(&r, HEAP_BASE, HEAP_BASE + MEM_SZ, HS_CLASS_HEAP);
+
+	hs_str_opts_init(&o);
+	o.where = &w;
+	o.jobs = 1;
+	o.chunk = 4096;
+	o.top = 10;
+	assert_int_equal(hs_strings_scan(t, &r, &o, &base), 0);
+	assert_true(base.exact);
+	assert_int_equal(base.passes, 1);
+	assert_true(base.where_known);
+	it = get_item(&base, "live-string");
+	assert_int_equal(it->count, n_live);
+	assert_int_equal(it->loc_count[HS_STR_LOC_INUSE], n_live);
+	assert_int_equal(it->loc_count[HS_STR_LOC_FREE], 0);
+	it = get_item(&base, "dead-string");
+	assert_int_equal(it->count, n_dead);
+	assert_int_equal(it->loc_count[HS_STR_LOC_FREE], n_dead);
+	it = get_item(&base, "outside-string");
+	assert_int_equal(it->count, n_out);
+	assert_int_equal(it->loc_count[HS_STR_LOC_OUTSIDE], n_out);
+	assert_int_equal(it->cls_count[HS_CLASS_HEAP], n_out);
+
+	for (unsigned jobs = 2; jobs <= 3; jobs++) {
+		o.jobs = jobs;
+		o.chunk = jobs == 2 ? 65536 : 4096;
+		assert_int_equal(hs_strings_scan(t, &r, &o, &res), 0);
+		assert_same_result(&base, &res);
+		for (size_t i = 0; i < base.ntop; i++)
+			assert_memory_equal(base.top[i].loc_count, res.top[i].loc_count,
+					    sizeof(base.top[i].loc_count));
+		hs_str_result_release(&res);
+	}
+
+	/* Only free chunks: thousands of small ranges. */
+	hs_str_ranges_restrict(&rr, &r, &w, 1u << HS_STR_LOC_FREE);
+	assert_int_equal(rr.n, n_dead);
+	o.jobs = 2;
+	assert_int_equal(hs_strings_scan(t, &rr, &o, &res), 0);
+	assert_null(find_item(&res, "live-string"));
+	assert_null(find_item(&res, "outside-string"));
+	it = get_item(&res, "dead-string");
+	assert_int_equal(it->count, n_dead);
+	assert_int_equal(it->loc_count[HS_STR_LOC_FREE], n_dead);
+	assert_int_equal(res.bytes_scanned, (uint64_t)n_dead * 64);
+	hs_str_result_release(&res);
+	hs_str_ranges_release(&rr);
+
+	/* Without where, every location is unknown. */
+	o.where = NULL;
+	assert_int_equal(hs_strings_scan(t, &r, &o, &res), 0);
+	assert_false(res.where_known);
+	it = get_item(&res, "live-string");
+	assert_int_equal(it->loc_count[HS_STR_LOC_UNKNOWN], n_live);
+	hs_str_result_release(&res);
+
+	/* An unfinished where is refused. */
+	w.finished = false;
+	o.where = &w;
+	assert_int_equal(hs_strings_scan(t, &r, &o, &res), -EINVAL);
+
+	hs_str_result_release(&base);
+	hs_str_ranges_release(&r);
+	hs_str_where_release(&w);
+	hs_target_close(t);
+	free(heap);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -577,6 +999,11 @@ int main(void)
 		cmocka_unit_test(test_driver_bad_ranges),
 		cmocka_unit_test(test_driver_estimated),
 		cmocka_unit_test(test_driver_by_bytes),
+		cmocka_unit_test(test_scan_blocks_vs_reference),
+		cmocka_unit_test(test_driver_lookalikes),
+		cmocka_unit_test(test_where_intervals),
+		cmocka_unit_test(test_ranges_restrict),
+		cmocka_unit_test(test_driver_where),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
