@@ -3,12 +3,13 @@
 # (fixtures/victims/leaky_worker.c, ~1.5 GB of leaked heap by default).
 #
 # usage: bench/bench_dump.sh [BUILD_DIR] [RECORDS] [RUNS]
-#   BUILD_DIR  a heapscan build (default build-fork next to this repo's
-#              CMakeLists.txt); the worker is BUILD_DIR/victims/leaky_worker
+#   BUILD_DIR  a heapscan build (default build/ in this repo, built
+#              if missing); the worker is BUILD_DIR/victims/leaky_worker
 #   RECORDS    leaked records (default 13000000: about 1.5 GB of heap)
 #   RUNS       runs of each tool (default 3); medians are printed
 # Environment: HS_BENCH_TMP (default /tmp) holds the core files (each up to
-# the worker's size; they are deleted after each run).
+# the worker's size; they are deleted after each run); HS_BENCH_MODES
+# (default "default sync fork") picks the heapscan modes to run.
 #
 # For gcore and three heapscan modes it prints wall time, how long the
 # target was stopped, the copy time, file size and space on disk:
@@ -22,7 +23,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/bench/lib.sh"
-build=${1:-$here/build-fork}
+build=${1:-$here/build}
 records=${2:-13000000}
 runs=${3:-3}
 tmp=$(mktemp -d "${HS_BENCH_TMP:-/tmp}/hs-bench-dump.XXXXXX")
@@ -30,6 +31,7 @@ heapscan=$build/src/heapscan
 worker=$build/victims/leaky_worker
 
 hs_bench_need gcore:gdb
+hs_bench_build "$build"
 for f in "$heapscan" "$worker"; do
 	[ -x "$f" ] || { echo "bench: '$f' not built" >&2; exit 2; }
 done
@@ -37,7 +39,7 @@ done
 hs_bench_start_worker "$worker" "$records"
 echo "worker pid $wpid: $records records, VmRSS $(hs_bench_rss_mib "$wpid") MiB"
 
-modes="default sync fork"
+modes=${HS_BENCH_MODES:-default sync fork}
 declare -A wall stop copy size dsk
 g_wall=""; g_size=""; g_disk=""
 for i in $(seq 1 "$runs"); do

@@ -4,8 +4,8 @@
 # demo leaky worker (fixtures/victims/leaky_worker.c).
 #
 # usage: bench/bench_strings.sh [BUILD_DIR] [RECORDS] [RUNS]
-#   BUILD_DIR  a heapscan build (default build-strings next to this repo's
-#              CMakeLists.txt); the worker is BUILD_DIR/victims/leaky_worker
+#   BUILD_DIR  a heapscan build (default build/ in this repo, built
+#              if missing); the worker is BUILD_DIR/victims/leaky_worker
 #   RECORDS    leaked records (default 13000000: about 1.2 GiB of heap)
 #   RUNS       runs of each side (default 3); medians are printed
 # Environment: HS_BENCH_TMP (default /tmp) holds the core file (as large as
@@ -22,7 +22,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/bench/lib.sh"
-build=${1:-$here/build-strings}
+build=${1:-$here/build}
 records=${2:-13000000}
 runs=${3:-3}
 tmp=$(mktemp -d "${HS_BENCH_TMP:-/tmp}/hs-bench.XXXXXX")
@@ -31,6 +31,7 @@ worker=$build/victims/leaky_worker
 pipe=$([ "${HS_BENCH_NO_PIPE:-0}" = 1 ] && echo 0 || echo 1)
 
 hs_bench_need gcore:gdb strings:binutils /usr/bin/time:time
+hs_bench_build "$build"
 for f in "$heapscan" "$worker"; do
 	[ -x "$f" ] || { echo "bench: '$f' not built" >&2; rm -rf "$tmp"; exit 2; }
 done

@@ -1,6 +1,8 @@
 # Shared helpers of the bench/ scripts (source it: . "$here/bench/lib.sh").
 #
 #   hs_bench_need CMD:PACKAGE...   installs the missing ones with apt-get
+#   hs_bench_build DIR             configures and builds heapscan in DIR
+#                                  (RelWithDebInfo, no tests) if needed
 #   hs_bench_start_worker EXE ARGS...
 #                                  starts the worker as a coproc, reads its
 #                                  "key value..." facts into the associative
@@ -16,6 +18,16 @@
 #   hs_bench_ratio A B             A / B with two decimals ("-" if B is 0)
 # Scripts keep their own arguments and output; this file only factors the
 # worker start-up and the arithmetic.
+
+hs_bench_build() {
+	local dir=$1 src
+	src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+	if [ ! -x "$dir/src/heapscan" ] || [ ! -x "$dir/victims/leaky_worker" ]; then
+		echo "building heapscan in $dir" >&2
+		cmake -S "$src" -B "$dir" -DHS_TESTS=OFF >/dev/null
+		cmake --build "$dir" -j"$(nproc)" >/dev/null
+	fi
+}
 
 hs_bench_need() {
 	local need=() spec

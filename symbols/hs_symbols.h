@@ -86,7 +86,7 @@ struct hs_dump_opts {
 	bool all;             /* every readable mapping in full */
 	bool force;           /* replace an existing file */
 	bool no_sync;         /* skip fsync before the rename */
-	size_t bufsz;         /* copy buffer per worker, 0 = 8 MiB (min 64 KiB) */
+	size_t bufsz;         /* copy buffer per worker, 0 = 1 MiB (min 64 KiB) */
 	unsigned jobs;        /* copy workers, 0 = 2 (1 on one CPU), max 16 */
 	hs_dump_pagemap_fn pagemap; /* may be NULL; called from several
 				       workers at once */

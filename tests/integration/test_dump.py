@@ -195,6 +195,28 @@ class DumpTest(TmpDirTestCase):
             self.assertEqual(os.listdir(self.tmp), [])
             self.assertEqual(v.settled_state(), "S")
 
+    def test_disk_full_mid_copy_leaves_nothing(self):
+        """A real ENOSPC while memory is copied (the size is set before
+        copying, so the RLIMIT test above fails earlier): a tmpfs smaller
+        than the victim's data, which the file's sparse size still fits."""
+        mnt = os.path.join(self.tmp, "small")
+        os.mkdir(mnt)
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", mnt],
+                          capture_output=True).returncode != 0:
+            self.skipTest("cannot mount a tmpfs (needs root)")
+        try:
+            with Victim("dump_victim") as v:
+                path = os.path.join(mnt, "full.core")
+                rc, out, err = run("dump", "-p", v.pid, "-o", path)
+                self.assertEqual(rc, 2, err)
+                self.assertEqual(len(err.strip().splitlines()), 1, err)
+                self.assertRegex(err, r"^heapscan: cannot write '.*full\.core': "
+                                 r"No space left on device; nothing written\n$")
+                self.assertEqual(os.listdir(mnt), [])
+                self.assertEqual(v.settled_state(), "S")
+        finally:
+            subprocess.run(["umount", mnt], check=True)
+
     def test_interrupt_leaves_nothing(self):
         with Victim("dump_victim") as v:
             path = os.path.join(self.tmp, "int.core")
