@@ -1501,8 +1501,9 @@ struct hist {
 	size_t n;
 };
 
-static void hist_add(struct hist *hi, uint64_t size)
+static void hist_add(struct hist *hi, uint64_t chunk_size, hs_addr_t addr)
 {
+	uint64_t size = chunk_size;
 	size_t j;
 
 	if (hi->n >= HIST_MAX)
@@ -1533,10 +1534,10 @@ static void hist_add(struct hist *hi, uint64_t size)
 		hi->keys[j] = size + 1;
 		hi->idx[j] = hi->n;
 		hi->v = hs_xrealloc(hi->v, (hi->n + 1) * sizeof(*hi->v));
-		hi->v[hi->n++] = (struct hs_glibc_size_bucket){ size, 0, 0 };
+		hi->v[hi->n++] = (struct hs_glibc_size_bucket){ size, 0, 0, addr };
 	}
 	hi->v[hi->idx[j]].count++;
-	hi->v[hi->idx[j]].bytes += size;
+	hi->v[hi->idx[j]].bytes += chunk_size;
 }
 
 struct analysis {
@@ -1560,7 +1561,7 @@ static int analyze_cb(void *ud, const struct hs_glibc_chunk *c)
 		h->mmapped.bytes += c->size;
 	}
 	if (c->state == HS_CHUNK_INUSE || c->state == HS_CHUNK_MMAPPED)
-		hist_add(&an->hist, c->size);
+		hist_add(&an->hist, c->size, c->addr);
 	return 0;
 }
 

@@ -191,6 +191,8 @@ struct hs_glibc_problem {
 struct hs_glibc_size_bucket {
 	uint64_t size;           /* chunk size; 0 = "all other sizes" */
 	uint64_t count, bytes;
+	hs_addr_t sample;        /* the first chunk of this size the walk met
+				    (its header address: `heapscan show` it) */
 };
 
 #define HS_GLIBC_MAX_PROBLEMS 32

@@ -203,12 +203,13 @@ void hs_report_heap_text(FILE *out, const struct hs_glibc_heap *h, int err,
 	if (nshow) {
 		fprintf(out, "  in-use chunks by size (top %zu of %zu sizes, by bytes):\n",
 			nshow, h->nhist);
-		fprintf(out, "    %12s %12s %10s\n", "chunk size", "count", "bytes");
+		fprintf(out, "    %12s %12s %10s  %s\n", "chunk size", "count", "bytes",
+			"sample chunk (heapscan show ADDR)");
 		for (size_t i = 0; i < nshow; i++) {
 			const struct hs_glibc_size_bucket *b = &h->hist[i];
 			if (b->size)
-				fprintf(out, "    %#12" PRIx64 " %12" PRIu64 " %10s\n", b->size,
-					b->count, fb(b2, b->bytes));
+				fprintf(out, "    %#12" PRIx64 " %12" PRIu64 " %10s  0x%" PRIx64 "\n",
+					b->size, b->count, fb(b2, b->bytes), b->sample);
 			else
 				fprintf(out, "    %12s %12" PRIu64 " %10s\n", "other",
 					b->count, fb(b2, b->bytes));
@@ -357,6 +358,8 @@ void hs_report_heap_json(struct hs_json *j, const struct hs_glibc_heap *h, int e
 			hs_json_null(j, "size");
 		hs_json_u64(j, "count", h->hist[i].count);
 		hs_json_u64(j, "bytes", h->hist[i].bytes);
+		if (h->hist[i].size)
+			hs_json_addr(j, "sample", h->hist[i].sample);
 		hs_json_obj_end(j);
 	}
 	hs_json_arr_end(j);

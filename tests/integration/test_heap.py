@@ -245,6 +245,14 @@ class HeapTest(harness.TmpDirTestCase):
             lines = out.splitlines()
             i = [k for k, l in enumerate(lines) if "chunk size" in l][0]
             self.assertEqual(lines[i + 1].split()[:2], ["0x30", str(n)])
+            # each size's sample chunk is one `show` accepts: that size,
+            # in use, in the main arena
+            self.assertEqual(lines[i + 1].split()[-1], first["sample"])
+            d, rc, err = run_json("show", first["sample"], "-p", v.pid)
+            self.assertEqual(rc, 0, err)
+            c = d["chunk"]
+            self.assertEqual(c["addr"], first["sample"])
+            self.assertEqual((c["size"], c["state"]), (0x30, "inuse"))
 
 
 if __name__ == "__main__":
