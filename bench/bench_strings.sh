@@ -15,8 +15,8 @@
 # Prints, side by side: wall time, target stop time, peak RSS of the tool,
 # the ratio; then heapscan's throughput per core, three ways (see the
 # lines printed: scan phase, end to end, per CPU-second); then the glibc
-# heap walker alone ('heapscan heap -p', which 'heapscan strings' runs
-# first for each string's location).  Needs gdb (gcore), binutils
+# heap walker alone ('heapscan heap -p'; 'heapscan strings' no longer
+# walks: it places strings from the free lists).  Needs gdb (gcore), binutils
 # (strings) and GNU time; installs them with apt-get if missing.
 set -euo pipefail
 
@@ -111,7 +111,7 @@ else
 		"$hw" "$hs" "$(calc "$hr / 1024")"
 fi
 echo "  heapscan throughput, $gb GB scanned with $jobs jobs (GB = 1e9 bytes):"
-printf "    scan phase:  GB / scan time (hs_strings_scan, after the heap walk) / jobs = %s / %.3f / %s = %s GB/s per core\n" \
+printf "    scan phase:  GB / scan time (hs_strings_scan, join included) / jobs = %s / %.3f / %s = %s GB/s per core\n" \
 	"$gb" "$hc" "$jobs" "$(calc "$gb / $hc / $jobs")"
 printf "    end to end:  GB / wall time of the command / jobs = %s / %.2f / %s = %s GB/s per core\n" \
 	"$gb" "$hw" "$jobs" "$(calc "$gb / $hw / $jobs")"
@@ -119,4 +119,4 @@ printf "    CPU time:    GB / (user + sys CPU seconds of the command) = %s / %.2
 	"$gb" "$hu" "$(calc "$gb / $hu")"
 printf "  heapscan heap: %.0f chunks, %.2f GB of heap walked in %.3f s = %.2f GB/s (one core); wall %.2f s\n" \
 	"$wc" "$(calc "$wb / 1e9")" "$wk" "$(calc "$wb / 1e9 / $wk")" "$ww"
-echo "  (end to end = heap walk, one core, then the scan phase on $jobs; the walk names each string's location)"
+echo "  (end to end = attach, glibc free lists for the locations, then the scan phase on $jobs)"

@@ -1491,6 +1491,111 @@ static int walk_all(struct walker *wp)
 	return 0;
 }
 
+/* ---- free chunks without the walk ---- */
+
+static int cmp_u64(const void *x, const void *y)
+{
+	uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+
+	return a < b ? -1 : a > b;
+}
+
+/* The heap segment holding chunk c, or NULL. */
+static const struct seg_ref *seg_of(const struct priv *p, hs_addr_t c)
+{
+	size_t lo = 0, hi = p->nsegs;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (c < p->segs[mid].start)
+			hi = mid;
+		else if (c >= p->segs[mid].end)
+			lo = mid + 1;
+		else
+			return &p->segs[mid];
+	}
+	return NULL;
+}
+
+#define FREE_WIN (64u << 10) /* headers read together at most this far apart */
+#define FREE_BATCH 64        /* and at most this many */
+
+int hs_glibc_for_each_free_chunk(struct hs_glibc_heap *h, unsigned flags,
+				 hs_glibc_chunk_fn cb, void *ud)
+{
+	struct priv *p;
+	struct walker w = { h, cb, ud };
+	uint64_t *v = NULL;
+	hs_addr_t win = 0;
+	size_t n = 0, wlen = 0;
+	int ret = 0;
+
+	if (!h->layout || !h->narenas)
+		return 0;
+	p = P(h);
+	/* The free set in address order, so that nearby headers are read
+	 * in one call and each page at most once. */
+	if (p->set.n) {
+		v = hs_xmalloc(p->set.n * sizeof(*v));
+		for (size_t i = 0; i < p->set.cap && n < p->set.n; i++)
+			if (p->set.slots[i])
+				v[n++] = p->set.slots[i];
+		qsort(v, n, sizeof(*v), cmp_u64);
+	}
+	for (size_t i = 0; i < n; i++) {
+		hs_addr_t c = v[i] & ~15ull;
+		enum hs_chunk_state kind = (enum hs_chunk_state)(v[i] & 15);
+		const struct seg_ref *sg = seg_of(p, c);
+		uint64_t raw, size;
+
+		if (!sg)
+			continue; /* take() admitted only chunks in a segment */
+		if (c < win || c + 16 > win + wlen) {
+			size_t j = i, got = 0;
+
+			while (j + 1 < n && j + 1 < i + FREE_BATCH &&
+			       (v[j + 1] & ~15ull) + 16 - c <= FREE_WIN)
+				j++;
+			ret = hs_target_read(h->t, c, p->buf, (size_t)((v[j] & ~15ull) + 16 - c),
+					     &got);
+			if (ret == -ESRCH)
+				goto out;
+			ret = 0;
+			win = c;
+			wlen = got;
+			if (got < 16)
+				continue; /* unreadable: counts as in use */
+		}
+		raw = get64(p->buf, (size_t)(c - win) + 8);
+		size = raw & ~SIZE_BITS;
+		if (size < MINSIZE || (size & 15) || size > sg->end - c)
+			continue;
+		ret = emit(&w, c, size, kind, sg->arena);
+		if (ret)
+			goto out;
+		if (!(i & 0xffff) && hs_interrupted) {
+			ret = -HS_E_INTERRUPTED;
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < h->narenas; i++) {
+		const struct hs_glibc_arena *a = &h->arenas[i];
+
+		for (size_t j = 0; j < a->nsegs; j++)
+			if (a->segs[j].has_top && a->top_size) {
+				ret = emit(&w, a->top, a->top_size, HS_CHUNK_TOP, (int)i);
+				if (ret)
+					goto out;
+			}
+	}
+	if ((flags & HS_GLIBC_FREE_MMAPPED) && !(h->opts.flags & HS_GLIBC_NO_MMAPPED))
+		ret = walk_mmapped(&w);
+out:
+	free(v);
+	return ret;
+}
+
 /* ---- analysis ---- */
 
 struct hist {

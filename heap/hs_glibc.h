@@ -271,6 +271,28 @@ int hs_glibc_for_each_chunk(struct hs_glibc_heap *h, hs_glibc_chunk_fn cb,
 			    void *ud) HS_MUST_CHECK;
 
 /*
+ * The chunks that are not in use, found without walking the heap: every
+ * chunk of the free set collected at open (tcache, fastbins, unsorted,
+ * small and large bins; one header read each, for its size) and each
+ * arena's top chunk; then, with HS_GLIBC_FREE_MMAPPED in flags (and
+ * unless HS_GLIBC_NO_MMAPPED), every mmapped chunk (in use), as
+ * hs_glibc_for_each_chunk finds them.  Free-set chunks come in no
+ * particular order.  A free chunk whose size is below MINSIZE, not a
+ * multiple of 16, or runs past the end of its heap segment is skipped
+ * (hostile memory: it then counts as in use).  Not found this way: a
+ * chunk that is free only by its successor's PREV_INUSE bit but in no
+ * list (UNBINNED; a stopped, consistent heap has none), and parts of a
+ * segment the walk would mark UNPARSED.  cb as for
+ * hs_glibc_for_each_chunk.  Returns 0, cb's value, -ESRCH,
+ * -HS_E_INTERRUPTED.
+ */
+enum hs_glibc_free_flags {
+	HS_GLIBC_FREE_MMAPPED = 1 << 0,
+};
+int hs_glibc_for_each_free_chunk(struct hs_glibc_heap *h, unsigned flags,
+				 hs_glibc_chunk_fn cb, void *ud) HS_MUST_CHECK;
+
+/*
  * One walk that fills the per-arena and total counts, mmapped, the
  * histogram, and cross-checks them with the free lists (a mismatch is a
  * problem).  Returns as hs_glibc_for_each_chunk.

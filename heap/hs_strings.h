@@ -23,8 +23,10 @@
  *
  * Two passes at most.  The exact pass: each worker counts the segments it
  * takes (the address space cut at multiples of the segment size) into one
- * table of its own, and the tables are summed at the end; sums do not
- * depend on who counted what, and samples are the lowest addresses.  If a
+ * table of its own, and the tables are summed at the end (up to 4 tables
+ * joined read-only by key on the workers' threads, more merged into the
+ * largest); sums do not depend on who counted what, and samples are the
+ * lowest addresses.  If a
  * table would exceed its share of the budget, the pass is abandoned and
  * the estimating pass reads everything again: each segment is counted in
  * address order into its own table, and the tables are merged into the
@@ -120,12 +122,28 @@ void hs_str_where_add(struct hs_str_where *w, hs_addr_t start, hs_addr_t end,
  * earlier one wins.  Idempotent. */
 void hs_str_where_finish(struct hs_str_where *w);
 /*
- * Walks every chunk of h (hs_glibc_for_each_chunk: heaps, top, mmapped
- * chunks) into w (empty, max_free as wanted) and finishes it.  Returns 0
- * or the walk's error (w is then released).
+ * Chunk space of h into w (empty, max_free as wanted), finished.  Without
+ * walking the heap: the free chunks the free lists name and each top
+ * (hs_glibc_for_each_free_chunk, one header read each) are FREE, mmapped
+ * chunks INUSE, and every other byte of each heap segment's chunks INUSE
+ * (a segment that lost its top ends at its fencepost).  This is the
+ * walk's answer for a consistent heap; it differs only where the heap is
+ * not: a chunk free by its successor's PREV_INUSE but in no list
+ * (UNBINNED) counts as in use, and bytes after a corrupt header count as
+ * in use rather than outside.  When h recorded a problem (h->nproblems:
+ * corrupt lists at open, or a walk's findings) the walk is used instead.
+ * Past max_free the free intervals of highest address count as in use.
+ * Returns 0 or the error of reading (w is then released).
  */
 struct hs_glibc_heap;
 int hs_str_where_from_glibc(struct hs_str_where *w, struct hs_glibc_heap *h) HS_MUST_CHECK;
+/*
+ * The same from a walk of every chunk (hs_glibc_for_each_chunk: heaps,
+ * top, mmapped chunks): UNBINNED chunks are free, UNPARSED bytes outside;
+ * past max_free, free chunks count as in use in walk order.  Reads every
+ * chunk header: about as much memory as the scan itself.
+ */
+int hs_str_where_from_glibc_walk(struct hs_str_where *w, struct hs_glibc_heap *h) HS_MUST_CHECK;
 /* Where addr lives (w finished). */
 enum hs_str_loc hs_str_where_find(const struct hs_str_where *w, hs_addr_t addr);
 

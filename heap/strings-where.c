@@ -117,7 +117,7 @@ static int on_chunk(void *ud, const struct hs_glibc_chunk *c)
 	return 0;
 }
 
-int hs_str_where_from_glibc(struct hs_str_where *w, struct hs_glibc_heap *h)
+int hs_str_where_from_glibc_walk(struct hs_str_where *w, struct hs_glibc_heap *h)
 {
 	int ret = hs_glibc_for_each_chunk(h, on_chunk, w);
 
@@ -125,6 +125,123 @@ int hs_str_where_from_glibc(struct hs_str_where *w, struct hs_glibc_heap *h)
 		hs_str_where_release(w);
 		return ret;
 	}
+	if (h->free_set_full)
+		w->approximate = true;
+	hs_str_where_finish(w);
+	return 0;
+}
+
+/* Free chunks, top and mmapped chunks as the walk's on_chunk sees them. */
+static int on_free_chunk(void *ud, const struct hs_glibc_chunk *c)
+{
+	struct hs_str_where *w = ud;
+	hs_addr_t start = c->addr + 8, end = c->addr + c->size;
+	enum hs_str_loc loc = c->state == HS_CHUNK_MMAPPED ? HS_STR_LOC_INUSE : HS_STR_LOC_FREE;
+
+	w->chunks++;
+	if (c->size < 16 || end < c->addr)
+		return 0;
+	if (c->state != HS_CHUNK_MMAPPED && c->state != HS_CHUNK_TOP && end + 8 > end)
+		end += 8;
+	hs_str_where_add(w, start, end, loc);
+	return 0;
+}
+
+struct span {
+	hs_addr_t start, end;
+};
+
+static int cmp_span(const void *a, const void *b)
+{
+	const struct span *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/*
+ * Where the walk's chunks of segment s end (the end of the last chunk's
+ * interval is this + 8): its top, or for a heap that lost its top the
+ * first of the two fenceposts sysmalloc() leaves in its last 32 bytes
+ * (sizes 16 and 0; heap ends are pages, chunks 16-aligned), as the
+ * walk's fencepost test finds them; else the heap's end.
+ */
+static hs_addr_t seg_chunks_end(struct hs_target *t, const struct hs_glibc_seg *s)
+{
+	uint64_t hdr[4];
+
+	if (s->has_top || s->end < s->start + 32 ||
+	    hs_target_read_full(t, s->end - 32, hdr, sizeof(hdr)) < 0)
+		return s->end;
+	if ((hdr[1] & ~7ull) == 16 && (hdr[3] & ~7ull) <= 16)
+		return s->end - 32;
+	return s->end;
+}
+
+int hs_str_where_from_glibc(struct hs_str_where *w, struct hs_glibc_heap *h)
+{
+	struct hs_str_where fr = HS_STR_WHERE_INIT;
+	struct span *sp = NULL;
+	size_t nsp = 0, asp = 0, k = 0, cap, kept = 0;
+	int ret;
+
+	/* Corruption seen while collecting the free lists: the walk's
+	 * answer (UNPARSED bytes are outside, list entries off the chunk
+	 * boundaries ignored) is the one to give. */
+	if (h->nproblems)
+		return hs_str_where_from_glibc_walk(w, h);
+	fr.max_free = SIZE_MAX;
+	ret = hs_glibc_for_each_free_chunk(h, HS_GLIBC_FREE_MMAPPED, on_free_chunk, &fr);
+	if (ret) {
+		hs_str_where_release(&fr);
+		hs_str_where_release(w);
+		return ret;
+	}
+	hs_str_where_finish(&fr);
+	/* Every other byte of a segment's chunks is in use. */
+	for (size_t i = 0; i < h->narenas; i++)
+		for (size_t j = 0; j < h->arenas[i].nsegs; j++) {
+			const struct hs_glibc_seg *s = &h->arenas[i].segs[j];
+			hs_addr_t e = seg_chunks_end(h->t, s);
+
+			if (e <= s->start || e + 8 < e)
+				continue;
+			HS_ALLOC_GROW(sp, nsp + 1, asp);
+			sp[nsp++] = (struct span){ s->start + 8, e + 8 };
+		}
+	qsort(sp, nsp, sizeof(*sp), cmp_span);
+	for (size_t i = 0; i < nsp; i++) {
+		hs_addr_t a = sp[i].start;
+
+		while (k > 0 && fr.v[k - 1].end > a)
+			k--;
+		while (k < fr.n && fr.v[k].end <= a)
+			k++;
+		for (; a < sp[i].end; k++) {
+			hs_addr_t b = k < fr.n && fr.v[k].start < sp[i].end ? fr.v[k].start : sp[i].end;
+
+			if (b > a)
+				hs_str_where_add(w, a, b, HS_STR_LOC_INUSE);
+			if (k >= fr.n || fr.v[k].start >= sp[i].end)
+				break;
+			if (fr.v[k].end > a)
+				a = fr.v[k].end;
+		}
+	}
+	free(sp);
+	/* Then the free (and mmapped) intervals; past the cap, in address
+	 * order, free ones count as in use, as in hs_str_where_add. */
+	cap = w->max_free ? w->max_free : HS_STR_WHERE_MAX_FREE_DEFAULT;
+	for (size_t i = 0; i < fr.n; i++) {
+		enum hs_str_loc loc = fr.v[i].loc;
+
+		if (loc == HS_STR_LOC_FREE && kept++ >= cap) {
+			loc = HS_STR_LOC_INUSE;
+			w->approximate = true;
+		}
+		hs_str_where_add(w, fr.v[i].start, fr.v[i].end, loc);
+	}
+	w->chunks = fr.chunks;
+	hs_str_where_release(&fr);
 	if (h->free_set_full)
 		w->approximate = true;
 	hs_str_where_finish(w);

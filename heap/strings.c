@@ -1546,6 +1546,277 @@ static bool merge_exact(struct run *run, struct worker *w, uint64_t budget)
 	return true;
 }
 
+/*
+ * The exact pass's result without a merge: the workers' tables (at most
+ * JOIN_MAX) are joined by key, read-only, on several threads.  Tables
+ * go by decreasing size, t[0] the largest; each distinct string is
+ * counted by the last table that holds it: a table's entries are looked
+ * up in the tables before it, and the entries found there are marked, so
+ * that those tables skip them.  The smallest table goes first, so the
+ * lookups number the entries of all tables but the largest, as a merge's
+ * do, but nothing is inserted, nothing grows, and the threads share the
+ * work.  Each thread keeps the best `top` strings it counted; a string is
+ * counted by one thread, so the best of those heaps are the result.
+ * Memory: a byte of marks per entry of every table but the smallest,
+ * and the heaps.
+ */
+#define JOIN_MAX 4
+
+struct jent {
+	struct ent e;      /* a copy, count = the sum over the tables */
+	unsigned tab;      /* the table that counted it */
+};
+
+struct join {
+	const struct tab *t[JOIN_MAX];
+	uint8_t *mark[JOIN_MAX]; /* mark[j][x]: t[j]->e[x] counted later */
+	unsigned nt;
+	struct rank_ctx ctx;
+	size_t k;
+};
+
+struct join_part {
+	struct join *j;
+	unsigned i;              /* the table being counted */
+	size_t lo, hi;           /* its entries [lo, hi) */
+	struct jent *heap;       /* k best, worst at the root */
+	size_t n;
+	uint64_t distinct;
+	pthread_t th;
+};
+
+static void jtop_push(const struct rank_ctx *c, struct jent *h, size_t *n, size_t k,
+		      const struct jent *x)
+{
+	size_t i;
+
+	if (*n < k) {
+		i = (*n)++;
+		while (i && ranks_before(c, &h[(i - 1) / 2].e, &x->e)) {
+			h[i] = h[(i - 1) / 2];
+			i = (i - 1) / 2;
+		}
+		h[i] = *x;
+		return;
+	}
+	if (!ranks_before(c, &x->e, &h[0].e))
+		return;
+	i = 0;
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, w = i;
+		const struct ent *we = &x->e;
+
+		if (l < *n && ranks_before(c, we, &h[l].e)) {
+			w = l;
+			we = &h[l].e;
+		}
+		if (r < *n && ranks_before(c, we, &h[r].e))
+			w = r;
+		if (w == i)
+			break;
+		h[i] = h[w];
+		i = w;
+	}
+	h[i] = *x;
+}
+
+static void *join_main(void *arg)
+{
+	struct join_part *pt = arg;
+	const struct join *j = pt->j;
+	const struct tab *ti = j->t[pt->i];
+	const uint8_t *mine = j->mark[pt->i];
+
+	for (size_t x = pt->lo; x < pt->hi; x++) {
+		const struct ent *e = &ti->e[x];
+		uint32_t klen = klen_of(ti, e->len);
+		struct jent je;
+		uint64_t total = e->count;
+
+		/* Two stages ahead of the lookups: the index slot, then the
+		 * entry it names. */
+		for (unsigned b = 0; b < pt->i; b++) {
+			const struct tab *tb = j->t[b];
+
+			if (!tb->nslots)
+				continue;
+			if (x + 16 < pt->hi)
+				__builtin_prefetch(&tb->slots[slot_of(tb, ti->e[x + 16].hash)]);
+			if (x + 8 < pt->hi) {
+				uint32_t v = tb->slots[slot_of(tb, ti->e[x + 8].hash)];
+
+				if (v)
+					__builtin_prefetch(&tb->e[v - 1]);
+			}
+		}
+		if (mine && mine[x])
+			continue;
+		for (unsigned b = 0; b < pt->i; b++) {
+			size_t slot;
+			const struct ent *f = tab_find(j->t[b], e->hash, ent_key(e, klen),
+						       e->len, &slot);
+
+			if (f) {
+				total += f->count;
+				j->mark[b][f - j->t[b]->e] = 1;
+			}
+		}
+		pt->distinct++;
+		if (!j->k)
+			continue;
+		je.e = *e;
+		je.e.count = total;
+		je.e.err = 0;
+		je.tab = pt->i;
+		jtop_push(&j->ctx, pt->heap, &pt->n, j->k, &je);
+	}
+	return NULL;
+}
+
+static int cmp_jrank(const void *a, const void *b, void *ctx)
+{
+	const struct jent *x = a, *y = b;
+
+	if (ranks_before(ctx, &x->e, &y->e))
+		return -1;
+	return ranks_before(ctx, &y->e, &x->e) ? 1 : 0;
+}
+
+static int cmp_addr(const void *a, const void *b)
+{
+	hs_addr_t x = *(const hs_addr_t *)a, y = *(const hs_addr_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* One item of the result from a joined string. */
+static void join_item(const struct join *j, const struct jent *x, unsigned unit,
+		      struct hs_str_item *it)
+{
+	const struct tab *tx = j->t[x->tab];
+	uint32_t klen = klen_of(tx, x->e.len);
+	const char *key = ent_key(&x->e, klen);
+	hs_addr_t samp[JOIN_MAX * HS_STR_SAMPLES];
+	unsigned ns = 0;
+
+	it->s = hs_xstrndup(key, klen);
+	it->stored = klen;
+	it->len = x->e.len;
+	it->truncated = x->e.len > klen;
+	it->count = x->e.count;
+	it->err = 0;
+	it->bytes = x->e.count * x->e.len * unit;
+	for (unsigned b = 0; b < j->nt; b++) {
+		size_t slot;
+		const struct ent *f = tab_find(j->t[b], x->e.hash, key, x->e.len, &slot);
+		place_row row;
+
+		if (!f)
+			continue;
+		ent_row(j->t[b], f, row);
+		for (unsigned p = 0; p < PLACES; p++) {
+			it->cls_count[p / HS_STR_LOC_N] += row[p];
+			it->loc_count[p % HS_STR_LOC_N] += row[p];
+		}
+		ns += ent_samples(j->t[b], f, samp + ns);
+	}
+	qsort(samp, ns, sizeof(*samp), cmp_addr);
+	it->nsamples = ns < HS_STR_SAMPLES ? ns : HS_STR_SAMPLES;
+	memcpy(it->samples, samp, it->nsamples * sizeof(*samp));
+}
+
+/*
+ * The result of the exact pass's tables w[0..ntab) (ntab <= JOIN_MAX)
+ * into res, on `threads` threads.  Adds the join's memory to *mem_peak.
+ */
+static void join_exact(struct worker *w, unsigned ntab, unsigned threads,
+		       const struct hs_str_opts *o, unsigned unit, uint64_t *mem_peak,
+		       struct hs_str_result *res)
+{
+	struct join j;
+	struct join_part *pt = hs_xcalloc(threads, sizeof(*pt));
+	struct jent *all;
+	uint64_t extra = 0;
+	size_t nall = 0;
+
+	memset(&j, 0, sizeof(j));
+	j.nt = ntab;
+	j.k = o->top;
+	for (unsigned i = 0; i < ntab; i++) {
+		unsigned at = i;
+
+		/* Insertion by decreasing size; ties keep worker order. */
+		while (at > 0 && j.t[at - 1]->n < w[i].tab.n) {
+			j.t[at] = j.t[at - 1];
+			at--;
+		}
+		j.t[at] = &w[i].tab;
+	}
+	j.ctx.t = j.t[0];
+	j.ctx.by = o->by;
+	for (unsigned i = 0; i + 1 < ntab; i++) {
+		j.mark[i] = hs_xcalloc(j.t[i]->n ? j.t[i]->n : 1, 1);
+		extra += j.t[i]->n;
+	}
+	for (unsigned k = 0; k < threads; k++) {
+		pt[k].j = &j;
+		pt[k].heap = hs_xmalloc((j.k ? j.k : 1) * sizeof(*pt[k].heap));
+		extra += j.k * sizeof(*pt[k].heap);
+	}
+	for (unsigned i = ntab; i-- > 0;) {
+		size_t n = j.t[i]->n;
+		unsigned started = 0;
+
+		for (unsigned k = 0; k < threads; k++) {
+			pt[k].i = i;
+			pt[k].lo = n * k / threads;
+			pt[k].hi = n * (k + 1) / threads;
+		}
+		for (unsigned k = 1; k < threads; k++) {
+			if (pthread_create(&pt[k].th, NULL, join_main, &pt[k]))
+				break;
+			started = k;
+		}
+		/* Parts no thread took run here, after part 0. */
+		join_main(&pt[0]);
+		for (unsigned k = started + 1; k < threads; k++)
+			join_main(&pt[k]);
+		for (unsigned k = 1; k <= started; k++)
+			pthread_join(pt[k].th, NULL);
+	}
+	res->exact = true;
+	res->err_bound = 0;
+	res->distinct_exact = true;
+	for (unsigned i = 0; i < ntab; i++) {
+		res->occurrences += j.t[i]->occurrences;
+		res->string_bytes += j.t[i]->string_bytes;
+	}
+	for (unsigned k = 0; k < threads; k++) {
+		res->distinct += pt[k].distinct;
+		nall += pt[k].n;
+	}
+	all = hs_xmalloc((nall ? nall : 1) * sizeof(*all));
+	nall = 0;
+	for (unsigned k = 0; k < threads; k++) {
+		memcpy(all + nall, pt[k].heap, pt[k].n * sizeof(*all));
+		nall += pt[k].n;
+		free(pt[k].heap);
+	}
+	extra += nall * sizeof(*all);
+	qsort_r(all, nall, sizeof(*all), cmp_jrank, &j.ctx);
+	if (nall > j.k)
+		nall = j.k;
+	res->top = hs_xcalloc(nall ? nall : 1, sizeof(*res->top));
+	res->ntop = nall;
+	for (size_t i = 0; i < nall; i++)
+		join_item(&j, &all[i], unit, &res->top[i]);
+	free(all);
+	for (unsigned i = 0; i < ntab; i++)
+		free(j.mark[i]);
+	free(pt);
+	*mem_peak += extra;
+}
+
 static void reset_workers(struct worker *w, unsigned jobs)
 {
 	for (unsigned i = 0; i < jobs; i++) {
@@ -1566,7 +1837,7 @@ int hs_strings_scan(struct hs_target *t, const struct hs_str_ranges *r,
 	size_t segs_alloc = 0;
 	const struct tab *result;
 	unsigned jobs_run;
-	bool exact_ok;
+	bool exact_ok, joined;
 	int ret;
 
 	memset(res, 0, sizeof(*res));
@@ -1651,11 +1922,14 @@ int hs_strings_scan(struct hs_target *t, const struct hs_str_ranges *r,
 	for (unsigned i = 0; i < o->jobs; i++)
 		mem_peak += w[i].tab.mem_peak;
 	t1 = hs_now_ns();
-	exact_ok = !ret && !run.overflow && merge_exact(&run, w, budget);
+	joined = !ret && !run.overflow && o->jobs > 1 && o->jobs <= JOIN_MAX;
+	if (joined)
+		join_exact(w, o->jobs, o->jobs, o, run.unit, &mem_peak, res);
+	exact_ok = joined || (!ret && !run.overflow && merge_exact(&run, w, budget));
 	hs_log(HS_LOG_DEBUG, "strings: exact pass %.3f s, merge %.3f s",
 	       (double)(t1 - t0) / 1e9, (double)(hs_now_ns() - t1) / 1e9);
 	result = &w[0].tab;
-	if (exact_ok)
+	if (exact_ok && !joined)
 		mem_peak = w[0].tab.mem_peak;
 	if (!ret && !exact_ok) {
 		hs_log(HS_LOG_DEBUG, "strings: distinct strings exceed --max-mem: "
@@ -1692,7 +1966,7 @@ int hs_strings_scan(struct hs_target *t, const struct hs_str_ranges *r,
 		free(w[i].buf);
 	}
 	res->mem_peak = mem_peak + bufs;
-	if (!ret)
+	if (!ret && !joined)
 		build_result(result, o, res);
 	reset_workers(w, o->jobs);
 	free(w);

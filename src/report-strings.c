@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define SHOW_MAX 48 /* characters of a string shown in the text table */
@@ -23,7 +24,11 @@ int hs_report_strings_where(struct hs_target *t, struct hs_glibc_heap *h,
 	} else if (!h->narenas) {
 		ret = -HS_E_NOT_FOUND;
 	}
-	if (ret == 0)
+	/* HEAPSCAN_WHERE=walk: locations from a walk of every chunk (the
+	 * reference the tests compare the default with). */
+	if (ret == 0 && getenv("HEAPSCAN_WHERE") && !strcmp(getenv("HEAPSCAN_WHERE"), "walk"))
+		ret = hs_str_where_from_glibc_walk(w, h);
+	else if (ret == 0)
 		ret = hs_str_where_from_glibc(w, h);
 	if (ret < 0) {
 		if (ret == -HS_E_UNSUPPORTED && h && h->version_minor)

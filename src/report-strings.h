@@ -9,9 +9,10 @@
 #include "hs_heap.h"
 
 /*
- * Chunk space of t for string locations: walks the chunks of h (an open
- * glibc heap of t), or if h is NULL opens the glibc heap, walks it and
- * closes it again, into w (empty).  Returns 0, or an error with w empty
+ * Chunk space of t for string locations, from h (an open glibc heap of
+ * t), or if h is NULL from a glibc heap opened and closed again, into w
+ * (empty): hs_str_where_from_glibc (free lists, no walk), or with
+ * HEAPSCAN_WHERE=walk in the environment hs_str_where_from_glibc_walk.  Returns 0, or an error with w empty
  * and a one-line reason in why (reset first; the caller releases it).
  */
 int hs_report_strings_where(struct hs_target *t, struct hs_glibc_heap *h,

@@ -241,6 +241,87 @@ class StringsWhereTest(TmpDirTestCase):
             self.assertEqual(rc, 0, err)
             self.run_modes(v, "-c", path)
 
+    def test_free_lists_match_walk(self):
+        # Locations come from the free lists and each top, not a walk of
+        # every chunk; on these victims (tcache, fastbins, unsorted, small
+        # and large bins, thread arenas, mmapped chunks) the answer must
+        # be the walk's, byte for byte: --chunks free/inuse scan exactly
+        # the same bytes, and every string is placed alike.
+        for name in ("heap_victim", "strings_victim", "threads_victim"):
+            with Victim(name) as v:
+                for chunks in ("all", "free", "inuse"):
+                    docs = []
+                    for env in (None, {"HEAPSCAN_WHERE": "walk"}):
+                        doc, rc, err = run_json("strings", "-p", v.pid, "--all",
+                                                "--min-len", "4", "--top", "2000",
+                                                "--chunks", chunks, env=env)
+                        self.assertIn(rc, (0, 1), err)
+                        for k in ("scan_ms", "stop_ms", "mem_peak"):
+                            doc["summary"].pop(k, None)
+                        docs.append(doc)
+                    self.assertEqual(docs[0], docs[1], (name, chunks))
+                    if chunks != "all":
+                        self.assertGreater(docs[0]["summary"]["bytes_scanned"], 0)
+
+    ARENA_HEAPS_SRC = r"""
+#include "victim.h"
+#include <pthread.h>
+/* A thread arena grown over several 64 MiB heaps (the older ones closed
+ * by fenceposts), with frees of every kind in each. */
+static void *work(void *arg)
+{
+	static char *keep[1600000];
+	(void)arg;
+	for (int i = 0; i < 1600000; i++) {
+		keep[i] = malloc(i % 97 == 0 ? 1200 : 56);
+		snprintf(keep[i], 48, "arena-heaps-%d", i % 1000);
+	}
+	for (int i = 0; i < 1600000; i += 13)
+		free(keep[i]);
+	fact("arena_heaps ok");
+	victim_ready_and_wait();
+	return NULL;
+}
+int main(void)
+{
+	pthread_t th;
+	victim_init();
+	pthread_create(&th, NULL, work, NULL);
+	pthread_join(th, NULL);
+	return 0;
+}
+"""
+
+    def test_free_lists_match_walk_arena_heaps(self):
+        cc = shutil.which("cc") or shutil.which("gcc")
+        if not cc:
+            self.skipTest("no C compiler")
+        src = os.path.join(self.tmp, "arena_heaps.c")
+        exe = os.path.join(self.tmp, "arena_heaps")
+        with open(src, "w") as f:
+            f.write(self.ARENA_HEAPS_SRC)
+        inc = os.path.join(harness.SOURCE, "fixtures", "victims")
+        p = subprocess.run([cc, "-O1", "-pthread", "-I", inc, "-o", exe, src],
+                           capture_output=True, text=True, timeout=120)
+        if p.returncode != 0:
+            self.skipTest("cannot build the victim: %s" % p.stderr[-200:])
+        with Victim(exe) as v:
+            heap, rc, err = run_json("heap", "-p", v.pid)
+            self.assertEqual(rc, 0, err)
+            arenas = [a for a in heap["heap"]["arenas"] if not a.get("main", a.get("is_main"))]
+            self.assertGreaterEqual(max(len(a["heaps"]) for a in arenas), 2, arenas)
+            for chunks in ("free", "inuse"):
+                docs = []
+                for env in (None, {"HEAPSCAN_WHERE": "walk"}):
+                    doc, rc, err = run_json("strings", "-p", v.pid, "--top", "50",
+                                            "--chunks", chunks, env=env)
+                    self.assertEqual(rc, 0, err)
+                    for k in ("scan_ms", "stop_ms", "mem_peak"):
+                        doc["summary"].pop(k, None)
+                    docs.append(doc)
+                self.assertEqual(docs[0], docs[1], chunks)
+                self.assertGreater(docs[0]["summary"]["bytes_scanned"], 1 << 20)
+
     def static_victim(self):
         """strings_victim linked statically (its malloc is not in a libc
         mapping, so no glibc heap is found), built here with the system

@@ -394,6 +394,85 @@ static void test_driver_exact_seams(void **state)
 	free(anon);
 }
 
+/*
+ * Several thousand distinct strings, each in several segments, so every
+ * worker's table holds many of the same keys: the join of 2-4 tables
+ * (and the merge past JOIN_MAX) must give the single table's answer, per
+ * place and sample too, whatever --top and the ranking.
+ */
+static void test_driver_jobs_join(void **state)
+{
+	const size_t sz = 2u << 20;
+	unsigned char *heap = malloc(sz);
+	struct hs_target *t;
+	struct hs_str_ranges r = HS_STR_RANGES_INIT;
+	struct hs_str_where w = HS_STR_WHERE_INIT;
+	struct hs_str_result base, res;
+	struct hs_str_opts o;
+	uint64_t placed = 0, sum = 0;
+
+	(void)state;
+	noise(heap, sz);
+	for (size_t off = 16; off + 64 < sz; off += 48 + xrand() % 32) {
+		char s[64];
+		unsigned id = xrand() % 3000;
+
+		/* Short (inline) keys and long ones, and a few very common. */
+		if (id < 5)
+			snprintf(s, sizeof(s), "common-%u", id);
+		else if (id & 1)
+			snprintf(s, sizeof(s), "k%u", id);
+		else
+			snprintf(s, sizeof(s), "a-longer-key-number-%u-xyz", id);
+		put(heap, off, s);
+		placed++;
+	}
+	for (hs_addr_t a = HEAP_BASE; a < HEAP_BASE + sz; a += 0x2000) {
+		hs_str_where_add(&w, a, a + 0x1000, HS_STR_LOC_INUSE);
+		hs_str_where_add(&w, a + 0x1000, a + 0x1800, HS_STR_LOC_FREE);
+	}
+	hs_str_where_finish(&w);
+	assert_int_equal(hs_target_open_mem(&t), 0);
+	hs_target_mem_add(t, HEAP_BASE, heap, sz, HS_PERM_R | HS_PERM_W, "[heap]");
+	hs_classify(t);
+	hs_str_ranges_from_maps(&r, &t->maps, HS_STR_CLASSES_DEFAULT);
+	hs_str_opts_init(&o);
+	o.min_len = 2;
+	o.chunk = 4096;
+	o.where = &w;
+	for (unsigned by = 0; by < 2; by++) {
+		for (unsigned top = 7; top <= 7000; top *= 1000) {
+			o.by = by ? HS_STR_BY_BYTES : HS_STR_BY_COUNT;
+			o.top = top;
+			o.jobs = 1;
+			assert_int_equal(hs_strings_scan(t, &r, &o, &base), 0);
+			assert_true(base.exact);
+			assert_int_equal(base.occurrences, placed);
+			if (top > base.distinct) {
+				assert_int_equal(base.ntop, base.distinct);
+				sum = 0;
+				for (size_t i = 0; i < base.ntop; i++)
+					sum += base.top[i].count;
+				assert_int_equal(sum, placed);
+			}
+			for (unsigned jobs = 2; jobs <= 6; jobs++) {
+				o.jobs = jobs;
+				assert_int_equal(hs_strings_scan(t, &r, &o, &res), 0);
+				assert_same_result(&base, &res);
+				for (size_t i = 0; i < base.ntop; i++)
+					assert_memory_equal(base.top[i].loc_count, res.top[i].loc_count,
+							    sizeof(base.top[i].loc_count));
+				hs_str_result_release(&res);
+			}
+			hs_str_result_release(&base);
+		}
+	}
+	hs_str_where_release(&w);
+	hs_str_ranges_release(&r);
+	hs_target_close(t);
+	free(heap);
+}
+
 static void test_driver_gap(void **state)
 {
 	static unsigned char a[8192], b[8192];
@@ -1004,6 +1083,7 @@ int main(void)
 		cmocka_unit_test(test_where_intervals),
 		cmocka_unit_test(test_ranges_restrict),
 		cmocka_unit_test(test_driver_where),
+		cmocka_unit_test(test_driver_jobs_join),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
