@@ -31,6 +31,23 @@ def blocker_threads(v):
     return {int(l.split()[1]): l.split()[2] for l in v.lines if l.startswith("thread ")}
 
 
+def data_extents(path):
+    """[(start, end)] of the file's data (SEEK_DATA/SEEK_HOLE)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        out, off, size = [], 0, os.fstat(fd).st_size
+        while off < size:
+            try:
+                d = os.lseek(fd, off, os.SEEK_DATA)
+            except OSError:   # ENXIO: only a hole is left
+                break
+            off = os.lseek(fd, d, os.SEEK_HOLE)
+            out.append((d, off))
+        return out
+    finally:
+        os.close(fd)
+
+
 class DumpTest(TmpDirTestCase):
     def dump(self, v, *extra, name="v.core"):
         path = os.path.join(self.tmp, name)
@@ -261,6 +278,18 @@ class DumpTest(TmpDirTestCase):
         c = Core(os.path.join(self.tmp, "heap.core"))
         self.assertEqual(c.count(MARKERS["heap_marker"]), v.fact("heap_marker"))
         self.assertEqual(c.count(MARKERS["arena_marker"]), v.fact("arena_marker"))
+
+    def test_sparse_exactly_as_reported(self):
+        """Data blocks of the file are exactly the bytes the dump says it
+        wrote: every zero, absent or unreadable page is a hole."""
+        with Victim("dump_victim") as v:
+            path, st = self.dump(v)
+        c = Core(path)
+        lo = min(p["offset"] for p in c.loads if p["filesz"])
+        hi = max(p["offset"] + p["filesz"] for p in c.loads)
+        data = sum(min(e, hi) - max(d, lo) for d, e in data_extents(path)
+                   if e > lo and d < hi)
+        self.assertEqual(data, st["bytes_written"])
 
 
 if __name__ == "__main__":
