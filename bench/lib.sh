@@ -1,8 +1,8 @@
 # Shared helpers of the bench/ scripts (source it: . "$here/bench/lib.sh").
 #
 #   hs_bench_need CMD:PACKAGE...   installs the missing ones with apt-get
-#   hs_bench_build DIR             configures and builds heapscan in DIR
-#                                  (RelWithDebInfo, no tests) if needed
+#   hs_bench_build DIR             configures (RelWithDebInfo, no tests) if
+#                                  needed and builds heapscan in DIR
 #   hs_bench_start_worker EXE ARGS...
 #                                  starts the worker as a coproc, reads its
 #                                  "key value..." facts into the associative
@@ -22,11 +22,10 @@
 hs_bench_build() {
 	local dir=$1 src
 	src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-	if [ ! -x "$dir/src/heapscan" ] || [ ! -x "$dir/victims/leaky_worker" ]; then
-		echo "building heapscan in $dir" >&2
-		cmake -S "$src" -B "$dir" -DHS_TESTS=OFF >/dev/null
-		cmake --build "$dir" -j"$(nproc)" >/dev/null
-	fi
+	# Always build: an incremental build is cheap, a stale binary is not.
+	[ -f "$dir/CMakeCache.txt" ] || cmake -S "$src" -B "$dir" -DHS_TESTS=OFF >/dev/null
+	echo "building heapscan in $dir" >&2
+	cmake --build "$dir" -j"$(nproc)" >/dev/null
 }
 
 hs_bench_need() {
