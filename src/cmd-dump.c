@@ -231,6 +231,10 @@ int cmd_dump(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct hs_cli_opts o = { 0 };
+	struct hs_cli_parser ps = {
+		.cmd = "dump", .usage = usage_text, .shortopts = "o:f",
+		.longopts = longopts, .o = &o, .argc = argc, .argv = argv,
+	};
 	struct hs_dump_opts dopts = { 0 };
 	struct hs_dump_stats st;
 	struct pagemap pm = { .fd = -1 };
@@ -250,19 +254,8 @@ int cmd_dump(int argc, char **argv)
 	 * errors that a network filesystem reports only at writeback).
 	 */
 	dopts.no_sync = true;
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":" HS_CLI_COMMON_SHORTOPTS "o:f", longopts,
-				NULL)) != -1) {
-		int r = hs_cli_common_opt(c, optarg, &o);
-		if (r < 0)
-			return HS_EXIT_USAGE;
-		if (r > 0)
-			continue;
+	while ((c = hs_cli_next_opt(&ps)) > 0) {
 		switch (c) {
-		case 'h':
-			printf(usage_text, hs_cli_common_help);
-			return HS_EXIT_OK;
 		case 'o':
 			out = optarg;
 			break;
@@ -297,10 +290,10 @@ int cmd_dump(int argc, char **argv)
 			dopts.jobs = (unsigned)v;
 			break;
 		}
-		default:
-			return hs_cli_bad_option("dump", c, argv);
 		}
 	}
+	if (c < 0)
+		return ps.exit;
 	if (hs_cli_finish_options("dump", argc, argv, &o))
 		return HS_EXIT_USAGE;
 	if (!out || !*out)
