@@ -82,6 +82,19 @@ int hs_cli_parse_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
+int hs_cli_parse_addr(const char *s, hs_addr_t *out)
+{
+	char *end;
+
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+		s += 2;
+	if (!*s || strspn(s, "0123456789abcdefABCDEF") != strlen(s) || strlen(s) > 16)
+		return -1;
+	errno = 0;
+	*out = strtoull(s, &end, 16);
+	return errno || *end ? -1 : 0;
+}
+
 int hs_cli_parse_size(const char *s, uint64_t *out)
 {
 	char *end;

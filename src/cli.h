@@ -118,6 +118,8 @@ int hs_cli_usage_err(const char *cmd, const char *fmt, ...) HS_PRINTF(2, 3);
 
 /* Parses a size like "256M", "1G", "4096"; -1 on error. */
 int hs_cli_parse_size(const char *s, uint64_t *out);
+/* Parses an address: hex with or without 0x, no sign, no junk; -1 on error. */
+int hs_cli_parse_addr(const char *s, hs_addr_t *out);
 /* Parses a non-negative integer; -1 on error. */
 int hs_cli_parse_u64(const char *s, uint64_t *out);
 

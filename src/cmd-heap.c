@@ -55,7 +55,6 @@ int cmd_heap(int argc, char **argv)
 	struct hs_target *t = NULL;
 	uint64_t top = 20;
 	int c, ret, err, way = HS_ARENA_AUTO;
-	char *end;
 
 	while ((c = hs_cli_next_opt(&ps)) > 0) {
 		switch (c) {
@@ -64,9 +63,8 @@ int cmd_heap(int argc, char **argv)
 				return hs_cli_usage_err("heap", "invalid --top '%s'", optarg);
 			break;
 		case OPT_MAIN_ARENA:
-			errno = 0;
-			go.main_arena = strtoull(optarg, &end, 16);
-			if (errno || *end || !go.main_arena || (go.main_arena & 7))
+			if (hs_cli_parse_addr(optarg, &go.main_arena) || !go.main_arena ||
+			    (go.main_arena & 7))
 				return hs_cli_usage_err("heap", "invalid --main-arena '%s'", optarg);
 			break;
 		case OPT_MAIN_ARENA_FROM:

@@ -50,20 +50,6 @@ static const char usage_text[] =
 	"reference scan was cut by a limit), 2 fatal (ADDR not mapped or not\n"
 	"readable, no such process, ...), 64 usage (ADDR missing or not hex).\n";
 
-/* "0x7f12...", "7f12...": strict hex, no sign, no trailing junk. */
-static int parse_addr(const char *s, hs_addr_t *out)
-{
-	char *end;
-
-	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
-		s += 2;
-	if (!*s || strspn(s, "0123456789abcdefABCDEF") != strlen(s) || strlen(s) > 16)
-		return -1;
-	errno = 0;
-	*out = strtoull(s, &end, 16);
-	return errno || *end ? -1 : 0;
-}
-
 int cmd_show(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -129,7 +115,7 @@ int cmd_show(int argc, char **argv)
 			refs_secs = v;
 			break;
 		case OPT_MAIN_ARENA:
-			if (parse_addr(optarg, &go.main_arena) || !go.main_arena ||
+			if (hs_cli_parse_addr(optarg, &go.main_arena) || !go.main_arena ||
 			    (go.main_arena & 7))
 				return hs_cli_usage_err("show", "invalid --main-arena '%s'", optarg);
 			break;
@@ -141,7 +127,7 @@ int cmd_show(int argc, char **argv)
 		addr_arg = argv[optind++];
 	if (!addr_arg)
 		return hs_cli_usage_err("show", "no address: give ADDR in hex");
-	if (parse_addr(addr_arg, &addr))
+	if (hs_cli_parse_addr(addr_arg, &addr))
 		return hs_cli_usage_err("show", "invalid address '%s' (hex expected)", addr_arg);
 	if (hs_cli_finish_options("show", argc, argv, &o))
 		return HS_EXIT_USAGE;
