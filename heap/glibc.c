@@ -755,22 +755,30 @@ static int find_arenas(struct hs_glibc_heap *h)
 	return ret;
 }
 
-/* Index of the arena whose heap holds chunk c (not top), or -1. */
-static int seg_arena(struct hs_glibc_heap *h, hs_addr_t c)
+/* The heap segment holding chunk c, or NULL. */
+static const struct seg_ref *seg_of(const struct priv *p, hs_addr_t c)
 {
-	const struct priv *p = P(h);
 	size_t lo = 0, hi = p->nsegs;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
+
 		if (c < p->segs[mid].start)
 			hi = mid;
 		else if (c >= p->segs[mid].end)
 			lo = mid + 1;
 		else
-			return p->segs[mid].arena;
+			return &p->segs[mid];
 	}
-	return -1;
+	return NULL;
+}
+
+/* Index of the arena whose heap holds chunk c (not top), or -1. */
+static int seg_arena(struct hs_glibc_heap *h, hs_addr_t c)
+{
+	const struct seg_ref *s = seg_of(P(h), c);
+
+	return s ? s->arena : -1;
 }
 
 /* ---- free lists ---- */
@@ -1498,24 +1506,6 @@ static int cmp_u64(const void *x, const void *y)
 	uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
 
 	return a < b ? -1 : a > b;
-}
-
-/* The heap segment holding chunk c, or NULL. */
-static const struct seg_ref *seg_of(const struct priv *p, hs_addr_t c)
-{
-	size_t lo = 0, hi = p->nsegs;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (c < p->segs[mid].start)
-			hi = mid;
-		else if (c >= p->segs[mid].end)
-			lo = mid + 1;
-		else
-			return &p->segs[mid];
-	}
-	return NULL;
 }
 
 #define FREE_WIN (64u << 10) /* headers read together at most this far apart */

@@ -146,6 +146,8 @@ int hs_str_where_from_glibc(struct hs_str_where *w, struct hs_glibc_heap *h) HS_
 int hs_str_where_from_glibc_walk(struct hs_str_where *w, struct hs_glibc_heap *h) HS_MUST_CHECK;
 /* Where addr lives (w finished). */
 enum hs_str_loc hs_str_where_find(const struct hs_str_where *w, hs_addr_t addr);
+/* Index of the first interval of w ending after addr (w->n if none). */
+size_t hs_str_where_lower(const struct hs_str_where *w, hs_addr_t addr);
 
 /* ---- scanner ---------------------------------------------------------- */
 

@@ -248,7 +248,7 @@ int hs_str_where_from_glibc(struct hs_str_where *w, struct hs_glibc_heap *h)
 	return 0;
 }
 
-enum hs_str_loc hs_str_where_find(const struct hs_str_where *w, hs_addr_t addr)
+size_t hs_str_where_lower(const struct hs_str_where *w, hs_addr_t addr)
 {
 	size_t lo = 0, hi = w->n;
 
@@ -260,6 +260,13 @@ enum hs_str_loc hs_str_where_find(const struct hs_str_where *w, hs_addr_t addr)
 		else
 			hi = mid;
 	}
+	return lo;
+}
+
+enum hs_str_loc hs_str_where_find(const struct hs_str_where *w, hs_addr_t addr)
+{
+	size_t lo = hs_str_where_lower(w, addr);
+
 	if (lo < w->n && w->v[lo].start <= addr)
 		return w->v[lo].loc;
 	return HS_STR_LOC_OUTSIDE;

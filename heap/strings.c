@@ -1080,22 +1080,6 @@ static inline unsigned loc_of(struct worker *w, hs_addr_t addr)
 	return HS_STR_LOC_OUTSIDE;
 }
 
-/* First interval of where ending after addr. */
-static size_t where_lower(const struct hs_str_where *wh, hs_addr_t addr)
-{
-	size_t lo = 0, hi = wh->n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (wh->v[mid].end <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
 static void drain(struct worker *w)
 {
 	struct tab *t = &w->tab;
@@ -1234,7 +1218,7 @@ static int scan_segment(struct worker *w, const struct seg *sg)
 	int ret = 0;
 
 	if (w->run->o->where)
-		w->wcur = where_lower(w->run->o->where, sg->start);
+		w->wcur = hs_str_where_lower(w->run->o->where, sg->start);
 	for (size_t i = sg->range; i < r->n && r->v[i].start < sg->end && !ret; i++) {
 		hs_addr_t a = r->v[i].start > sg->start ? r->v[i].start : sg->start;
 		hs_addr_t b = r->v[i].end < sg->end ? r->v[i].end : sg->end;
@@ -1263,24 +1247,40 @@ static void progress_locked(struct run *run, size_t i)
 		run->o->progress(run->o->progress_ud, run->done, run->total);
 }
 
+/*
+ * Claims the next segment and scans it into w->tab, a fresh table when
+ * per_segment.  Returns true with *i its index; false when no segment is
+ * left, the run was aborted, or the scan failed (recorded by fail()).
+ */
+static bool scan_next(struct worker *w, bool per_segment, size_t *i)
+{
+	struct run *run = w->run;
+	int ret;
+
+	*i = __atomic_fetch_add(&run->next_seg, 1, __ATOMIC_RELAXED);
+	if (*i >= run->nsegs || __atomic_load_n(&run->abort, __ATOMIC_RELAXED))
+		return false;
+	if (per_segment)
+		tab_init(&w->tab, run->seg_budget, run->unit, run->o->max_len);
+	ret = scan_segment(w, &run->segs[*i]);
+	if (ret == 0 && hs_interrupted)
+		ret = -HS_E_INTERRUPTED;
+	if (ret) {
+		if (per_segment)
+			tab_release(&w->tab);
+		fail(run, ret);
+		return false;
+	}
+	return true;
+}
+
 /* The exact pass: one table per worker for all its segments. */
 static void worker_exact(struct worker *w)
 {
 	struct run *run = w->run;
+	size_t i;
 
-	for (;;) {
-		size_t i = __atomic_fetch_add(&run->next_seg, 1, __ATOMIC_RELAXED);
-		int ret;
-
-		if (i >= run->nsegs || __atomic_load_n(&run->abort, __ATOMIC_RELAXED))
-			break;
-		ret = scan_segment(w, &run->segs[i]);
-		if (ret == 0 && hs_interrupted)
-			ret = -HS_E_INTERRUPTED;
-		if (ret) {
-			fail(run, ret);
-			break;
-		}
+	while (scan_next(w, false, &i)) {
 		if (w->tab.overflow) {
 			__atomic_store_n(&run->overflow, 1, __ATOMIC_RELAXED);
 			__atomic_store_n(&run->abort, 1, __ATOMIC_RELAXED);
@@ -1296,22 +1296,9 @@ static void worker_exact(struct worker *w)
 static void worker_segments(struct worker *w)
 {
 	struct run *run = w->run;
+	size_t i;
 
-	for (;;) {
-		size_t i = __atomic_fetch_add(&run->next_seg, 1, __ATOMIC_RELAXED);
-		int ret;
-
-		if (i >= run->nsegs || __atomic_load_n(&run->abort, __ATOMIC_RELAXED))
-			break;
-		tab_init(&w->tab, run->seg_budget, run->unit, run->o->max_len);
-		ret = scan_segment(w, &run->segs[i]);
-		if (ret == 0 && hs_interrupted)
-			ret = -HS_E_INTERRUPTED;
-		if (ret) {
-			tab_release(&w->tab);
-			fail(run, ret);
-			break;
-		}
+	while (scan_next(w, true, &i)) {
 		pthread_mutex_lock(&run->mu);
 		while (!run->abort && run->turn != i)
 			pthread_cond_wait(&run->cv, &run->mu);
