@@ -164,7 +164,7 @@ class StringsTest(unittest.TestCase):
             self.assertEqual(len(err.strip().splitlines()), 1, err)
 
 
-LOC_MARKERS = ("heap", "arena", "mmap2", "live", "freed")
+LOC_MARKERS = ("heap", "arena", "mmap", "straddle", "end", "mmap2", "live", "freed")
 LOCS = ("inuse", "free", "outside")
 
 
