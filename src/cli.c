@@ -124,7 +124,8 @@ int hs_cli_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-int hs_cli_common_opt(int c, const char *arg, struct hs_cli_opts *o)
+/* A common option: 1 if consumed, 0 if not one, -1 after a usage error. */
+static int common_opt(int c, const char *arg, struct hs_cli_opts *o)
 {
 	uint64_t v;
 
@@ -154,6 +155,41 @@ int hs_cli_common_opt(int c, const char *arg, struct hs_cli_opts *o)
 	default:
 		return 0;
 	}
+}
+
+/* getopt_long's ':' (missing value) or '?' (unknown) as one usage error
+ * line; returns 64. */
+static int bad_option(const char *cmd, int c, char **argv)
+{
+	if (c == ':')
+		return hs_cli_usage_err(cmd, "option '%s' needs a value", argv[optind - 1]);
+	return hs_cli_usage_err(cmd, "unknown option '%s'", argv[optind - 1]);
+}
+
+/* Exactly one of --pid/--core: 0, or -1 after the usage error. */
+static int check_target(const struct hs_cli_opts *o)
+{
+	if (o->pid && o->core) {
+		hs_cli_err("--pid and --core exclude each other; see 'heapscan --help'");
+		return -1;
+	}
+	if (!o->pid && !o->core) {
+		hs_cli_err("no target: give --pid PID or --core FILE; see 'heapscan --help'");
+		return -1;
+	}
+	if (o->exe && !o->core) {
+		hs_cli_err("--exe goes with --core; see 'heapscan --help'");
+		return -1;
+	}
+	if (o->fork && o->core) {
+		hs_cli_err("--fork goes with --pid; see 'heapscan --help'");
+		return -1;
+	}
+	if (o->fork && o->no_stop) {
+		hs_cli_err("--fork and --no-stop exclude each other; see 'heapscan --help'");
+		return -1;
+	}
+	return 0;
 }
 
 /* Usage texts are printf formats of one %s (the common options) and %%. */
@@ -188,7 +224,7 @@ int hs_cli_next_opt(struct hs_cli_parser *p)
 		c = getopt_long(p->argc, p->argv, shortopts, p->longopts, NULL);
 		if (c == -1)
 			return 0;
-		r = hs_cli_common_opt(c, optarg, p->o);
+		r = common_opt(c, optarg, p->o);
 	} while (r > 0);
 	if (r < 0) {
 		p->exit = HS_EXIT_USAGE;
@@ -203,51 +239,21 @@ int hs_cli_next_opt(struct hs_cli_parser *p)
 		return -1;
 	}
 	if (c == ':' || c == '?') {
-		p->exit = hs_cli_bad_option(p->cmd, c, p->argv);
+		p->exit = bad_option(p->cmd, c, p->argv);
 		return -1;
 	}
 	return c;
 }
 
-int hs_cli_bad_option(const char *cmd, int c, char **argv)
-{
-	if (c == ':')
-		return hs_cli_usage_err(cmd, "option '%s' needs a value", argv[optind - 1]);
-	return hs_cli_usage_err(cmd, "unknown option '%s'", argv[optind - 1]);
-}
 
 int hs_cli_finish_options(const char *cmd, int argc, char **argv,
 			  const struct hs_cli_opts *o)
 {
 	if (optind < argc)
 		return hs_cli_usage_err(cmd, "unexpected argument '%s'", argv[optind]);
-	return hs_cli_check_target(o) < 0 ? HS_EXIT_USAGE : 0;
+	return check_target(o) < 0 ? HS_EXIT_USAGE : 0;
 }
 
-int hs_cli_check_target(const struct hs_cli_opts *o)
-{
-	if (o->pid && o->core) {
-		hs_cli_err("--pid and --core exclude each other; see 'heapscan --help'");
-		return -1;
-	}
-	if (!o->pid && !o->core) {
-		hs_cli_err("no target: give --pid PID or --core FILE; see 'heapscan --help'");
-		return -1;
-	}
-	if (o->exe && !o->core) {
-		hs_cli_err("--exe goes with --core; see 'heapscan --help'");
-		return -1;
-	}
-	if (o->fork && o->core) {
-		hs_cli_err("--fork goes with --pid; see 'heapscan --help'");
-		return -1;
-	}
-	if (o->fork && o->no_stop) {
-		hs_cli_err("--fork and --no-stop exclude each other; see 'heapscan --help'");
-		return -1;
-	}
-	return 0;
-}
 
 int hs_cli_open_target(const struct hs_cli_opts *o, struct hs_target **out)
 {

@@ -50,11 +50,6 @@ enum {
 /* Help text lines for the common options, for each command's usage. */
 extern const char hs_cli_common_help[];
 
-/*
- * Handles a common option returned by getopt_long.  Returns 1 if it was
- * one (consumed), 0 if not, or -1 after printing a usage error.
- */
-int hs_cli_common_opt(int c, const char *arg, struct hs_cli_opts *o);
 
 /*
  * One command's option parsing: getopt_long over the common options and
@@ -86,17 +81,12 @@ struct hs_cli_parser {
  * (optind indexes the first operand), or -1: return p->exit. */
 int hs_cli_next_opt(struct hs_cli_parser *p);
 
-/* getopt_long's ':' (missing value) and anything else unknown, as one usage
- * error line; returns 64. */
-int hs_cli_bad_option(const char *cmd, int c, char **argv);
 
 /* After the options: no stray arguments, exactly one target.  Returns 0,
  * or 64 after printing the usage error. */
 int hs_cli_finish_options(const char *cmd, int argc, char **argv,
 			  const struct hs_cli_opts *o);
 
-/* Checks that exactly one of --pid/--core was given (usage error if not). */
-int hs_cli_check_target(const struct hs_cli_opts *o);
 
 /*
  * Opens the target named by o (live pid or core file), printing the one-line

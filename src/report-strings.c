@@ -75,12 +75,6 @@ out:
 	return ret;
 }
 
-int hs_report_strings_collect(struct hs_target *t, unsigned top,
-			      struct hs_str_result *res)
-{
-	return hs_report_strings_collect_heap(t, NULL, top, res);
-}
-
 /* The string as a quoted C-like literal, cut at SHOW_MAX characters. */
 static void quote(struct hs_buf *sb, const struct hs_str_item *it)
 {
@@ -271,31 +265,4 @@ void hs_report_strings_json(struct hs_json *j, const struct hs_str_result *res,
 		hs_json_obj_end(j);
 	}
 	hs_json_arr_end(j);
-}
-
-int hs_report_strings_section(struct hs_target *t, FILE *out, struct hs_json *j,
-			      unsigned top)
-{
-	struct hs_str_result res;
-	int ret = hs_report_strings_collect(t, top, &res);
-
-	if (ret < 0) {
-		if (j) {
-			hs_json_obj_begin(j, "strings");
-			hs_json_str(j, "error", hs_strerror(ret));
-			hs_json_obj_end(j);
-		} else {
-			fprintf(out, "\ntop strings: not available: %s\n", hs_strerror(ret));
-		}
-		return ret;
-	}
-	if (j) {
-		hs_json_obj_begin(j, "strings");
-		hs_report_strings_json(j, &res, t);
-		hs_json_obj_end(j);
-	} else {
-		hs_report_strings_text(out, &res, t);
-	}
-	hs_str_result_release(&res);
-	return 0;
 }

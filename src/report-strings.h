@@ -18,20 +18,16 @@
 int hs_report_strings_where(struct hs_target *t, struct hs_glibc_heap *h,
 			    struct hs_str_where *w, struct hs_buf *why) HS_MUST_CHECK;
 
-/* hs_report_strings_collect() with the glibc heap the caller already
- * opened (NULL: open one), so that the default report walks it once. */
-int hs_report_strings_collect_heap(struct hs_target *t, struct hs_glibc_heap *h,
-				   unsigned top, struct hs_str_result *res) HS_MUST_CHECK;
-
 /*
  * Counts strings in t with the defaults (ascii, min-len 6, heap + arena +
- * anon, 256 MiB budget, 2 jobs) keeping the top `top`, with each
- * string's location when the glibc heap is found.  Call while the
- * target is stopped; it neither suspends nor resumes.  res as for
- * hs_strings_scan().  Returns 0 or a negative error.
+ * anon, 256 MiB budget, 2 jobs) keeping the top `top`, with each string's
+ * location when the glibc heap is found: h is t's glibc heap if the
+ * caller opened it already (the default report), NULL to open one.  Call
+ * while the target is stopped; it neither suspends nor resumes.  res as
+ * for hs_strings_scan().  Returns 0 or a negative error.
  */
-int hs_report_strings_collect(struct hs_target *t, unsigned top,
-			      struct hs_str_result *res) HS_MUST_CHECK;
+int hs_report_strings_collect_heap(struct hs_target *t, struct hs_glibc_heap *h,
+				   unsigned top, struct hs_str_result *res) HS_MUST_CHECK;
 
 /* The "top strings" table and its summary line(s).  t gives the stop time
  * (may be NULL: not shown). */
@@ -41,16 +37,5 @@ void hs_report_strings_text(FILE *out, const struct hs_str_result *res,
  * object. */
 void hs_report_strings_json(struct hs_json *j, const struct hs_str_result *res,
 			    const struct hs_target *t);
-
-/*
- * The default report's section in one call: collect, then print the text
- * section to out (j NULL) or the JSON member "strings" (an object holding
- * "summary" and "strings") into j.  Does not resume the target: a caller
- * that wants the target running before formatting uses collect + print.
- * Returns 0, or a negative error (a one-line note is printed instead of
- * the section in text mode; JSON gets "strings": {"error": "..."}).
- */
-int hs_report_strings_section(struct hs_target *t, FILE *out, struct hs_json *j,
-			      unsigned top);
 
 #endif
