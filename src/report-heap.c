@@ -32,7 +32,10 @@ void hs_report_heap_find_arena(struct hs_target *t, struct hs_glibc_opts *go,
 			go->candidate_how[0] = "symbol";
 			go->ncandidates = 1;
 		}
-		if ((way == HS_ARENA_AUTO || way == HS_ARENA_DISASM) &&
+		/* Both read libc's file on disk: when its symbol is there, the
+		 * decoding could only repeat it. */
+		if ((way == HS_ARENA_DISASM ||
+		     (way == HS_ARENA_AUTO && go->ncandidates == 0)) &&
 		    hs_libc_main_arena_disasm(t, go->candidates + go->ncandidates,
 					      HS_GLIBC_MAX_CANDIDATES - go->ncandidates,
 					      &n) == 0)
