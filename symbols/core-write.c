@@ -325,6 +325,7 @@ struct shared {
 	size_t next;          /* segment being handed out */
 	hs_addr_t next_addr;  /* and the next address in it */
 	int err;              /* first error, stops every worker */
+	int no_falloc;        /* atomic: fallocate is not supported */
 };
 
 /* One copy worker: its own buffer and figures, merged after each chunk. */
@@ -410,6 +411,27 @@ static int read_run(struct wctx *w, hs_addr_t a, unsigned char *buf,
 	return 0;
 }
 
+/*
+ * Allocates the blocks of [off, off+len) before writing them.  A write into
+ * allocated (unwritten) blocks skips ext4's per-block delayed-allocation
+ * bookkeeping: the single write stream, which the inode lock serializes,
+ * ran about 12% faster (bench/README.md).  A full disk fails here with
+ * ENOSPC.  Where fallocate is not supported, writes go on without it.
+ */
+static int reserve(struct wctx *w, uint64_t off, size_t len)
+{
+	struct shared *sh = w->sh;
+
+	if (__atomic_load_n(&sh->no_falloc, __ATOMIC_RELAXED))
+		return 0;
+	if (fallocate(w->fd, FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
+		return 0;
+	if (errno == ENOSPC || errno == EDQUOT || errno == EFBIG || errno == EIO)
+		return -errno;
+	__atomic_store_n(&sh->no_falloc, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
 /* Copies [a, a+n) of mapping m, whose file data starts at off. */
 static int copy_chunk(struct wctx *w, const struct hs_map *m, uint64_t off,
 		      hs_addr_t a, size_t n)
@@ -462,6 +484,9 @@ static int copy_chunk(struct wctx *w, const struct hs_map *m, uint64_t off,
 				     n - j * HS_PAGE < HS_PAGE ? n - j * HS_PAGE : HS_PAGE))
 			j++;
 		size_t hi = j * HS_PAGE < n ? j * HS_PAGE : n;
+		ret = reserve(w, off + (a - m->start) + lo, hi - lo);
+		if (ret < 0)
+			return ret;
 		ret = pwrite_all(w->fd, w->buf + lo, hi - lo, off + (a - m->start) + lo);
 		if (ret < 0)
 			return ret;
