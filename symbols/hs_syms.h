@@ -71,12 +71,25 @@ int hs_syms_lookup(struct hs_syms *s, hs_addr_t addr, struct hs_sym_info *out);
  * "libcap.so.2"), or NULL for every module (the first, in address order,
  * that has it).  A plain name also matches a versioned one as a debug
  * .symtab spells it ("pthread_cond_wait@@GLIBC_2.3.2"), the default
- * version first, as dlsym.  addr and size may be NULL.  Linear in the
+ * version first, as dlsym.  C++ symbols match by their raw (mangled)
+ * name only ("_ZN3foo3barEi", not the "foo::bar(int)" that
+ * hs_syms_lookup() gives).  addr and size may be NULL.  Linear in the
  * module's symbol count (tens of microseconds for libc).
  * Returns 0 with *addr the runtime address, or -HS_E_NOT_FOUND.
  */
 int hs_syms_by_name(struct hs_syms *s, const char *module, const char *name,
 		    hs_addr_t *addr, uint64_t *size);
+
+/*
+ * The demangled form of an Itanium C++ name: "foo::bar(int)" for
+ * "_ZN3foo3barEi" (a version suffix, "@@GLIBCXX_3.4", is kept).  Returns
+ * raw itself when it is NULL, not "_Z...", longer than 4096 bytes, does not
+ * demangle, or when libstdc++.so.6's __cxa_demangle cannot be loaded (it
+ * is looked up at run time; heapscan does not link it).  A demangled
+ * string is owned by s and lives until hs_syms_close(); each call keeps a
+ * new one (hs_syms_lookup() demangles each symbol once and caches it).
+ */
+const char *hs_syms_demangle(struct hs_syms *s, const char *raw);
 
 /* "malloc+0x12 (libc.so.6)", "libfoo.so+0x1234", "0x7f..." into buf. */
 const char *hs_syms_format(struct hs_syms *s, hs_addr_t addr, char *buf,

@@ -15,14 +15,22 @@
  * program headers are not loaded (the module then resolves to
  * module+offset), and at most HS_SYMS_MAX_SYMS symbols are kept per module.
  * libdwfl and libelf map files rather than copying them.
+ *
+ * C++ names (Itanium ABI, "_Z...") are demangled by the C++ runtime's
+ * __cxa_demangle, looked up at run time in libstdc++.so.6: heapscan is a C
+ * program and does not link libstdc++ (no new build or package
+ * dependency).  Without that library names stay mangled.  Each symbol is
+ * demangled at its first lookup and the result kept until hs_syms_close().
  */
 #include "hs_syms.h"
 
+#include <dlfcn.h>
 #include <elfutils/libdwfl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -35,6 +43,9 @@
 #define HS_SYMS_MAX_VDSO (1u << 20)
 /* How many address groups a lookup walks back to find an enclosing sym. */
 #define HS_SYMS_WALK_BACK 64
+/* Longer names (a hostile ELF's, or pathological templates) stay mangled:
+ * the demangler's time and memory grow with the name. */
+#define HS_SYMS_MAX_DEMANGLE 4096
 #define PAGE_MASK_ (~(uint64_t)0xfff)
 
 struct sym {
@@ -43,7 +54,11 @@ struct sym {
 	const char *name;  /* owned by the Dwfl session */
 	unsigned char kind; /* enum hs_sym_kind */
 	unsigned char rank; /* higher is a better name for its address */
+	uint32_t dem;       /* DEM_UNTRIED, DEM_RAW, or DEM_FIRST + index
+			       into hs_syms.dem (fits the padding) */
 };
+
+enum { DEM_UNTRIED = 0, DEM_RAW = 1, DEM_FIRST = 2 };
 
 enum mod_state { MOD_NEW = 0, MOD_LOADED, MOD_FAILED };
 
@@ -70,6 +85,8 @@ struct hs_syms {
 	Dwfl *dwfl;
 	struct mod *mods;      /* sorted by start */
 	size_t n, alloc;
+	char **dem;            /* demangled names, owned (malloc'd) */
+	size_t ndem, dem_alloc;
 };
 
 static char *no_debuginfo_path;
@@ -188,6 +205,9 @@ void hs_syms_close(struct hs_syms *s)
 		free(s->mods[i].syms);
 	}
 	free(s->mods);
+	for (size_t i = 0; i < s->ndem; i++)
+		free(s->dem[i]);
+	free(s->dem);
 	if (s->dwfl)
 		dwfl_end(s->dwfl);
 	free(s);
@@ -391,6 +411,7 @@ static void load_symbols(struct mod *md)
 		y->kind = type == STT_OBJECT ? HS_SYM_OBJECT :
 			  type == STT_NOTYPE ? HS_SYM_OTHER : HS_SYM_FUNC;
 		y->rank = (unsigned char)sym_rank(&sym, name);
+		y->dem = DEM_UNTRIED;
 	}
 	if (md->nsyms)
 		qsort(md->syms, md->nsyms, sizeof(*md->syms), sym_cmp);
@@ -480,10 +501,10 @@ static struct mod *mod_for_addr(struct hs_syms *s, hs_addr_t addr)
 }
 
 /* The best symbol for addr in md, or NULL. */
-static const struct sym *sym_for_addr(const struct mod *md, hs_addr_t addr)
+static struct sym *sym_for_addr(struct mod *md, hs_addr_t addr)
 {
 	size_t lo = 0, hi = md->nsyms, i, groups = 0;
-	const struct sym *nearest = NULL;
+	struct sym *nearest = NULL;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
@@ -495,7 +516,7 @@ static const struct sym *sym_for_addr(const struct mod *md, hs_addr_t addr)
 	i = lo;
 	/* Walk back group by group (the first of a group is its best). */
 	while (i > 0 && groups < HS_SYMS_WALK_BACK) {
-		const struct sym *y;
+		struct sym *y;
 		hs_addr_t a = md->syms[i - 1].addr;
 
 		while (i > 0 && md->syms[i - 1].addr == a)
@@ -521,10 +542,111 @@ static bool is_code(struct hs_syms *s, hs_addr_t addr)
 	return !m || (m->perms & HS_PERM_X);
 }
 
+/* ---- C++ names ---------------------------------------------------------- */
+
+/* char *__cxa_demangle(const char *mangled, char *buf, size_t *len,
+ * int *status) from the Itanium C++ ABI: a malloc'd string, or NULL with
+ * status < 0 when the name does not demangle. */
+typedef char *(*cxa_demangle_fn)(const char *, char *, size_t *, int *);
+
+static cxa_demangle_fn cxa_demangle;
+static pthread_once_t cxa_once = PTHREAD_ONCE_INIT;
+
+/* Once per process; the library stays loaded (its handle is never closed,
+ * so cxa_demangle stays valid). */
+static void cxa_load(void)
+{
+	void *h = dlopen("libstdc++.so.6", RTLD_LAZY | RTLD_LOCAL);
+	void *f;
+
+	if (!h) {
+		hs_log(HS_LOG_DEBUG, "symbols: no C++ demangler: %s", dlerror());
+		return;
+	}
+	f = dlsym(h, "__cxa_demangle");
+	if (!f) {
+		hs_log(HS_LOG_DEBUG, "symbols: no __cxa_demangle in libstdc++.so.6");
+		return;
+	}
+	memcpy(&cxa_demangle, &f, sizeof(f));
+}
+
+/*
+ * raw demangled into a new malloc'd string, or NULL.  A debug .symtab's
+ * version suffix ("_ZNSo3putEc@@GLIBCXX_3.4") is kept after the demangled
+ * name, which __cxa_demangle would refuse.
+ */
+static char *demangle_new(const char *raw)
+{
+	char buf[HS_SYMS_MAX_DEMANGLE + 1], *d, *full;
+	const char *at;
+	size_t n = strnlen(raw, HS_SYMS_MAX_DEMANGLE + 1), dn;
+	int status = -1;
+
+	if (raw[0] != '_' || raw[1] != 'Z' || n > HS_SYMS_MAX_DEMANGLE)
+		return NULL;
+	pthread_once(&cxa_once, cxa_load);
+	if (!cxa_demangle)
+		return NULL;
+	at = memchr(raw, '@', n);
+	if (!at)
+		at = raw + n;
+	memcpy(buf, raw, (size_t)(at - raw));
+	buf[at - raw] = 0;
+	d = cxa_demangle(buf, NULL, NULL, &status);
+	if (!d || status != 0) {
+		free(d);
+		return NULL;
+	}
+	if (!*at)
+		return d;
+	dn = strlen(d);
+	full = hs_xmalloc(dn + (size_t)(raw + n - at) + 1);
+	memcpy(full, d, dn);
+	memcpy(full + dn, at, (size_t)(raw + n - at) + 1);
+	free(d);
+	return full;
+}
+
+/* Keeps d (owned from now on); its DEM_FIRST-based index, or DEM_RAW when
+ * the table is full. */
+static uint32_t dem_keep(struct hs_syms *s, char *d)
+{
+	if (s->ndem >= UINT32_MAX - DEM_FIRST) {
+		free(d);
+		return DEM_RAW;
+	}
+	HS_ALLOC_GROW(s->dem, s->ndem + 1, s->dem_alloc);
+	s->dem[s->ndem++] = d;
+	return (uint32_t)(s->ndem - 1 + DEM_FIRST);
+}
+
+const char *hs_syms_demangle(struct hs_syms *s, const char *raw)
+{
+	char *d = raw ? demangle_new(raw) : NULL;
+	uint32_t k;
+
+	if (!d)
+		return raw;
+	k = dem_keep(s, d);
+	return k == DEM_RAW ? raw : s->dem[k - DEM_FIRST];
+}
+
+/* y's name for the user: demangled once, then from the cache. */
+static const char *sym_name(struct hs_syms *s, struct sym *y)
+{
+	if (y->dem == DEM_UNTRIED) {
+		char *d = demangle_new(y->name);
+
+		y->dem = d ? dem_keep(s, d) : DEM_RAW;
+	}
+	return y->dem == DEM_RAW ? y->name : s->dem[y->dem - DEM_FIRST];
+}
+
 int hs_syms_lookup(struct hs_syms *s, hs_addr_t addr, struct hs_sym_info *out)
 {
 	struct mod *md;
-	const struct sym *y;
+	struct sym *y;
 
 	memset(out, 0, sizeof(*out));
 	md = mod_for_addr(s, addr);
@@ -539,7 +661,7 @@ int hs_syms_lookup(struct hs_syms *s, hs_addr_t addr, struct hs_sym_info *out)
 		return 0;
 	y = sym_for_addr(md, addr);
 	if (y) {
-		out->name = y->name;
+		out->name = sym_name(s, y);
 		out->kind = y->kind;
 		out->sym_addr = y->addr;
 		out->sym_size = y->size;

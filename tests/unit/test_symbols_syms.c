@@ -39,6 +39,13 @@ __attribute__((noinline)) int hs_test_function(int x)
 	return x * 3 + hs_test_bss[x & 63];
 }
 
+/* A C function whose symbol is a mangled C++ name: hstest::twice(int). */
+int _ZN6hstest5twiceEi(int x);
+__attribute__((noinline)) int _ZN6hstest5twiceEi(int x)
+{
+	return 2 * x + hs_test_bss[(x + 1) & 63];
+}
+
 static char exe_path[4096];
 
 /* Adds every mapping of this process to t's maps (no segments). */
@@ -228,6 +235,103 @@ static void test_not_found_and_format(void **state)
 	hs_syms_close(s);
 }
 
+/* Is libstdc++'s demangler there?  (The resolver loads it at run time.) */
+static bool have_demangler(void)
+{
+	void *h = dlopen("libstdc++.so.6", RTLD_LAZY | RTLD_LOCAL);
+	bool ok = h && dlsym(h, "__cxa_demangle");
+
+	if (h)
+		dlclose(h);
+	return ok;
+}
+
+static void test_demangle(void **state)
+{
+	struct hs_syms *s = NULL;
+	char *huge;
+	const char *d;
+	static const char broken[] = "_ZN3foo", plain[] = "malloc";
+
+	if (!have_demangler())
+		skip();
+	assert_int_equal(hs_syms_open(*state, 0, &s), 0);
+	assert_string_equal(hs_syms_demangle(s, "_ZN3foo3barEi"), "foo::bar(int)");
+	assert_string_equal(hs_syms_demangle(s, "_ZTV3Foo"), "vtable for Foo");
+	/* Not mangled, or not valid: the very same string back. */
+	assert_ptr_equal(hs_syms_demangle(s, plain), plain);
+	assert_ptr_equal(hs_syms_demangle(s, broken), broken);
+	assert_null(hs_syms_demangle(s, NULL));
+	/* A debug .symtab's version suffix survives. */
+	assert_string_equal(hs_syms_demangle(s, "_ZN3foo3barEi@@GLIBCXX_3.4"),
+			    "foo::bar(int)@@GLIBCXX_3.4");
+	d = hs_syms_demangle(s, "_ZN3foo3barEi@");
+	assert_string_equal(d, "foo::bar(int)@");
+	/*
+	 * Over 4096 bytes stays raw: "_Z" <length> <identifier> "v" names
+	 * ident().  (libstdc++ 12 itself refuses names over 1024 bytes, its
+	 * recursion limit; the resolver's bound is for runtimes without one.)
+	 */
+	huge = malloc(5000 + 16);
+	assert_non_null(huge);
+	snprintf(huge, 16, "_Z%d", 4990);
+	memset(huge + 6, 'a', 4990);
+	strcpy(huge + 6 + 4990, "v");
+	assert_int_equal(strlen(huge), 4997);
+	assert_ptr_equal(hs_syms_demangle(s, huge), huge);
+	/* A long name within both bounds demangles whole. */
+	snprintf(huge, 16, "_Z%d", 1000);
+	memset(huge + 6, 'b', 1000);
+	strcpy(huge + 6 + 1000, "v");
+	d = hs_syms_demangle(s, huge);
+	assert_ptr_not_equal(d, huge);
+	assert_int_equal(strlen(d), 1000 + 2); /* "bbb...b()" */
+	assert_int_equal(strspn(d, "b"), 1000);
+	free(huge);
+	hs_syms_close(s);
+}
+
+/* Lookups give the demangled name, once per symbol; by_name takes the raw. */
+static void test_lookup_demangled(void **state)
+{
+	struct hs_syms *s = NULL;
+	struct hs_sym_info si;
+	hs_addr_t fn = (hs_addr_t)(uintptr_t)&_ZN6hstest5twiceEi, a = 0;
+	const char *first;
+	char buf[256];
+
+	if (!have_demangler())
+		skip();
+	assert_int_equal(hs_syms_open(*state, 0, &s), 0);
+	assert_int_equal(hs_syms_lookup(s, fn + 1, &si), 0);
+	assert_string_equal(si.name, "hstest::twice(int)");
+	assert_int_equal(si.kind, HS_SYM_FUNC);
+	assert_int_equal(si.sym_addr, fn);
+	assert_int_equal(si.offset, 1);
+	first = si.name;
+	/* Cached: the same string, not a second demangling. */
+	assert_int_equal(hs_syms_lookup(s, fn, &si), 0);
+	assert_ptr_equal(si.name, first);
+	hs_syms_format(s, fn + 4, buf, sizeof(buf));
+	assert_int_equal(strncmp(buf, "hstest::twice(int)+0x4 (", 24), 0);
+	/* C names are untouched. */
+	assert_int_equal(hs_syms_lookup(s, (hs_addr_t)(uintptr_t)&hs_test_function,
+					&si), 0);
+	assert_string_equal(si.name, "hs_test_function");
+	/* by_name matches the mangled name only. */
+	assert_int_equal(hs_syms_by_name(s, NULL, "_ZN6hstest5twiceEi", &a, NULL), 0);
+	assert_int_equal(a, fn);
+	assert_int_equal(hs_syms_by_name(s, NULL, "hstest::twice(int)", &a, NULL),
+			 -HS_E_NOT_FOUND);
+	hs_syms_close(s);
+
+	/* .symtab only: demangled too. */
+	assert_int_equal(hs_syms_open(*state, HS_SYMS_NO_DEBUGINFO, &s), 0);
+	assert_int_equal(hs_syms_lookup(s, fn, &si), 0);
+	assert_string_equal(si.name, "hstest::twice(int)");
+	hs_syms_close(s);
+}
+
 /* A file of given bytes in a temporary directory. */
 static void write_file(const char *path, const void *data, size_t len)
 {
@@ -329,6 +433,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_libc, setup_self, teardown_target),
 		cmocka_unit_test_setup_teardown(test_vdso, setup_self, teardown_target),
 		cmocka_unit_test_setup_teardown(test_not_found_and_format, setup_self, teardown_target),
+		cmocka_unit_test_setup_teardown(test_demangle, setup_self, teardown_target),
+		cmocka_unit_test_setup_teardown(test_lookup_demangled, setup_self, teardown_target),
 		cmocka_unit_test(test_degrades),
 		cmocka_unit_test(test_empty),
 	};
