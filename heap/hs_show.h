@@ -10,7 +10,8 @@
  *   - hs_show_collect(): the whole picture for `heapscan show ADDR`: the
  *     mapping, the chunk, a bounded copy of its bytes, each word classified
  *     (points into a mapping, into a chunk, at a printable string), and
- *     optionally the references to it.
+ *     optionally the references to it, in memory and in the threads'
+ *     registers (hs_refs_scan_regs()).
  *
  * Symbols are not this layer's business (it sees only hs_core.h): words
  * pointing into file-backed mappings are left for the caller to resolve.
@@ -103,6 +104,43 @@ int hs_refs_scan(struct hs_target *t, hs_addr_t lo, hs_addr_t hi,
 		 const struct hs_refs_opts *opts, struct hs_refs *r) HS_MUST_CHECK;
 void hs_refs_release(struct hs_refs *r);
 
+/* ---- register references --------------------------------------------- */
+
+/* A thread register whose value lies in [lo, hi). */
+struct hs_reg_ref {
+	pid_t tid;
+	enum hs_reg reg;        /* index into struct hs_regs.r */
+	uint64_t value;
+};
+
+struct hs_reg_refs {
+	struct hs_reg_ref *v;   /* owned; in t->threads order, then register
+				   order (enum hs_reg) */
+	size_t n, alloc;
+	size_t threads;         /* threads whose registers were checked */
+	size_t threads_noregs;  /* threads without registers (a live target
+				   read with --no-stop, a thread that could
+				   not be stopped) */
+};
+
+/* "rsi", "orig_rax", "fs_base"...: the user_regs_struct member name of r
+ * (lowercase); "?" when r is out of range. */
+const char *hs_reg_name(enum hs_reg r);
+
+/*
+ * Checks every register of every thread of t that has registers
+ * (has_regs) against [lo, hi): all HS_REG_N members of the x86_64
+ * user_regs_struct, rip, rsp, rbp, orig_rax and the segment bases
+ * included.  A pointer held only in a register (a buffer a thread is
+ * blocked reading into, a loop cursor) is a reference the memory scan
+ * cannot see.  Reads no memory; no limits apply, as there are at most
+ * nthreads x HS_REG_N hits.  r must be zeroed (or released) first.
+ * Returns 0, or -EINVAL when lo >= hi.
+ */
+int hs_refs_scan_regs(const struct hs_target *t, hs_addr_t lo, hs_addr_t hi,
+		      struct hs_reg_refs *r) HS_MUST_CHECK;
+void hs_reg_refs_release(struct hs_reg_refs *r);
+
 /* ---- show ------------------------------------------------------------ */
 
 /*
@@ -165,6 +203,13 @@ struct hs_show {
 	struct hs_refs refs;    /* owned; refs.v parallels xrefs */
 	struct hs_show_ref *xrefs; /* owned, refs.n entries */
 	bool locate_done;       /* chunk lookups were made (h not NULL) */
+	/* With refs: the threads' registers pointing into [obj_lo, obj_hi)
+	 * (hs_refs_scan_regs), owned.  Not counted in refs, not bounded by
+	 * refs_opts. */
+	struct hs_reg_refs regrefs;
+	/* Where reference offsets count from: the user pointer (chunk + 16)
+	 * of a chunk, else addr.  A value in a chunk's header is below it. */
+	hs_addr_t obj_base;
 };
 
 /*

@@ -344,6 +344,54 @@ void hs_refs_release(struct hs_refs *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/* ---- register references ---- */
+
+/* user_regs_struct member names, in enum hs_reg order. */
+static const char *const reg_names[HS_REG_N] = {
+	"r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8",
+	"rax", "rcx", "rdx", "rsi", "rdi", "orig_rax", "rip", "cs", "eflags",
+	"rsp", "ss", "fs_base", "gs_base", "ds", "es", "fs", "gs",
+};
+
+const char *hs_reg_name(enum hs_reg r)
+{
+	return (unsigned)r < HS_REG_N ? reg_names[r] : "?";
+}
+
+int hs_refs_scan_regs(const struct hs_target *t, hs_addr_t lo, hs_addr_t hi,
+		      struct hs_reg_refs *r)
+{
+	if (lo >= hi)
+		return -EINVAL;
+	for (size_t i = 0; i < t->nthreads; i++) {
+		const struct hs_thread *th = &t->threads[i];
+
+		if (!th->has_regs) {
+			r->threads_noregs++;
+			continue;
+		}
+		r->threads++;
+		for (unsigned k = 0; k < HS_REG_N; k++) {
+			uint64_t v = th->regs.r[k];
+
+			if (v - lo >= hi - lo)
+				continue;
+			HS_ALLOC_GROW(r->v, r->n + 1, r->alloc);
+			r->v[r->n].tid = th->tid;
+			r->v[r->n].reg = (enum hs_reg)k;
+			r->v[r->n].value = v;
+			r->n++;
+		}
+	}
+	return 0;
+}
+
+void hs_reg_refs_release(struct hs_reg_refs *r)
+{
+	free(r->v);
+	memset(r, 0, sizeof(*r));
+}
+
 /* ---- show ---- */
 
 static bool printable(unsigned char c)
@@ -435,6 +483,7 @@ int hs_show_collect(struct hs_target *t, struct hs_glibc_heap *h, hs_addr_t addr
 		s->obj_lo = addr;
 		s->obj_hi = s->dump_addr + want;
 	}
+	s->obj_base = s->in_chunk ? s->chunk.addr + 16 : addr;
 
 	/* The bytes themselves; a short read keeps what was read. */
 	s->dump = hs_xmalloc(want ? (size_t)want : 1);
@@ -472,6 +521,11 @@ int hs_show_collect(struct hs_target *t, struct hs_glibc_heap *h, hs_addr_t addr
 		s->xrefs = hs_xcalloc(s->refs.n ? s->refs.n : 1, sizeof(*s->xrefs));
 		for (size_t i = 0; i < s->refs.n; i++)
 			s->xrefs[i].ref = s->refs.v[i];
+		/* After the memory scan, so registers never cost it results;
+		 * lo < hi holds, as hs_refs_scan just accepted the range. */
+		ret = hs_refs_scan_regs(t, s->obj_lo, s->obj_hi, &s->regrefs);
+		if (ret < 0)
+			return ret;
 	}
 
 	/* One more walk for every word that points into memory and every
@@ -518,5 +572,6 @@ void hs_show_release(struct hs_show *s)
 	free(s->words);
 	free(s->xrefs);
 	hs_refs_release(&s->refs);
+	hs_reg_refs_release(&s->regrefs);
 	memset(s, 0, sizeof(*s));
 }

@@ -2,7 +2,7 @@
  * heapscan show ADDR: what is at one address.  The mapping and region
  * class, the malloc chunk holding it (size, state, arena), an annotated
  * hex+ASCII dump of the chunk, and with --refs the words elsewhere in
- * writable memory that point into it.
+ * writable memory and the thread registers that point into it.
  */
 #include "cli.h"
 #include "report.h"
@@ -41,7 +41,9 @@ static const char usage_text[] =
 	"      --refs             also list the words in writable memory (heap,\n"
 	"                         arenas, anonymous, stacks, data) that point into\n"
 	"                         the chunk (or the dumped bytes), with their\n"
-	"                         mapping and chunk\n"
+	"                         mapping and chunk, and the thread registers\n"
+	"                         that hold such a pointer (all of them; the\n"
+	"                         limits below are for memory)\n"
 	"      --refs-max N       stop after N references (default 64)\n"
 	"      --refs-bytes N     scan at most N bytes (default 64G)\n"
 	"      --refs-time SEC    scan for at most SEC seconds (default 60)\n"

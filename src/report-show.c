@@ -169,6 +169,37 @@ static void text_map(FILE *out, const struct hs_map *m)
 		m->path[0] ? " " : "", m->path);
 }
 
+/* "+0x10", or "-0x8" for a value in a chunk's header (below obj_base). */
+static void add_offset(struct hs_buf *sb, const struct hs_show *s, uint64_t value)
+{
+	if (value >= s->obj_base)
+		hs_buf_addf(sb, "+0x%" PRIx64, value - s->obj_base);
+	else
+		hs_buf_addf(sb, "-0x%" PRIx64, s->obj_base - value);
+}
+
+/* The registers holding a pointer into the object: all of them, after
+ * the memory references, whatever cut the memory scan. */
+static void text_reg_refs(FILE *out, const struct hs_show *s)
+{
+	const struct hs_reg_refs *g = &s->regrefs;
+
+	fprintf(out, "registers of %zu thread%s: %zu point%s into it", g->threads,
+		g->threads == 1 ? "" : "s", g->n, g->n == 1 ? "s" : "");
+	if (g->threads_noregs)
+		fprintf(out, "; %zu thread%s without registers (not stopped)",
+			g->threads_noregs, g->threads_noregs == 1 ? "" : "s");
+	fputc('\n', out);
+	for (size_t i = 0; i < g->n; i++) {
+		struct hs_buf sb = HS_BUF_INIT;
+
+		add_offset(&sb, s, g->v[i].value);
+		fprintf(out, "  thread %d register %s = 0x%" PRIx64 " (%s)\n",
+			(int)g->v[i].tid, hs_reg_name(g->v[i].reg), g->v[i].value, sb.buf);
+		hs_buf_release(&sb);
+	}
+}
+
 static void text_refs(FILE *out, const struct hs_report_show *r)
 {
 	const struct hs_show *s = r->s;
@@ -208,6 +239,7 @@ static void text_refs(FILE *out, const struct hs_report_show *r)
 			m ? hs_class_name(m->cls) : "?", sb.buf, x->ref.value);
 		hs_buf_release(&sb);
 	}
+	text_reg_refs(out, s);
 }
 
 void hs_report_show_text(FILE *out, const struct hs_report_show *r)
@@ -435,6 +467,7 @@ void hs_report_show_json(struct hs_json *j, const struct hs_report_show *r)
 		const struct hs_map *rm = map_at(r, x->ref.map);
 
 		hs_json_obj_begin(j, NULL);
+		hs_json_str(j, "kind", "memory");
 		hs_json_addr(j, "at", x->ref.at);
 		hs_json_addr(j, "value", x->ref.value);
 		if (rm) {
@@ -452,6 +485,24 @@ void hs_report_show_json(struct hs_json *j, const struct hs_report_show *r)
 			hs_json_null(j, "chunk");
 		hs_json_obj_end(j);
 	}
+	/* Register hits follow the memory ones; "offset" counts from the
+	 * user pointer (negative inside a chunk's header). */
+	for (size_t i = 0; i < s->regrefs.n; i++) {
+		const struct hs_reg_ref *g = &s->regrefs.v[i];
+
+		hs_json_obj_begin(j, NULL);
+		hs_json_str(j, "kind", "register");
+		hs_json_i64(j, "tid", g->tid);
+		hs_json_str(j, "register", hs_reg_name(g->reg));
+		hs_json_addr(j, "value", g->value);
+		hs_json_i64(j, "offset", (int64_t)(g->value - s->obj_base));
+		hs_json_obj_end(j);
+	}
 	hs_json_arr_end(j);
+	hs_json_obj_begin(j, "registers");
+	hs_json_u64(j, "threads", s->regrefs.threads);
+	hs_json_u64(j, "threads_without_registers", s->regrefs.threads_noregs);
+	hs_json_u64(j, "found", s->regrefs.n);
+	hs_json_obj_end(j);
 	hs_json_obj_end(j);
 }

@@ -28,10 +28,14 @@ struct hs_report_show {
 struct hs_syms *hs_report_show_syms_open(struct hs_target *t);
 void hs_report_show_syms_close(struct hs_syms *s);
 
-/* Text form: the mapping, the chunk, the annotated dump, the references. */
+/* Text form: the mapping, the chunk, the annotated dump, the references
+ * (memory, then one "thread TID register REG = VALUE (+OFF)" line per
+ * register hit). */
 void hs_report_show_text(FILE *out, const struct hs_report_show *r);
 /* JSON form: members "address", "mapping", "heap", "chunk", "dump", and
- * "refs" (only when the scan ran) of the current object. */
+ * "refs" (only when the scan ran) of the current object.  refs.refs holds
+ * "kind": "memory" entries, then "kind": "register" ones (tid, register,
+ * value, offset from the user pointer); refs.registers counts threads. */
 void hs_report_show_json(struct hs_json *j, const struct hs_report_show *r);
 
 #endif

@@ -426,6 +426,83 @@ static void test_no_heap(void **state)
 	fake_free(f);
 }
 
+/* Registers: every user_regs_struct member of every thread with registers,
+ * [lo, hi) exactly, threads without registers counted apart. */
+static void test_refs_regs(void **state)
+{
+	struct fake *f = fake_new();
+	struct hs_reg_refs g;
+	struct hs_show s;
+	struct hs_show_opts so = { .refs = true, .len = 64 };
+
+	(void)state;
+	assert_string_equal(hs_reg_name(HS_REG_RSI), "rsi");
+	assert_string_equal(hs_reg_name(HS_REG_ORIG_RAX), "orig_rax");
+	assert_string_equal(hs_reg_name(HS_REG_GS), "gs");
+	assert_string_equal(hs_reg_name(HS_REG_N), "?");
+	f->t->threads = calloc(3, sizeof(*f->t->threads));
+	assert_non_null(f->t->threads);
+	f->t->nthreads = 3;
+	f->t->threads[0].tid = 100;
+	f->t->threads[0].has_regs = true;
+	f->t->threads[0].regs.r[HS_REG_RSI] = HEAP_AT + 0x10;
+	f->t->threads[0].regs.r[HS_REG_RIP] = HEAP_AT;          /* lo: in */
+	f->t->threads[0].regs.r[HS_REG_RAX] = HEAP_AT + 64;     /* hi: out */
+	f->t->threads[0].regs.r[HS_REG_RDI] = HEAP_AT - 1;      /* out */
+	f->t->threads[1].tid = 101;                             /* no regs */
+	f->t->threads[1].regs.r[HS_REG_RSI] = HEAP_AT + 8;
+	f->t->threads[2].tid = 102;
+	f->t->threads[2].has_regs = true;
+	f->t->threads[2].regs.r[HS_REG_R15] = HEAP_AT + 63;
+	f->t->threads[2].regs.r[HS_REG_GS] = HEAP_AT + 1;       /* last member */
+
+	memset(&g, 0, sizeof(g));
+	assert_int_equal(hs_refs_scan_regs(f->t, HEAP_AT, HEAP_AT, &g), -EINVAL);
+	assert_int_equal(hs_refs_scan_regs(f->t, HEAP_AT, HEAP_AT + 64, &g), 0);
+	assert_int_equal(g.threads, 2);
+	assert_int_equal(g.threads_noregs, 1);
+	assert_int_equal(g.n, 4);
+	/* thread order, then register order */
+	assert_int_equal(g.v[0].tid, 100);
+	assert_int_equal(g.v[0].reg, HS_REG_RSI);
+	assert_int_equal(g.v[0].value, HEAP_AT + 0x10);
+	assert_int_equal(g.v[1].tid, 100);
+	assert_int_equal(g.v[1].reg, HS_REG_RIP);
+	assert_int_equal(g.v[2].tid, 102);
+	assert_int_equal(g.v[2].reg, HS_REG_R15);
+	assert_int_equal(g.v[3].reg, HS_REG_GS);
+	hs_reg_refs_release(&g);
+	assert_null(g.v);
+	assert_int_equal(g.n, 0);
+
+	/* collect: registers beside the memory refs, not counted in them and
+	 * not cut by max_results */
+	f->anon[3] = HEAP_AT + 0x20;
+	f->anon[5] = HEAP_AT + 0x28;
+	so.refs_opts.max_results = 1;
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(hs_show_collect(f->t, NULL, HEAP_AT + 8, &so, &s), 0);
+	assert_int_equal(s.obj_base, HEAP_AT + 8);
+	assert_int_equal(s.refs.n, 1);
+	assert_int_equal(s.refs.cut, HS_REFS_CUT_RESULTS);
+	/* object is [HEAP_AT + 8, HEAP_AT + 8 + 64): rip (HEAP_AT) and gs
+	 * (HEAP_AT + 1) fall below it, rax (HEAP_AT + 64) now inside */
+	assert_int_equal(s.regrefs.n, 3);
+	assert_int_equal(s.regrefs.v[0].reg, HS_REG_RAX);
+	assert_int_equal(s.regrefs.v[1].reg, HS_REG_RSI);
+	assert_int_equal(s.regrefs.v[2].reg, HS_REG_R15);
+	hs_show_release(&s);
+	assert_int_equal(s.regrefs.n, 0);
+	/* without refs, no register check either */
+	so.refs = false;
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(hs_show_collect(f->t, NULL, HEAP_AT + 8, &so, &s), 0);
+	assert_int_equal(s.regrefs.n, 0);
+	assert_int_equal(s.regrefs.threads, 0);
+	hs_show_release(&s);
+	fake_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -435,6 +512,7 @@ int main(void)
 		cmocka_unit_test(test_peek_string),
 		cmocka_unit_test(test_self_show),
 		cmocka_unit_test(test_no_heap),
+		cmocka_unit_test(test_refs_regs),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
