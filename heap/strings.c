@@ -219,17 +219,27 @@ typedef hs_addr_t samp_row[HS_STR_SAMPLES - 1];
 /*
  * The hot cache: a direct-mapped map from (first key word, length) to an
  * entry, consulted before hashing.  A leak repeats a few strings millions
- * of times; for them a sighting costs a compare of the key against its
- * entry instead of a hash, an index probe and a queue round.  Filled with
- * entries seen at least twice (so distinct strings do not evict the
- * repeated ones), emptied when a prune moves entries.
+ * of times; for them a sighting costs a compare of the key against the
+ * slot's copy of the key pointer and one increment in the slot, instead
+ * of a hash, an index probe and the entry's fields.  The slot keeps the
+ * sightings it took (pend) until hot_flush() adds them to its entry: all
+ * in one place, none of them a new sample (above smax, the highest sample
+ * kept once all are taken; smax may be stale-high, which only sends more
+ * sightings the slow way).  Flushed before anything reads the counts:
+ * when the slot changes hands, at a prune and at the end of each segment.
+ * Filled with entries seen at least twice (so distinct strings do not
+ * evict the repeated ones), emptied when a prune moves entries.
  */
 #define HOT 256
 
 struct hot {
 	uint64_t w0;      /* key_word() of the key */
 	uint64_t len;
+	const char *key;  /* the entry's key bytes */
+	hs_addr_t smax;   /* a sighting above it is not a sample */
+	uint64_t pend;    /* sightings not yet in the entry */
 	uint32_t ent;     /* 1 + entry number, 0: empty */
+	uint32_t place;   /* where the pending sightings are */
 };
 
 struct arena {
@@ -524,6 +534,8 @@ static uint64_t select_kth(uint64_t *v, size_t n, size_t k)
  * entries (in order), keys, place and sample rows.  U becomes at least
  * that count.
  */
+static void hot_flush_all(struct tab *t);
+
 static void tab_prune(struct tab *t)
 {
 	uint64_t *scratch, thr;
@@ -534,6 +546,7 @@ static void tab_prune(struct tab *t)
 
 	if (!t->n)
 		return;
+	hot_flush_all(t);
 	scratch = hs_xmalloc(t->n * sizeof(*scratch));
 	for (size_t i = 0; i < t->n; i++)
 		scratch[i] = t->e[i].count;
@@ -837,21 +850,65 @@ static inline void ent_hit(struct tab *t, struct ent *e, uint64_t len,
 	ent_sample(t, e, addr);
 }
 
-/* The entry for (s, stored, len) if the hot cache has it, else NULL. */
-static inline struct ent *hot_find(struct tab *t, const char *s, size_t stored,
-				   uint64_t len)
+/* Adds c's pending sightings to its entry. */
+static void hot_flush(struct tab *t, struct hot *c)
+{
+	struct ent *e;
+
+	if (!c->pend)
+		return;
+	e = &t->e[c->ent - 1];
+	ent_add_place(t, e, c->place, c->pend);
+	e->count += c->pend;
+	t->occurrences += c->pend;
+	t->string_bytes += c->pend * c->len * t->unit;
+	c->pend = 0;
+}
+
+static void hot_flush_all(struct tab *t)
+{
+	for (unsigned i = 0; i < HOT; i++)
+		hot_flush(t, &t->hot[i]);
+}
+
+/* Points c (flushed) at e, whose sightings are in place. */
+static inline void hot_set(struct tab *t, struct hot *c, const struct ent *e,
+			   uint64_t w0, unsigned place)
+{
+	c->w0 = w0;
+	c->len = e->len;
+	c->key = klen_of(t, e->len) > KEY_INLINE ? e->key.p : NULL;
+	c->ent = (uint32_t)(e - t->e) + 1;
+	c->place = place;
+	c->smax = e->nsamp == HS_STR_SAMPLES ? t->xs[e->xsamp - 1][HS_STR_SAMPLES - 2]
+					     : ~(hs_addr_t)0;
+}
+
+/*
+ * One sighting of (s, stored, len) at addr in place, if the hot cache has
+ * the string: true, counted.
+ */
+static inline bool hot_hit(struct tab *t, const char *s, size_t stored,
+			   uint64_t len, hs_addr_t addr, unsigned place)
 {
 	uint64_t w0 = key_word(s, stored);
-	const struct hot *c = hot_slot(t, w0, len);
+	struct hot *c = hot_slot(t, w0, len);
 	struct ent *e;
 
 	if (!c->ent || c->len != len || c->w0 != w0)
-		return NULL;
+		return false;
 	/* Same length, so the same key length (stored) as the entry's. */
+	if (stored > KEY_INLINE && !key_tail_eq(c->key, s, stored))
+		return false;
+	if (c->place == place && addr > c->smax) {
+		c->pend++;
+		return true;
+	}
+	hot_flush(t, c);
 	e = &t->e[c->ent - 1];
-	if (stored > KEY_INLINE && !key_tail_eq(e->key.p, s, stored))
-		return NULL;
-	return e;
+	ent_hit(t, e, len, addr, place);
+	hot_set(t, c, e, w0, place);
+	return true;
 }
 
 /*
@@ -870,17 +927,20 @@ static inline void tab_add(struct tab *t, uint64_t h, const char *s,
 		if (!e)
 			return;
 		e->count = e->err = t->U;
-	} else if (e->count > e->err) {
-		/* Seen before in this table: a candidate for the hot cache. */
-		uint32_t klen = klen_of(t, len);
-		uint64_t w0 = key_word(s, klen);
-		struct hot *c = hot_slot(t, w0, len);
+		ent_hit(t, e, len, addr, place);
+	} else {
+		ent_hit(t, e, len, addr, place);
+		if (e->count - e->err > 1) {
+			/* Seen before in this table: a candidate for the hot
+			 * cache.  The slot's pending sightings go to the entry
+			 * that held it first. */
+			uint64_t w0 = key_word(s, klen_of(t, len));
+			struct hot *c = hot_slot(t, w0, len);
 
-		c->w0 = w0;
-		c->len = len;
-		c->ent = (uint32_t)(e - t->e) + 1;
+			hot_flush(t, c);
+			hot_set(t, c, e, w0, place);
+		}
 	}
-	ent_hit(t, e, len, addr, place);
 }
 
 /*
@@ -1104,13 +1164,10 @@ static void on_run(void *ud, hs_addr_t addr, const char *s, size_t stored,
 	struct tab *t = &w->tab;
 	struct pend *p;
 	unsigned place = w->cls * HS_STR_LOC_N + loc_of(w, addr);
-	struct ent *e = hot_find(t, s, stored, len);
 	uint64_t h;
 
-	if (e) {
-		ent_hit(t, e, len, addr, place);
+	if (hot_hit(t, s, stored, len, addr, place))
 		return;
-	}
 	h = str_hash(s, stored, len);
 	if (s >= w->sc.carry && s < w->sc.carry + w->sc.max_len) {
 		drain(w);
@@ -1225,6 +1282,7 @@ static int scan_segment(struct worker *w, const struct seg *sg)
 
 		ret = scan_piece(w, &r->v[i], a, b);
 	}
+	hot_flush_all(&w->tab);
 	if (ret == STOP_ABORT || ret == STOP_TAIL)
 		ret = 0;
 	return ret;
