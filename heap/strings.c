@@ -195,26 +195,36 @@ static uint64_t hll_estimate(const uint8_t *reg)
 #define PLACES (HS_CLASS_N * HS_STR_LOC_N)
 #define KEY_INLINE 8 /* keys of at most 8 bytes live in the entry */
 
-/* 56 bytes: the table's memory is mostly these and two index slots. */
+/*
+ * 40 bytes: the table's memory is mostly these and two index slots.  Most
+ * strings are seen once; what only repeated ones need lives in a row of
+ * xs (the further samples, and the per-place counts when the sightings
+ * are in more than one place), and the error of an estimate in the
+ * parallel array errv, which only a pruned table has.
+ */
 struct ent {
-	uint64_t hash;
-	uint64_t count;   /* upper bound */
-	uint64_t err;     /* count - err is a lower bound */
+	uint32_t hash;    /* the hash's high 32 bits: all the index uses */
+	uint32_t ext;     /* 1 + row in xs, or 0 */
+	uint64_t count;   /* upper bound; count - err is a lower bound */
 	uint64_t len : 48;   /* real length in characters (< 2^47: user space) */
-	uint64_t place : 8;  /* every sighting's place unless xrow */
+	uint64_t place : 8;  /* every sighting's place unless a place row */
 	uint64_t nsamp : 2;
 	uint64_t touched : 1; /* merge bookkeeping */
 	union {
 		char in[KEY_INLINE]; /* zero-padded */
 		const char *p;       /* in the arena */
 	} key;
-	uint32_t xrow;    /* 1 + row in xc, or 0 */
-	uint32_t xsamp;   /* 1 + row in xs (samples 2 and 3), or 0 */
 	hs_addr_t samp0;  /* lowest address seen */
 };
 
+_Static_assert(sizeof(struct ent) == 40, "struct ent grew");
+
 typedef uint64_t place_row[PLACES];
-typedef hs_addr_t samp_row[HS_STR_SAMPLES - 1];
+
+struct ext {
+	hs_addr_t samp[HS_STR_SAMPLES - 1]; /* samples 2.., lowest first */
+	uint32_t xc;      /* 1 + row in xc (count per place), or 0 */
+};
 
 /*
  * The hot cache: a direct-mapped map from (first key word, length) to an
@@ -270,8 +280,9 @@ struct tab {
 	struct arena ar;
 	place_row *xc;
 	size_t nxc, xcap;
-	samp_row *xs;
+	struct ext *xs;
 	size_t nxs, xscap;
+	uint64_t *errv;   /* err per entry (cap of them), or NULL: all 0 */
 	uint64_t budget;
 	uint64_t U;
 	unsigned unit;    /* bytes per character */
@@ -284,10 +295,10 @@ struct tab {
 	struct hot hot[HOT];
 };
 
-/* Per entry: the entry and two index slots, and one word of prune
- * scratch in a table that may prune. */
+/* Per entry: the entry and two index slots, and in a table that may
+ * prune its err and one word of prune scratch. */
 #define ENT_COST (sizeof(struct ent) + 2 * sizeof(uint32_t))
-#define ent_cost(t) (ENT_COST + ((t)->no_prune ? 0 : sizeof(uint64_t)))
+#define ent_cost(t) (ENT_COST + ((t)->no_prune ? 0 : 2 * sizeof(uint64_t)))
 
 static inline uint32_t klen_of(const struct tab *t, uint64_t len)
 {
@@ -346,8 +357,9 @@ static uint64_t tab_mem(const struct tab *t)
 	uint64_t ents = t->pool ? t->n : t->cap;
 
 	return ents * sizeof(struct ent) + t->nslots * sizeof(uint32_t) +
-	       (t->no_prune ? 0 : t->cap * sizeof(uint64_t)) + t->ar.total + t->xcap * sizeof(place_row) +
-	       t->xscap * sizeof(samp_row) + (uint64_t)t->ar.alloc * sizeof(char *);
+	       (t->no_prune && !t->errv ? 0 : 2 * t->cap * sizeof(uint64_t)) + t->ar.total +
+	       t->xcap * sizeof(place_row) + t->xscap * sizeof(struct ext) +
+	       (uint64_t)t->ar.alloc * sizeof(char *);
 }
 
 static void tab_note_mem(struct tab *t)
@@ -385,6 +397,7 @@ static void tab_init(struct tab *t, uint64_t budget, unsigned unit,
 static void tab_release(struct tab *t)
 {
 	map_free(t->e, t->cap * sizeof(*t->e));
+	map_free(t->errv, t->cap * sizeof(*t->errv));
 	map_free(t->slots, t->nslots * sizeof(*t->slots));
 	free(t->xc);
 	free(t->xs);
@@ -392,10 +405,32 @@ static void tab_release(struct tab *t)
 	memset(t, 0, sizeof(*t));
 }
 
-static inline size_t slot_of(const struct tab *t, uint64_t h)
+/* The part of a string's hash that entries keep. */
+static inline uint32_t hash_hi(uint64_t h)
+{
+	return (uint32_t)(h >> 32);
+}
+
+static inline size_t slot_of(const struct tab *t, uint32_t h)
 {
 	/* Multiply-shift range reduction: any table size works. */
-	return (size_t)(((h >> 32) * (uint64_t)t->nslots) >> 32);
+	return (size_t)(((uint64_t)h * t->nslots) >> 32);
+}
+
+static inline uint64_t ent_err(const struct tab *t, const struct ent *e)
+{
+	return t->errv ? t->errv[e - t->e] : 0;
+}
+
+/* The array comes at the first nonzero err (zeroed by the kernel). */
+static void ent_set_err(struct tab *t, const struct ent *e, uint64_t err)
+{
+	if (!t->errv) {
+		if (!err)
+			return;
+		t->errv = map_new(t->cap * sizeof(*t->errv));
+	}
+	t->errv[e - t->e] = err;
 }
 
 /*
@@ -413,7 +448,7 @@ static uint32_t *hash_order(const struct ent *e, size_t n)
 	uint32_t sum = 0;
 
 	for (size_t i = 0; i < n; i++)
-		cnt[e[i].hash >> 48]++;
+		cnt[e[i].hash >> 16]++;
 	for (size_t b = 0; b < (1u << 16); b++) {
 		uint32_t c = cnt[b];
 
@@ -421,7 +456,7 @@ static uint32_t *hash_order(const struct ent *e, size_t n)
 		sum += c;
 	}
 	for (size_t i = 0; i < n; i++)
-		ord[cnt[e[i].hash >> 48]++] = (uint32_t)i;
+		ord[cnt[e[i].hash >> 16]++] = (uint32_t)i;
 	free(cnt);
 	return ord;
 }
@@ -457,7 +492,7 @@ static inline bool key_eq(const struct ent *e, const char *s, uint32_t klen)
 }
 
 /* The entry for the key, or NULL; *slot is where it would go. */
-static inline struct ent *tab_find(const struct tab *t, uint64_t h, const char *s,
+static inline struct ent *tab_find(const struct tab *t, uint32_t h, const char *s,
 				   uint64_t len, size_t *slot)
 {
 	uint32_t klen = klen_of(t, len);
@@ -487,6 +522,8 @@ static inline struct ent *tab_find(const struct tab *t, uint64_t h, const char *
 static void tab_grow(struct tab *t, size_t cap)
 {
 	t->e = map_resize(t->e, t->cap * sizeof(*t->e), cap * sizeof(*t->e));
+	if (t->errv)
+		t->errv = map_resize(t->errv, t->cap * sizeof(*t->errv), cap * sizeof(*t->errv));
 	t->cap = cap;
 	map_free(t->slots, t->nslots * sizeof(*t->slots));
 	t->nslots = 2 * cap;
@@ -541,7 +578,7 @@ static void tab_prune(struct tab *t)
 	uint64_t *scratch, thr;
 	struct arena na = { 0 };
 	place_row *nxc = NULL;
-	samp_row *nxs = NULL;
+	struct ext *nxs = NULL;
 	size_t nnxc = 0, xcap = 0, nnxs = 0, xscap = 0, j = 0;
 
 	if (!t->n)
@@ -561,16 +598,20 @@ static void tab_prune(struct tab *t)
 			continue;
 		if (klen > KEY_INLINE)
 			e.key.p = arena_put(&na, e.key.p, klen);
-		if (e.xrow) {
-			HS_ALLOC_GROW(nxc, nnxc + 1, xcap);
-			memcpy(nxc[nnxc++], t->xc[e.xrow - 1], sizeof(place_row));
-			e.xrow = (uint32_t)nnxc;
-		}
-		if (e.xsamp) {
+		if (e.ext) {
+			struct ext x = t->xs[e.ext - 1];
+
+			if (x.xc) {
+				HS_ALLOC_GROW(nxc, nnxc + 1, xcap);
+				memcpy(nxc[nnxc++], t->xc[x.xc - 1], sizeof(place_row));
+				x.xc = (uint32_t)nnxc;
+			}
 			HS_ALLOC_GROW(nxs, nnxs + 1, xscap);
-			memcpy(nxs[nnxs++], t->xs[e.xsamp - 1], sizeof(samp_row));
-			e.xsamp = (uint32_t)nnxs;
+			nxs[nnxs++] = x;
+			e.ext = (uint32_t)nnxs;
 		}
+		if (t->errv)
+			t->errv[j] = t->errv[i];
 		t->e[j++] = e;
 	}
 	arena_release(&t->ar);
@@ -608,7 +649,7 @@ static bool tab_make_room(struct tab *t, size_t klen)
 		tab_pool_sync(t);
 	if (t->n == t->cap) {
 		uint64_t avg_key = t->n ? t->ar.total / t->n + 1 : 8;
-		uint64_t fixed = t->xcap * sizeof(place_row) + t->xscap * sizeof(samp_row);
+		uint64_t fixed = t->xcap * sizeof(place_row) + t->xscap * sizeof(struct ext);
 		uint64_t per = ent_cost(t) + avg_key;
 		uint64_t fit = t->budget > fixed ? (t->budget - fixed) / per : 0;
 		size_t want = t->cap ? t->cap * 2 : 1024;
@@ -639,6 +680,43 @@ static bool tab_make_room(struct tab *t, size_t klen)
 	return true;
 }
 
+/* e's row in xs, made (zeroed) if it has none. */
+static struct ext *ent_ext(struct tab *t, struct ent *e)
+{
+	if (!e->ext) {
+		HS_ALLOC_GROW(t->xs, t->nxs + 1, t->xscap);
+		memset(&t->xs[t->nxs], 0, sizeof(t->xs[0]));
+		e->ext = (uint32_t)++t->nxs;
+		tab_note_mem(t);
+	}
+	return &t->xs[e->ext - 1];
+}
+
+/* e's per-place counts, or NULL: all its sightings are in e->place. */
+static inline uint64_t *ent_places(const struct tab *t, const struct ent *e)
+{
+	uint32_t xc = e->ext ? t->xs[e->ext - 1].xc : 0;
+
+	return xc ? t->xc[xc - 1] : NULL;
+}
+
+/* The same, made if e has none (before e's count is updated). */
+static uint64_t *ent_places_make(struct tab *t, struct ent *e)
+{
+	uint64_t *row = ent_places(t, e);
+	struct ext *x;
+
+	if (row)
+		return row;
+	HS_ALLOC_GROW(t->xc, t->nxc + 1, t->xcap);
+	memset(t->xc[t->nxc], 0, sizeof(place_row));
+	t->xc[t->nxc][e->place] = e->count - ent_err(t, e);
+	x = ent_ext(t, e);	/* may move xs: taken after the row is made */
+	x->xc = (uint32_t)++t->nxc;
+	tab_note_mem(t);
+	return t->xc[x->xc - 1];
+}
+
 /* The samples of e, lowest first. */
 static unsigned ent_samples(const struct tab *t, const struct ent *e,
 			    hs_addr_t out[HS_STR_SAMPLES])
@@ -648,7 +726,7 @@ static unsigned ent_samples(const struct tab *t, const struct ent *e,
 	if (n)
 		out[0] = e->samp0;
 	if (n > 1)
-		memcpy(out + 1, t->xs[e->xsamp - 1], (n - 1) * sizeof(out[0]));
+		memcpy(out + 1, t->xs[e->ext - 1].samp, (n - 1) * sizeof(out[0]));
 	return n;
 }
 
@@ -658,15 +736,8 @@ static void ent_set_samples(struct tab *t, struct ent *e,
 	e->nsamp = n & 3;
 	if (n)
 		e->samp0 = v[0];
-	if (n > 1) {
-		if (!e->xsamp) {
-			HS_ALLOC_GROW(t->xs, t->nxs + 1, t->xscap);
-			memset(t->xs[t->nxs], 0, sizeof(samp_row));
-			e->xsamp = (uint32_t)++t->nxs;
-			tab_note_mem(t);
-		}
-		memcpy(t->xs[e->xsamp - 1], v + 1, (n - 1) * sizeof(v[0]));
-	}
+	if (n > 1)
+		memcpy(ent_ext(t, e)->samp, v + 1, (n - 1) * sizeof(v[0]));
 }
 
 /* Keeps the HS_STR_SAMPLES lowest addresses (each seen once). */
@@ -676,7 +747,7 @@ static inline void ent_sample(struct tab *t, struct ent *e, hs_addr_t a)
 	unsigned n;
 
 	if (e->nsamp == HS_STR_SAMPLES &&
-	    a > t->xs[e->xsamp - 1][HS_STR_SAMPLES - 2])
+	    a > t->xs[e->ext - 1].samp[HS_STR_SAMPLES - 2])
 		return;
 	n = ent_samples(t, e, v);
 	if (n == HS_STR_SAMPLES)
@@ -708,53 +779,48 @@ static void samples_merge(struct tab *dt, struct ent *dst, const struct tab *st,
 /* Occurrences seen per place, as a full row. */
 static void ent_row(const struct tab *t, const struct ent *e, place_row row)
 {
-	if (e->xrow) {
-		memcpy(row, t->xc[e->xrow - 1], sizeof(place_row));
+	const uint64_t *r = ent_places(t, e);
+
+	if (r) {
+		memcpy(row, r, sizeof(place_row));
 	} else {
 		memset(row, 0, sizeof(place_row));
-		row[e->place] = e->count - e->err;
+		row[e->place] = e->count - ent_err(t, e);
 	}
 }
 
 /* Adds per-place sightings (add[]) to e, before e's count is updated. */
 static void ent_add_places(struct tab *t, struct ent *e, const place_row add)
 {
-	bool other = false;
+	uint64_t *row = ent_places(t, e);
 
-	for (unsigned c = 0; c < PLACES; c++)
-		if (add[c] && c != e->place)
-			other = true;
-	if (!e->xrow && !other)
-		return;
-	if (!e->xrow) {
-		HS_ALLOC_GROW(t->xc, t->nxc + 1, t->xcap);
-		memset(t->xc[t->nxc], 0, sizeof(place_row));
-		t->xc[t->nxc][e->place] = e->count - e->err;
-		e->xrow = (uint32_t)++t->nxc;
-		tab_note_mem(t);
+	if (!row) {
+		for (unsigned c = 0; c < PLACES && !row; c++)
+			if (add[c] && c != e->place)
+				row = ent_places_make(t, e);
+		if (!row)
+			return;
 	}
 	for (unsigned c = 0; c < PLACES; c++)
-		t->xc[e->xrow - 1][c] += add[c];
+		row[c] += add[c];
 }
 
 /* ent_add_places for n sightings in one place: no row unless needed. */
 static inline void ent_add_place(struct tab *t, struct ent *e, unsigned place,
 				 uint64_t n)
 {
-	if (!e->xrow && (e->place == place || !n))
-		return;
-	if (!e->xrow) {
-		HS_ALLOC_GROW(t->xc, t->nxc + 1, t->xcap);
-		memset(t->xc[t->nxc], 0, sizeof(place_row));
-		t->xc[t->nxc][e->place] = e->count - e->err;
-		e->xrow = (uint32_t)++t->nxc;
-		tab_note_mem(t);
+	uint64_t *row = ent_places(t, e);
+
+	if (!row) {
+		if (e->place == place || !n)
+			return;
+		row = ent_places_make(t, e);
 	}
-	t->xc[e->xrow - 1][place] += n;
+	row[place] += n;
 }
 
-/* A new entry, count 0; NULL if the table may not grow (overflow). */
-static struct ent *tab_insert(struct tab *t, uint64_t h, const char *s,
+/* A new entry, count and err 0; NULL if the table may not grow (overflow). */
+static struct ent *tab_insert(struct tab *t, uint32_t h, const char *s,
 			      uint64_t len, unsigned place)
 {
 	uint32_t klen = klen_of(t, len);
@@ -780,12 +846,13 @@ static struct ent *tab_insert(struct tab *t, uint64_t h, const char *s,
 	}
 	e = &t->e[t->n++];
 	memset(e, 0, sizeof(*e));
+	if (t->errv)
+		t->errv[t->n - 1] = 0;
 	e->hash = h;
 	key_set(&t->ar, e, s, klen);
 	e->len = len;
 	e->place = place & 0xff;
 	t->slots[slot] = (uint32_t)t->n;
-	hll_add(t->hll, h);
 	if (klen > KEY_INLINE)
 		tab_note_mem(t);
 	return e;
@@ -880,7 +947,7 @@ static inline void hot_set(struct tab *t, struct hot *c, const struct ent *e,
 	c->key = klen_of(t, e->len) > KEY_INLINE ? e->key.p : NULL;
 	c->ent = (uint32_t)(e - t->e) + 1;
 	c->place = place;
-	c->smax = e->nsamp == HS_STR_SAMPLES ? t->xs[e->xsamp - 1][HS_STR_SAMPLES - 2]
+	c->smax = e->nsamp == HS_STR_SAMPLES ? t->xs[e->ext - 1].samp[HS_STR_SAMPLES - 2]
 					     : ~(hs_addr_t)0;
 }
 
@@ -921,16 +988,18 @@ static inline void tab_add(struct tab *t, uint64_t h, const char *s,
 	size_t slot;
 	struct ent *e;
 
-	e = tab_find(t, h, s, len, &slot);
+	e = tab_find(t, hash_hi(h), s, len, &slot);
 	if (!e) {
-		e = tab_insert(t, h, s, len, place);
+		e = tab_insert(t, hash_hi(h), s, len, place);
 		if (!e)
 			return;
-		e->count = e->err = t->U;
+		hll_add(t->hll, h);
+		e->count = t->U;
+		ent_set_err(t, e, t->U);
 		ent_hit(t, e, len, addr, place);
 	} else {
 		ent_hit(t, e, len, addr, place);
-		if (e->count - e->err > 1) {
+		if (e->count - ent_err(t, e) > 1) {
 			/* Seen before in this table: a candidate for the hot
 			 * cache.  The slot's pending sightings go to the entry
 			 * that held it first. */
@@ -955,7 +1024,7 @@ static bool tab_merge(struct tab *dst, const struct tab *src)
 	 * rebuild instead of one per doubling on the way. */
 	if (dst->n + src->n > dst->cap && !dst->pool) {
 		uint64_t avg_key = (dst->ar.total + src->ar.total) / (dst->n + src->n + 1) + 1;
-		uint64_t fixed = dst->xcap * sizeof(place_row) + dst->xscap * sizeof(samp_row) +
+		uint64_t fixed = dst->xcap * sizeof(place_row) + dst->xscap * sizeof(struct ext) +
 				 src->xcap * sizeof(place_row);
 		uint64_t fit = dst->budget > fixed ? (dst->budget - fixed) / (ent_cost(dst) + avg_key) : 0;
 		size_t want = dst->n + src->n + (dst->n + src->n) / 16;
@@ -1010,18 +1079,20 @@ static bool tab_merge(struct tab *dst, const struct tab *src)
 				free(ord);
 				return false;
 			}
-			e->count = e->err = dst->U; /* after any prune the insert made */
+			/* after any prune the insert made */
+			e->count = dst->U;
+			ent_set_err(dst, e, dst->U);
 		}
-		if (x->xrow) {
+		if (ent_places(src, x)) {
 			place_row row;
 
 			ent_row(src, x, row);
 			ent_add_places(dst, e, row);
 		} else {
-			ent_add_place(dst, e, x->place, x->count - x->err);
+			ent_add_place(dst, e, x->place, x->count - ent_err(src, x));
 		}
 		e->count += x->count;
-		e->err += x->err;
+		ent_set_err(dst, e, ent_err(dst, e) + ent_err(src, x));
 		samples_merge(dst, e, src, x);
 		e->touched = src->U != 0;
 	}
@@ -1032,7 +1103,7 @@ static bool tab_merge(struct tab *dst, const struct tab *src)
 
 		if (!e->touched) {
 			e->count += src->U;
-			e->err += src->U;
+			ent_set_err(dst, e, ent_err(dst, e) + src->U);
 		}
 		e->touched = 0;
 	}
@@ -1146,7 +1217,7 @@ static void drain(struct worker *w)
 
 	if (t->nslots)
 		for (unsigned i = 0; i < w->nq; i++) {
-			uint32_t v = t->slots[slot_of(t, w->q[i].h)];
+			uint32_t v = t->slots[slot_of(t, hash_hi(w->q[i].h))];
 
 			if (v)
 				__builtin_prefetch(&t->e[v - 1]);
@@ -1175,7 +1246,7 @@ static void on_run(void *ud, hs_addr_t addr, const char *s, size_t stored,
 		return;
 	}
 	if (t->nslots)
-		__builtin_prefetch(&t->slots[slot_of(t, h)]);
+		__builtin_prefetch(&t->slots[slot_of(t, hash_hi(h))]);
 	p = &w->q[w->nq++];
 	p->h = h;
 	p->len = len;
@@ -1514,7 +1585,7 @@ static void build_result(const struct tab *g, const struct hs_str_opts *o,
 		it->len = e->len;
 		it->truncated = e->len > klen;
 		it->count = e->count;
-		it->err = e->err;
+		it->err = ent_err(g, e);
 		it->bytes = e->count * e->len * g->unit;
 		ent_row(g, e, row);
 		for (unsigned p = 0; p < PLACES; p++) {
@@ -1711,7 +1782,6 @@ static void *join_main(void *arg)
 			continue;
 		je.e = *e;
 		je.e.count = total;
-		je.e.err = 0;
 		je.tab = pt->i;
 		jtop_push(&j->ctx, pt->heap, &pt->n, j->k, &je);
 	}
