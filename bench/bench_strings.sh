@@ -14,7 +14,9 @@
 #
 # Prints, side by side: wall time, target stop time, peak RSS of the tool,
 # the ratio; then heapscan's throughput per core, three ways (see the
-# lines printed: scan phase, end to end, per CPU-second); then the glibc
+# lines printed: scan phase, end to end, per CPU-second), measured like
+# for like with strings(1) at --min-len 4, and again at heapscan's own
+# defaults (min-len 6: fewer short runs from binary data); then the glibc
 # heap walker alone ('heapscan heap -p'; 'heapscan strings' no longer
 # walks: it places strings from the free lists).  Needs gdb (gcore), binutils
 # (strings) and GNU time; installs them with apt-get if missing.
@@ -46,6 +48,7 @@ calc() { awk "BEGIN { printf \"%.2f\n\", $* }"; }
 
 p_wall=(); p_stop=(); p_rss=()
 h_wall=(); h_cpu=(); h_stop=(); h_rss=(); h_scan=(); h_bytes=()
+d_wall=(); d_cpu=(); d_scan=(); d_rss=()
 w_wall=(); w_walk=(); w_bytes=(); w_chunks=()
 for i in $(seq 1 "$runs"); do
 	if [ "$pipe" = 1 ]; then
@@ -70,6 +73,14 @@ for i in $(seq 1 "$runs"); do
 import json,sys; s=json.load(open(sys.argv[1]))["summary"]
 print(s["stop_ms"]/1e3, s["scan_ms"]/1e3, s["bytes_scanned"], s["jobs"], s["exact"])' "$tmp/hs.json")
 	h_stop+=("$stop"); h_scan+=("$scan"); h_bytes+=("$bytes")
+
+	# The same at heapscan's defaults (what 'heapscan strings -p PID' runs).
+	/usr/bin/time -f "%e %M %U %S" -o "$tmp/hsd.time" "$heapscan" strings -p "$wpid" --json \
+		${HS_BENCH_ARGS:-} > "$tmp/hsd.json"
+	read -r wall rss usr sys < "$tmp/hsd.time"
+	d_wall+=("$wall"); d_rss+=("$rss"); d_cpu+=("$(calc "$usr + $sys")")
+	d_scan+=("$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["summary"]["scan_ms"]/1e3)' "$tmp/hsd.json")")
+	d_minlen=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["summary"]["min_len"])' "$tmp/hsd.json")
 
 	/usr/bin/time -f "%e %M" -o "$tmp/heap.time" "$heapscan" heap -p "$wpid" --json \
 		> "$tmp/heap.json"
@@ -117,6 +128,10 @@ printf "    end to end:  GB / wall time of the command / jobs = %s / %.2f / %s =
 	"$gb" "$hw" "$jobs" "$(calc "$gb / $hw / $jobs")"
 printf "    CPU time:    GB / (user + sys CPU seconds of the command) = %s / %.2f = %s GB per CPU-second\n" \
 	"$gb" "$hu" "$(calc "$gb / $hu")"
+dw=$(med "${d_wall[@]}"); ds=$(med "${d_scan[@]}"); du=$(med "${d_cpu[@]}"); dr=$(med "${d_rss[@]}")
+echo "  heapscan strings at its defaults (min-len $d_minlen, what 'heapscan strings -p PID' runs):"
+printf "    wall %.2f s, peak RSS %.1f MiB; %s GB/s per core end to end, %s in the scan phase, %s GB per CPU-second\n" \
+	"$dw" "$(calc "$dr / 1024")" "$(calc "$gb / $dw / $jobs")" "$(calc "$gb / $ds / $jobs")" "$(calc "$gb / $du")"
 printf "  heapscan heap: %.0f chunks, %.2f GB of heap walked in %.3f s = %.2f GB/s (one core); wall %.2f s\n" \
 	"$wc" "$(calc "$wb / 1e9")" "$wk" "$(calc "$wb / 1e9 / $wk")" "$ww"
 echo "  (end to end = attach, glibc free lists for the locations, then the scan phase on $jobs)"
