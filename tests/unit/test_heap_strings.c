@@ -395,6 +395,89 @@ static void test_driver_exact_seams(void **state)
 }
 
 /*
+ * Repeated strings whose sightings change place: a long and a short key,
+ * each written many times across in-use and free intervals and in two
+ * region classes.  The hot cache holds their sightings in its slot and
+ * adds them at every change of place: the per-class and per-location
+ * counts and the lowest samples must be exactly what was written, with
+ * 1 and 2 jobs, the chunk cutting the runs of sightings anywhere.
+ */
+static void test_driver_hot_places(void **state)
+{
+	static const char *const words[] = { "a-hot-key-longer-than-8", "hot4" };
+	enum { NW = 2 };
+	unsigned char *heap = malloc(MEM_SZ), *anon = malloc(MEM_SZ);
+	uint64_t cls[NW][2] = { { 0 } }, loc[NW][HS_STR_LOC_N] = { { 0 } };
+	hs_addr_t low[NW][HS_STR_SAMPLES];
+	unsigned nlow[NW] = { 0 };
+	struct hs_target *t;
+	struct hs_str_ranges r = HS_STR_RANGES_INIT;
+	struct hs_str_where w = HS_STR_WHERE_INIT;
+	struct hs_str_result res;
+	struct hs_str_opts o;
+
+	(void)state;
+	noise(heap, MEM_SZ);
+	noise(anon, MEM_SZ);
+	/* In-use 0x300 bytes, then free 0x100, over the heap. */
+	for (hs_addr_t a = HEAP_BASE; a < HEAP_BASE + MEM_SZ; a += 0x400) {
+		hs_str_where_add(&w, a, a + 0x300, HS_STR_LOC_INUSE);
+		hs_str_where_add(&w, a + 0x300, a + 0x400, HS_STR_LOC_FREE);
+	}
+	hs_str_where_finish(&w);
+	for (unsigned m = 0; m < 2; m++) {
+		unsigned char *buf = m ? anon : heap;
+		hs_addr_t base = m ? ANON_BASE : HEAP_BASE;
+
+		for (size_t off = 16; off + 40 < MEM_SZ; off += 40 + xrand() % 24) {
+			unsigned k = (unsigned)(xrand() % NW);
+			hs_addr_t a = base + off;
+			unsigned l = m ? HS_STR_LOC_OUTSIDE :
+				     ((a - HEAP_BASE) % 0x400 < 0x300 ? HS_STR_LOC_INUSE
+								     : HS_STR_LOC_FREE);
+
+			put(buf, off, words[k]);
+			cls[k][m]++;
+			loc[k][l]++;
+			if (nlow[k] < HS_STR_SAMPLES)
+				low[k][nlow[k]++] = a;	/* heap first, rising */
+		}
+	}
+	assert_int_equal(hs_target_open_mem(&t), 0);
+	hs_target_mem_add(t, HEAP_BASE, heap, MEM_SZ, HS_PERM_R | HS_PERM_W, "[heap]");
+	hs_target_mem_add(t, ANON_BASE, anon, MEM_SZ, HS_PERM_R | HS_PERM_W, NULL);
+	hs_classify(t);
+	hs_str_ranges_from_maps(&r, &t->maps, HS_STR_CLASSES_DEFAULT);
+	hs_str_opts_init(&o);
+	o.min_len = 4;
+	o.where = &w;
+	for (unsigned jobs = 1; jobs <= 2; jobs++) {
+		for (size_t chunk = 4096; chunk <= 65536; chunk *= 16) {
+			o.jobs = jobs;
+			o.chunk = chunk;
+			assert_int_equal(hs_strings_scan(t, &r, &o, &res), 0);
+			assert_true(res.exact);
+			for (unsigned k = 0; k < NW; k++) {
+				const struct hs_str_item *it = get_item(&res, words[k]);
+
+				assert_int_equal(it->count, cls[k][0] + cls[k][1]);
+				assert_int_equal(it->cls_count[HS_CLASS_HEAP], cls[k][0]);
+				assert_int_equal(it->cls_count[HS_CLASS_ANON], cls[k][1]);
+				assert_memory_equal(it->loc_count, loc[k], sizeof(loc[k]));
+				assert_int_equal(it->nsamples, HS_STR_SAMPLES);
+				assert_memory_equal(it->samples, low[k], sizeof(low[k]));
+			}
+			hs_str_result_release(&res);
+		}
+	}
+	hs_str_where_release(&w);
+	hs_str_ranges_release(&r);
+	hs_target_close(t);
+	free(heap);
+	free(anon);
+}
+
+/*
  * Several thousand distinct strings, each in several segments, so every
  * worker's table holds many of the same keys: the join of 2-4 tables
  * (and the merge past JOIN_MAX) must give the single table's answer, per
@@ -1084,6 +1167,7 @@ int main(void)
 		cmocka_unit_test(test_ranges_restrict),
 		cmocka_unit_test(test_driver_where),
 		cmocka_unit_test(test_driver_jobs_join),
+		cmocka_unit_test(test_driver_hot_places),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
