@@ -795,11 +795,13 @@ static void ent_add_places(struct tab *t, struct ent *e, const place_row add)
 	uint64_t *row = ent_places(t, e);
 
 	if (!row) {
-		for (unsigned c = 0; c < PLACES && !row; c++)
-			if (add[c] && c != e->place)
-				row = ent_places_make(t, e);
-		if (!row)
+		bool other = false;
+
+		for (unsigned c = 0; c < PLACES; c++)
+			other |= add[c] && c != e->place;
+		if (!other)
 			return;
+		row = ent_places_make(t, e);
 	}
 	for (unsigned c = 0; c < PLACES; c++)
 		row[c] += add[c];
@@ -987,28 +989,28 @@ static inline void tab_add(struct tab *t, uint64_t h, const char *s,
 {
 	size_t slot;
 	struct ent *e;
+	bool seen;
 
 	e = tab_find(t, hash_hi(h), s, len, &slot);
-	if (!e) {
+	seen = e != NULL;
+	if (!seen) {
 		e = tab_insert(t, hash_hi(h), s, len, place);
 		if (!e)
 			return;
 		hll_add(t->hll, h);
 		e->count = t->U;
 		ent_set_err(t, e, t->U);
-		ent_hit(t, e, len, addr, place);
-	} else {
-		ent_hit(t, e, len, addr, place);
-		if (e->count - ent_err(t, e) > 1) {
-			/* Seen before in this table: a candidate for the hot
-			 * cache.  The slot's pending sightings go to the entry
-			 * that held it first. */
-			uint64_t w0 = key_word(s, klen_of(t, len));
-			struct hot *c = hot_slot(t, w0, len);
+	}
+	ent_hit(t, e, len, addr, place);
+	if (seen && e->count - ent_err(t, e) > 1) {
+		/* Seen before in this table: a candidate for the hot cache.
+		 * The slot's pending sightings go to the entry that held it
+		 * first. */
+		uint64_t w0 = key_word(s, klen_of(t, len));
+		struct hot *c = hot_slot(t, w0, len);
 
-			hot_flush(t, c);
-			hot_set(t, c, e, w0, place);
-		}
+		hot_flush(t, c);
+		hot_set(t, c, e, w0, place);
 	}
 }
 
