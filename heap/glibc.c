@@ -357,7 +357,7 @@ static int detect_version(struct hs_glibc_heap *h)
 {
 	const struct hs_maps *maps = &h->t->maps;
 	const struct hs_map *base = libc_base_map(maps);
-	bool post_mortem = !h->t->ops->suspend;
+	bool post_mortem = !(h->t->caps & HS_CAP_READ_FAULTS);
 	unsigned from_name = 0;
 	const char *name = NULL;
 	int ret;

@@ -149,11 +149,9 @@ static double ms(uint64_t ns)
 /* How the memory was held still: "fork", "stop" or "none". */
 static const char *snapshot_kind(const struct hs_target *t)
 {
-	if (strcmp(t->ops->name, "live"))
-		return "none";
 	if (hs_live_forked(t))
 		return "fork";
-	return (t->flags & HS_TARGET_NO_STOP) ? "none" : "stop";
+	return hs_target_holds(t) ? "stop" : "none";
 }
 
 static void report_text(const char *path, const struct hs_target *t,
@@ -310,7 +308,7 @@ int cmd_dump(int argc, char **argv)
 	if (ret)
 		return ret;
 	hs_cli_test_hold();
-	if (!strcmp(t->ops->name, "live")) {
+	if (t->caps & HS_CAP_READ_FAULTS) {
 		char path[64];
 
 		snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)t->info.pid);

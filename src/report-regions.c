@@ -48,7 +48,7 @@ void hs_report_header_text(FILE *out, const struct hs_target *t)
 	fprintf(out, "  exe:      %s\n", in->exe[0] ? in->exe : "?");
 	fprintf(out, "  cmdline:  %s\n", in->cmdline[0] ? in->cmdline : "?");
 	fprintf(out, "  threads:  %zu   state: %c", t->nthreads, in->state ? in->state : '?');
-	if (!strcmp(t->ops->name, "live")) {
+	if (t->caps & HS_CAP_STOPPABLE) {
 		if (t->flags & HS_TARGET_NO_STOP)
 			fprintf(out, "   not stopped (--no-stop)\n");
 		else
@@ -115,8 +115,7 @@ void hs_report_header_json(struct hs_json *j, const struct hs_target *t)
 	}
 	hs_json_arr_end(j);
 	hs_json_obj_end(j);
-	hs_json_bool(j, "stopped", !(t->flags & HS_TARGET_NO_STOP) &&
-				   !strcmp(t->ops->name, "live"));
+	hs_json_bool(j, "stopped", hs_target_holds(t));
 	hs_json_double(j, "stop_ms", (double)t->stop_ns / 1e6);
 	hs_json_bool(j, "partial", (t->state & HS_TSTATE_PARTIAL) != 0);
 	hs_json_bool(j, "target_exited", (t->state & HS_TSTATE_GONE) != 0);

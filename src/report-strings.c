@@ -188,7 +188,7 @@ void hs_report_strings_text(FILE *out, const struct hs_str_result *res,
 			PRIu64 " times\n",
 			hs_fmt_bytes(b1, sizeof(b1), res->opts.max_mem), res->err_bound,
 			res->err_bound);
-	if (t && !strcmp(t->ops->name, "live")) {
+	if (t && (t->caps & HS_CAP_STOPPABLE)) {
 		if (t->flags & HS_TARGET_NO_STOP)
 			fprintf(out, "  target not stopped (--no-stop)\n");
 		else
@@ -230,8 +230,7 @@ void hs_report_strings_json(struct hs_json *j, const struct hs_str_result *res,
 	hs_json_bool(j, "where_known", res->where_known);
 	hs_json_bool(j, "where_approximate", res->where_approximate);
 	if (t) {
-		hs_json_bool(j, "stopped", !strcmp(t->ops->name, "live") &&
-			     !(t->flags & HS_TARGET_NO_STOP));
+		hs_json_bool(j, "stopped", hs_target_holds(t));
 		hs_json_double(j, "stop_ms", (double)t->stop_ns / 1e6);
 	}
 	hs_json_obj_end(j);

@@ -893,6 +893,7 @@ int hs_target_open_core(const char *path, const char *exe,
 	}
 
 	t = hs_target_new(&core_ops);
+	t->caps = HS_CAP_POST_MORTEM;
 	t->priv = p;
 	t->source = hs_xstrdup(path);
 	ret = read_segments(t, p, &nt, &eh);

@@ -70,43 +70,6 @@ static const struct hs_map *libc_base(const struct hs_target *t)
 	return NULL;
 }
 
-static int open_regular(const char *p)
-{
-	struct stat st;
-	int fd = open(p, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return -ENOENT;
-	}
-	return fd;
-}
-
-/* Live: the file the process maps (its mount namespace, or the mapping
- * itself if deleted); a core: the path it names. */
-static int open_libc(const struct hs_target *t, const struct hs_map *m)
-{
-	char p[4096 + 64];
-	int fd;
-
-	if (!strcmp(t->ops->name, "live") && t->info.pid > 0) {
-		if (!(m->flags & HS_MAP_DELETED)) {
-			snprintf(p, sizeof(p), "/proc/%d/root%s", (int)t->info.pid, m->path);
-			fd = open_regular(p);
-			if (fd >= 0)
-				return fd;
-		}
-		snprintf(p, sizeof(p), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64,
-			 (int)t->info.pid, m->start, m->end);
-		fd = open_regular(p);
-		if (fd >= 0 || (m->flags & HS_MAP_DELETED))
-			return fd;
-	}
-	return open_regular(m->path);
-}
-
 struct target_vote {
 	uint64_t vaddr;
 	unsigned votes, order;
@@ -207,7 +170,7 @@ int hs_libc_main_arena_disasm(struct hs_target *t, hs_addr_t *out, size_t max, s
 	*n = 0;
 	if (!base)
 		return -HS_E_NOT_FOUND;
-	fd = open_libc(t, base);
+	fd = hs_target_open_file(t, base);
 	if (fd < 0)
 		return -HS_E_NOT_FOUND;
 	memset(&sc, 0, sizeof(sc));

@@ -300,7 +300,6 @@ int hs_stacks_collect(struct hs_target *t, const struct hs_stacks_opts *o,
 		      struct hs_stacks *out)
 {
 	unsigned max = o && o->max_frames ? o->max_frames : DEFAULT_MAX_FRAMES;
-	const char *kind = t->ops && t->ops->name ? t->ops->name : "";
 	int err = 0;
 
 	memset(out, 0, sizeof(*out));
@@ -316,12 +315,12 @@ int hs_stacks_collect(struct hs_target *t, const struct hs_stacks_opts *o,
 		memcpy(out->v[i].name, t->threads[i].name, sizeof(out->v[i].name));
 		out->v[i].name[sizeof(out->v[i].name) - 1] = 0;
 	}
-	if (!strcmp(kind, "live"))
+	if (t->caps & HS_CAP_PTRACE_UNWIND)
 		err = unwind_live(t, max, out);
-	else if (!strcmp(kind, "core") || !strcmp(kind, "dump"))
+	else if (t->caps & HS_CAP_POST_MORTEM)
 		err = unwind_core(t, o, max, out);
 	else
-		out->error = xasprintf("no unwinder for '%s' targets", kind);
+		out->error = xasprintf("no unwinder for this target");
 	for (size_t i = 0; i < out->n; i++)
 		frame_from_regs(t, &out->v[i]);
 	return err;

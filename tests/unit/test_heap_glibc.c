@@ -1175,6 +1175,7 @@ static void test_version_live_no_rodata(void **state)
 	spy.f = &f;
 	spy.banner_reads = 0;
 	t = hs_target_new(&spy_ops);
+	t->caps = HS_CAP_STOPPABLE | HS_CAP_READ_FAULTS; /* reads fault pages in */
 	for (size_t i = 0; i < f.nr; i++) {
 		struct hs_map *m = hs_maps_add(&t->maps, f.r[i].addr, f.r[i].addr + f.r[i].len,
 					       i < 2 ? LIBC : i == 2 ? "[heap]" : "");
