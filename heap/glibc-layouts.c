@@ -4,7 +4,7 @@
  * Sources: the struct definitions of malloc/malloc.c and malloc/arena.c at
  * each glibc tag (malloc_state, malloc_par, heap_info,
  * tcache_perthread_struct), cross-checked with gdb + libc6-dbg on
- * Debian 12's 2.36 (see /work/shared/reference.md section 1.2).  Changes
+ * Debian 12's 2.36 (doc/glibc-malloc.md).  Changes
  * that split the rows:
  *   2.23  malloc_state gains attached_threads (after next_free);
  *   2.24  malloc_par loses max_total_mem;

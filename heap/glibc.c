@@ -1,7 +1,7 @@
 /*
  * glibc heap walker; see hs_glibc.h for the contract.
  *
- * Facts used here (reference.md section 1): chunk header prev_size +0,
+ * Facts used here (doc/glibc-malloc.md): chunk header prev_size +0,
  * size +8, flags PREV_INUSE 1, IS_MMAPPED 2, NON_MAIN_ARENA 4; free chunks
  * fd +0x10, bk +0x18; tcache lists link user pointers (chunk + 0x10),
  * fastbins link chunk headers; safe-linking (2.32+) stores

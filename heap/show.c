@@ -423,7 +423,7 @@ size_t hs_show_peek_string(struct hs_target *t, hs_addr_t addr, size_t min_len,
 static uint64_t chunk_dump_len(const struct hs_glibc_chunk *c)
 {
 	/* An in-use heap chunk's user bytes run through the next chunk's
-	 * prev_size field (usable = size - 8, reference.md 1.1). */
+	 * prev_size field (usable = size - 8, doc/glibc-malloc.md). */
 	if (c->state == HS_CHUNK_INUSE)
 		return c->size + 8;
 	return c->size;

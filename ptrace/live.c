@@ -322,7 +322,7 @@ static void test_kill_hook(struct live_priv *p)
  * Builds the remote iovecs for [addr, addr+len): one per mapping the range
  * crosses, stopping at the first gap in the maps, because an iovec that
  * starts in an unmapped page fails the whole call with EFAULT while one
- * that runs into a hole just comes back short (reference.md §4).  At most
+ * that runs into a hole just comes back short (doc/ptrace.md).  At most
  * IOV_BATCH pieces (the kernel allows 1024).  Returns the bytes covered.
  */
 #define IOV_BATCH 64
@@ -411,7 +411,7 @@ static int live_read(struct hs_target *t, hs_addr_t addr, void *buf, size_t len,
 	case EPERM:
 	case ENOSYS:
 		/* Some kernels/LSMs refuse process_vm_readv but allow
-		 * /proc/PID/mem (style.md §4). */
+		 * /proc/PID/mem (doc/ptrace.md). */
 		p->use_pread = true;
 		return read_pread(p, pid, addr, buf, covered, nread);
 	default:

@@ -1,7 +1,7 @@
 /*
  * The core backend: an ELF core file (kernel core, gdb gcore, heapscan
  * dump) behind the target interface.  See hs_target_open_core() for the
- * contract; reference.md §3 for the layout.
+ * contract; doc/elf-cores.md for the layout.
  *
  * The file is hostile input: every size and offset read from it is checked
  * against the file before use, and anything damaged is reported and

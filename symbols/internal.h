@@ -2,7 +2,7 @@
  * Private to hs_symbols: the byte layout of the x86_64 core notes the
  * reader parses and the writer produces, and of heapscan's own note.
  *
- * The note layouts are written as offsets (reference.md §3) rather than by
+ * The note layouts are written as offsets (doc/elf-cores.md) rather than by
  * casting file bytes to structs: notes come from hostile files, and the
  * reader must bound every access.  The static asserts tie the offsets to
  * glibc's <sys/procfs.h> so a mistake fails the build.

@@ -1,7 +1,8 @@
 /*
  * main_arena from libc's symbols or code; see hs_libc.h.
  *
- * Facts (reference.md 1.8, checked with objdump on Debian 12's 2.36):
+ * Facts (doc/glibc-malloc.md, "Finding main_arena"; checked with objdump
+ * on Debian 12's 2.36):
  * malloc_trim, mallinfo2, malloc_stats and __libc_mallopt load
  * &main_arena with `lea disp(%rip), reg` within their first 0x30-0x45
  * bytes; mallinfo calls mallinfo2 on 2.33+ and loads it itself before.

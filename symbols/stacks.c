@@ -8,7 +8,7 @@
  *   - cores and heapscan dumps: libdwfl over the core file
  *     (dwfl_core_file_report finds the modules from NT_FILE and the
  *     link_map, dwfl_core_file_attach gives the threads).  Debian 12's
- *     libunwind-coredump 1.6.2 skips frames on cores (reference.md §6).
+ *     libunwind-coredump 1.6.2 skips frames on cores (doc/elf-cores.md).
  * Anything else (or an unwinder that cannot start) gives each thread's pc
  * and sp from its registers, with the reason.
  *

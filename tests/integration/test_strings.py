@@ -295,7 +295,7 @@ int main(void)
     def test_free_lists_match_walk_arena_heaps(self):
         cc = shutil.which("cc") or shutil.which("gcc")
         if not cc:
-            self.skipTest("no C compiler")
+            self.fail("no C compiler: scripts/setup.sh installs build-essential")
         src = os.path.join(self.tmp, "arena_heaps.c")
         exe = os.path.join(self.tmp, "arena_heaps")
         with open(src, "w") as f:
@@ -304,7 +304,7 @@ int main(void)
         p = subprocess.run([cc, "-O1", "-pthread", "-I", inc, "-o", exe, src],
                            capture_output=True, text=True, timeout=120)
         if p.returncode != 0:
-            self.skipTest("cannot build the victim: %s" % p.stderr[-200:])
+            self.fail("cannot build the victim: %s" % p.stderr[-200:])
         with Victim(exe) as v:
             heap, rc, err = run_json("heap", "-p", v.pid)
             self.assertEqual(rc, 0, err)
@@ -328,13 +328,13 @@ int main(void)
         compiler; skipped if that cannot be done."""
         cc = shutil.which("cc") or shutil.which("gcc")
         if not cc:
-            self.skipTest("no C compiler for the static victim")
+            self.fail("no C compiler for the static victim")
         exe = os.path.join(self.tmp, "strings_victim_static")
         src = os.path.join(harness.SOURCE, "fixtures", "victims", "strings_victim.c")
         p = subprocess.run([cc, "-O1", "-static", "-pthread", "-o", exe, src],
                            capture_output=True, text=True, timeout=120)
         if p.returncode != 0:
-            self.skipTest("cannot link a static victim: %s" % p.stderr[-200:])
+            self.fail("cannot link a static victim: %s" % p.stderr[-200:])
         return exe
 
     def test_no_glibc(self):

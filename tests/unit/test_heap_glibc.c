@@ -5,7 +5,7 @@
  * plain links), corrupt headers and cyclic free lists.
  *
  * The offsets below are written out independently of glibc-layouts.c
- * (from the struct definitions, reference.md 1.2), so a wrong table entry
+ * (from the struct definitions, doc/glibc-malloc.md), so a wrong table entry
  * fails here instead of being copied into the expectations.
  */
 #include <elf.h>
