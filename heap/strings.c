@@ -1934,6 +1934,13 @@ static void join_exact(struct worker *w, unsigned ntab, unsigned threads,
 	*mem_peak += extra;
 }
 
+/* The caller's read_done, at most once a scan (o is the scan's own copy). */
+static void read_done(const struct hs_str_opts *o)
+{
+	if (o->read_done)
+		o->read_done(o->read_done_ud);
+}
+
 static void reset_workers(struct worker *w, unsigned jobs)
 {
 	for (unsigned i = 0; i < jobs; i++) {
@@ -2040,9 +2047,14 @@ int hs_strings_scan(struct hs_target *t, const struct hs_str_ranges *r,
 		mem_peak += w[i].tab.mem_peak;
 	t1 = hs_now_ns();
 	joined = !ret && !run.overflow && o->jobs > 1 && o->jobs <= JOIN_MAX;
+	/* The exact pass fitted (or failed): nothing more is read. */
+	if (joined || ret)
+		read_done(o);
 	if (joined)
 		join_exact(w, o->jobs, o->jobs, o, run.unit, &mem_peak, res);
 	exact_ok = joined || (!ret && !run.overflow && merge_exact(&run, w, budget));
+	if (exact_ok && !joined)
+		read_done(o); /* merged in place, while still held */
 	hs_log(HS_LOG_DEBUG, "strings: exact pass %.3f s, merge %.3f s",
 	       (double)(t1 - t0) / 1e9, (double)(hs_now_ns() - t1) / 1e9);
 	result = &w[0].tab;
@@ -2061,6 +2073,7 @@ int hs_strings_scan(struct hs_target *t, const struct hs_str_ranges *r,
 		jobs_run = run_pass(&run, w);
 		ret = run.err;
 		result = &run.global;
+		read_done(o);
 		if (run.global.mem_peak + (uint64_t)o->jobs * run.worker_peak > mem_peak)
 			mem_peak = run.global.mem_peak + (uint64_t)o->jobs * run.worker_peak;
 	}

@@ -363,3 +363,27 @@ void hs_cli_test_hold(void)
 	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
 }
+
+void hs_cli_test_hold_at(const char *point)
+{
+	const char *at = getenv("HEAPSCAN_TEST_HOLD_AT");
+	sigset_t block, old;
+	int sig = 0;
+
+	if (!at || strcmp(at, point))
+		return;
+	sigemptyset(&block);
+	sigaddset(&block, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &block, &old);
+	fprintf(stderr, "heapscan: test: holding at %s\n", point);
+	fflush(stderr);
+	while (sigwait(&block, &sig) != 0)
+		;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+void hs_cli_read_done(void *t)
+{
+	(void)hs_target_resume(t);
+	hs_cli_test_hold_at("read-done");
+}

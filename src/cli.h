@@ -128,6 +128,18 @@ int hs_cli_exit_for(const struct hs_target *t);
  */
 void hs_cli_test_hold(void);
 
+/*
+ * The test hook HEAPSCAN_TEST_HOLD_AT=POINT: at the named point of a run,
+ * write "heapscan: test: holding at POINT" to stderr and wait for SIGUSR1.
+ * Points: "read-done" (everything read, the target resumed, the results
+ * not yet ranked).
+ */
+void hs_cli_test_hold_at(const char *point);
+
+/* hs_str_opts.read_done for commands: resumes the target (the ranking
+ * that follows runs while it runs), then the "read-done" test point. */
+void hs_cli_read_done(void *t);
+
 /* Subcommands: argv[0] is the subcommand name. */
 int cmd_scan(int argc, char **argv);
 int cmd_strings(int argc, char **argv);

@@ -88,9 +88,11 @@ int cmd_scan(int argc, char **argv)
 	if (want_heap && !hs_interrupted)
 		heap_err = hs_report_heap_collect(t, NULL, &heap);
 	if (want_strings && !hs_interrupted)
-		/* The heap opened above gives the strings' locations. */
+		/* The heap opened above gives the strings' locations; the
+		 * target runs again once they are read, while they are
+		 * ranked. */
 		str_err = hs_report_strings_collect_heap(t, heap_err == 0 ? heap : NULL,
-							 (unsigned)top, &strs);
+							 (unsigned)top, true, &strs);
 	if (hs_interrupted) {
 		hs_glibc_close(heap);
 		hs_str_result_release(&strs);

@@ -250,6 +250,10 @@ int cmd_strings(int argc, char **argv)
 		hs_str_ranges_restrict(&ranges, &whole, &where, loc_mask);
 		hs_str_ranges_release(&whole);
 	}
+	/* Let the target go as soon as everything is read: the tables are
+	 * joined and ranked while it runs. */
+	so.read_done = hs_cli_read_done;
+	so.read_done_ud = t;
 	ret = hs_strings_scan(t, &ranges, &so, &res);
 	hs_str_ranges_release(&ranges);
 	hs_str_where_release(&where);

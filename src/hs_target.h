@@ -262,6 +262,7 @@ struct hs_target {
 	struct hs_thread *threads;
 	size_t nthreads;
 	uint64_t stop_ns;        /* total time the target was stopped by us */
+	uint64_t open_ns;        /* hs_now_ns() when the target was opened */
 	uint64_t unreadable;     /* bytes asked for that could not be read */
 	char *source;            /* owned: "pid 1234" or the core's path */
 	void *priv;              /* backend state */

@@ -52,7 +52,9 @@ void hs_report_header_text(FILE *out, const struct hs_target *t)
 		if (t->flags & HS_TARGET_NO_STOP)
 			fprintf(out, "   not stopped (--no-stop)\n");
 		else
-			fprintf(out, "   stopped for %.3f ms\n", (double)t->stop_ns / 1e6);
+			fprintf(out, "   stopped for %.3f ms of %.3f ms so far\n",
+				(double)t->stop_ns / 1e6,
+				(double)(hs_now_ns() - t->open_ns) / 1e6);
 	} else {
 		fputc('\n', out);
 	}
@@ -117,6 +119,7 @@ void hs_report_header_json(struct hs_json *j, const struct hs_target *t)
 	hs_json_obj_end(j);
 	hs_json_bool(j, "stopped", hs_target_holds(t));
 	hs_json_double(j, "stop_ms", (double)t->stop_ns / 1e6);
+	hs_json_double(j, "elapsed_ms", (double)(hs_now_ns() - t->open_ns) / 1e6);
 	hs_json_bool(j, "partial", (t->state & HS_TSTATE_PARTIAL) != 0);
 	hs_json_bool(j, "target_exited", (t->state & HS_TSTATE_GONE) != 0);
 	hs_json_u64(j, "unreadable_bytes", t->unreadable);

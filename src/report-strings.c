@@ -1,6 +1,7 @@
 /* Text and JSON forms of the string-frequency result; see report-strings.h. */
 #include "report-strings.h"
 #include "report-heap.h"
+#include "cli.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -48,7 +49,7 @@ int hs_report_strings_where(struct hs_target *t, struct hs_glibc_heap *h,
 }
 
 int hs_report_strings_collect_heap(struct hs_target *t, struct hs_glibc_heap *h,
-				   unsigned top, struct hs_str_result *res)
+				   unsigned top, bool release, struct hs_str_result *res)
 {
 	struct hs_str_ranges r = HS_STR_RANGES_INIT;
 	struct hs_str_where w = HS_STR_WHERE_INIT;
@@ -59,6 +60,10 @@ int hs_report_strings_collect_heap(struct hs_target *t, struct hs_glibc_heap *h,
 	memset(res, 0, sizeof(*res));
 	hs_str_opts_init(&o);
 	o.top = top;
+	if (release) {
+		o.read_done = hs_cli_read_done;
+		o.read_done_ud = t;
+	}
 	ret = hs_report_strings_where(t, h, &w, &why);
 	if (ret == -HS_E_INTERRUPTED || ret == -ESRCH)
 		goto out;

@@ -129,6 +129,7 @@ struct hs_target *hs_target_new(const struct hs_target_ops *ops)
 	struct hs_target *t = hs_xcalloc(1, sizeof(*t));
 
 	t->ops = ops;
+	t->open_ns = hs_now_ns();
 	t->info.exe = hs_xstrdup("");
 	t->info.cmdline = hs_xstrdup("");
 	return t;

@@ -1,6 +1,8 @@
 """heapscan strings against victims that print their own ground truth."""
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import unittest
@@ -356,6 +358,56 @@ int main(void)
             line = [l for l in out.splitlines() if '"%s"' % s in l][0]
             self.assertTrue(line.rstrip().endswith("unknown"), line)
             self.assertIn("where: unknown", out)
+
+
+class ReleaseBeforeRankingTest(unittest.TestCase):
+    """The target runs again as soon as everything is read: the tables are
+    joined and ranked while it runs (issue #21), and the results are the
+    same as ever."""
+
+    def held_run(self, v, *args):
+        env = dict(os.environ, HEAPSCAN_TEST_HOLD_AT="read-done")
+        p = subprocess.Popen([harness.HEAPSCAN] + [str(a) for a in args],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=env)
+        try:
+            line = p.stderr.readline()
+            self.assertIn("holding at read-done", line)
+            # Everything is read, nothing ranked yet: the target is free.
+            with open("/proc/%d/status" % v.pid) as f:
+                self.assertIn("TracerPid:\t0\n", f.read())
+            self.assertNotIn(v.settled_state(), ("t", "T"))
+            p.send_signal(signal.SIGUSR1)
+            out, err = p.communicate(timeout=120)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        return p.returncode, out, line + err
+
+    def test_strings(self):
+        with Victim("strings_victim") as v:
+            rc, out, err = self.held_run(v, "strings", "-p", v.pid, "--top", "200",
+                                         "--min-len", "8", "--json")
+            self.assertEqual(rc, 0, err)
+            doc = json.loads(out)
+            StringsTest.check_exact(self, v, doc)
+            self.assertGreater(doc["summary"]["stop_ms"], 0)
+
+    def test_scan(self):
+        with Victim("strings_victim") as v:
+            rc, out, err = self.held_run(v, "scan", "-p", v.pid, "--top", "200",
+                                         "--json")
+            self.assertEqual(rc, 0, err)
+            doc = json.loads(out)
+            self.assertTrue(doc["strings"]["summary"]["exact"])
+            # The stop ended before the ranking; the run goes on after it.
+            self.assertLess(doc["stop_ms"], doc["elapsed_ms"])
+            got = by_string(doc["strings"])
+            for name in ("heap", "arena"):
+                s, count, _ = v.facts[name]
+                self.assertIn(s, got)
+                self.assertEqual(got[s]["count"], int(count), s)
 
 
 if __name__ == "__main__":
