@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum {
 	OPT_KEEP = HS_OPT_FIRST_PRIVATE,
@@ -93,6 +94,9 @@ int cmd_snapshot(int argc, char **argv)
 		return hs_cli_usage_err("snapshot", "no output: give -o FILE");
 	if (o.json && !strcmp(output, "-"))
 		return hs_cli_usage_err("snapshot", "--json and -o - both want stdout");
+	if (pprof && !strcmp(output, "-") && isatty(1))
+		return hs_cli_usage_err("snapshot", "a pprof profile is binary: redirect "
+					"-o - to a file or a pipe");
 	ret = hs_cli_open_target(&o, &t);
 	if (ret)
 		return ret;

@@ -217,6 +217,15 @@ class PprofTest(harness.TmpDirTestCase):
             self.check_victim_profile(v, prof, ["main_arena", "heap", "glibc malloc"])
             # no temporary file left next to it
             self.assertEqual(os.listdir(self.tmp), ["a.pb.gz"])
+            # -o -: the same profile on stdout (a pipe)
+            p = subprocess.run([harness.HEAPSCAN, "snapshot", "-p", str(v.pid),
+                                "--format", "pprof", "-o", "-"],
+                               capture_output=True, timeout=120)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            with open(self.path("stdout.pb.gz"), "wb") as f:
+                f.write(p.stdout)
+            self.check_victim_profile(v, decode(self.path("stdout.pb.gz")),
+                                      ["main_arena", "heap", "glibc malloc"])
 
     def test_diff_base_names_the_leak(self):
         self.need_go()
