@@ -68,6 +68,7 @@ struct hs_pprof {
 	uint64_t *comments;      /* string table indexes */
 	size_t ncomments, acomments;
 	uint64_t time_ns, duration_ns;
+	uint64_t main_binary;    /* string index of the mapping's file name */
 };
 
 void hs_pprof_init(struct hs_pprof *pp);
@@ -75,6 +76,13 @@ void hs_pprof_release(struct hs_pprof *pp);
 
 /* When the picture was taken (CLOCK_REALTIME ns) and how long it took. */
 void hs_pprof_set_time(struct hs_pprof *pp, uint64_t time_ns, uint64_t duration_ns);
+/*
+ * The file name of the profile's one mapping (the process's executable;
+ * default "[heapscan]").  Every location belongs to it, and it says its
+ * functions are known, so pprof tools show the name and never try to
+ * symbolize frames from the binary.
+ */
+void hs_pprof_set_main_binary(struct hs_pprof *pp, const char *path);
 /* A free-text line of the profile (`go tool pprof -comments`). */
 void hs_pprof_add_comment(struct hs_pprof *pp, const char *text);
 /* A label on every sample: key=val (string) or key=num. */
@@ -114,7 +122,8 @@ int hs_pprof_add_profile(struct hs_pprof *pp, const struct hs_profile *p) HS_MUS
 /*
  * Appends the Profile message (uncompressed protobuf) to out: sample
  * types inuse_objects/count and inuse_space/bytes, period type
- * space/bytes, one function and one location per distinct frame name.
+ * space/bytes, one mapping, one function and one location per distinct
+ * frame name.
  * Returns 0.
  */
 int hs_pprof_encode(const struct hs_pprof *pp, struct hs_buf *out) HS_MUST_CHECK;

@@ -11,14 +11,16 @@
 
 /* profile.proto field numbers (doc/pprof.md). */
 enum {
-	PROFILE_SAMPLE_TYPE = 1, PROFILE_SAMPLE = 2, PROFILE_LOCATION = 4,
+	PROFILE_SAMPLE_TYPE = 1, PROFILE_SAMPLE = 2, PROFILE_MAPPING = 3,
+	PROFILE_LOCATION = 4,
 	PROFILE_FUNCTION = 5, PROFILE_STRING_TABLE = 6, PROFILE_TIME_NANOS = 9,
 	PROFILE_DURATION_NANOS = 10, PROFILE_PERIOD_TYPE = 11, PROFILE_PERIOD = 12,
 	PROFILE_COMMENT = 13,
 	VALUE_TYPE_TYPE = 1, VALUE_TYPE_UNIT = 2,
 	SAMPLE_LOCATION_ID = 1, SAMPLE_VALUE = 2, SAMPLE_LABEL = 3,
 	LABEL_KEY = 1, LABEL_STR = 2, LABEL_NUM = 3,
-	LOCATION_ID = 1, LOCATION_LINE = 4,
+	MAPPING_ID = 1, MAPPING_FILENAME = 5, MAPPING_HAS_FUNCTIONS = 7,
+	LOCATION_ID = 1, LOCATION_MAPPING_ID = 2, LOCATION_LINE = 4,
 	LINE_FUNCTION_ID = 1,
 	FUNCTION_ID = 1, FUNCTION_NAME = 2, FUNCTION_SYSTEM_NAME = 3,
 };
@@ -85,15 +87,26 @@ static uint64_t intern_or_empty(struct hs_pprof *pp, const char *s)
 /* Names every profile has, at fixed indexes of its string table. */
 static const char *const fixed_strs[] = {
 	"", /* string_table[0] must be "" */
-	"inuse_objects", "count", "inuse_space", "bytes", "space",
+	"inuse_objects", "count", "inuse_space", "bytes", "space", "[heapscan]",
 };
-enum { STR_INUSE_OBJECTS = 1, STR_COUNT, STR_INUSE_SPACE, STR_BYTES, STR_SPACE };
+enum {
+	STR_INUSE_OBJECTS = 1, STR_COUNT, STR_INUSE_SPACE, STR_BYTES, STR_SPACE,
+	STR_NO_BINARY,
+};
 
 void hs_pprof_init(struct hs_pprof *pp)
 {
 	memset(pp, 0, sizeof(*pp));
 	for (size_t i = 0; i < HS_ARRAY_SIZE(fixed_strs); i++)
 		(void)intern(pp, fixed_strs[i]);
+	pp->main_binary = STR_NO_BINARY;
+}
+
+void hs_pprof_set_main_binary(struct hs_pprof *pp, const char *path)
+{
+	pp->main_binary = path && path[0] ? intern_or_empty(pp, path) : STR_NO_BINARY;
+	if (!pp->main_binary)
+		pp->main_binary = STR_NO_BINARY;
 }
 
 void hs_pprof_release(struct hs_pprof *pp)
@@ -287,8 +300,10 @@ int hs_pprof_add_profile(struct hs_pprof *pp, const struct hs_profile *p)
 	hs_pprof_set_time(pp, p->time_ns, p->build_ns);
 	if (p->pid > 0)
 		hs_pprof_add_label_num(pp, "pid", p->pid);
-	if (p->exe && p->exe[0])
+	if (p->exe && p->exe[0]) {
 		hs_pprof_add_label_str(pp, "exe", p->exe);
+		hs_pprof_set_main_binary(pp, p->exe);
+	}
 	hs_buf_addf(&c, "heapscan %s: %s", p->heapscan_version, p->source);
 	hs_pprof_add_comment(pp, c.buf);
 	if (p->heap_error && p->heap_error[0]) {
@@ -395,9 +410,14 @@ int hs_pprof_encode(const struct hs_pprof *pp, struct hs_buf *out)
 		}
 		put_msg(out, PROFILE_SAMPLE, &m);
 	}
+	put_uint(&m, MAPPING_ID, 1);
+	put_uint(&m, MAPPING_FILENAME, pp->main_binary);
+	put_uint(&m, MAPPING_HAS_FUNCTIONS, 1);
+	put_msg(out, PROFILE_MAPPING, &m);
 	/* One location per function, same id: a frame is its name. */
 	for (uint64_t id = 1; id <= pp->nfuncs; id++) {
 		put_uint(&m, LOCATION_ID, id);
+		put_uint(&m, LOCATION_MAPPING_ID, 1);
 		put_uint(&sub, LINE_FUNCTION_ID, id);
 		put_msg(&m, LOCATION_LINE, &sub);
 		put_msg(out, PROFILE_LOCATION, &m);

@@ -86,7 +86,7 @@ def decode(path):
             lines = [dict(fields(l)) for k, l in fl if k == 4]
             locs[lid] = funcs[lines[0][1]]
     p = {"sample_types": [], "samples": [], "comments": [],
-         "time": 0, "duration": 0}
+         "time": 0, "duration": 0, "mappings": []}
     for f, v in top:
         if f == 1:
             d = dict(fields(v))
@@ -102,6 +102,9 @@ def decode(path):
                     l = dict(fields(x))
                     labels[strs[l[1]]] = strs[l[2]] if l.get(2) else l.get(3, 0)
             p["samples"].append(([locs[i] for i in ids], vals, labels))
+        elif f == 3:
+            d = dict(fields(v))
+            p["mappings"].append((d[1], strs[d.get(5, 0)], d.get(7, 0)))
         elif f == 9:
             p["time"] = v
         elif f == 10:
@@ -195,6 +198,10 @@ class PprofTest(harness.TmpDirTestCase):
         # other allocations of this size may exist; the records are there
         self.assertGreaterEqual(vals[0], recs)
         self.assertEqual(vals[1], vals[0] * size)
+        self.assertEqual(len(prof["mappings"]), 1)
+        self.assertEqual(os.path.realpath(prof["mappings"][0][1]),
+                         os.path.realpath(harness.victim_path("growth_victim")))
+        self.assertEqual(prof["mappings"][0][2], 1)   # has_functions
         for frames, vals, labels in prof["samples"]:
             self.assertEqual(labels["pid"], v.pid)
             self.assertEqual(labels["comm"], "growth_victim")

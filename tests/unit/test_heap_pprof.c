@@ -82,7 +82,9 @@ struct decoded {
 	size_t ntypes;
 	struct dsample samples[MAXN];
 	size_t nsamples;
-	uint64_t loc_id[MAXN], loc_fn[MAXN];
+	uint64_t loc_id[MAXN], loc_fn[MAXN], loc_map[MAXN];
+	uint64_t map_id, map_file, map_has_functions;
+	size_t nmaps;
 	size_t nlocs;
 	uint64_t fn_id[MAXN], fn_name[MAXN];
 	size_t nfns;
@@ -149,10 +151,23 @@ static void decode(const struct hs_buf *b, struct decoded *d)
 			}
 			break;
 		}
-		case 4: /* location: id, line { function_id } */
+		case 3: /* mapping: id, filename, has_functions */
+			while (next_field(&q, qend, &g)) {
+				if (g.num == 1)
+					d->map_id = g.v;
+				else if (g.num == 5)
+					d->map_file = g.v;
+				else if (g.num == 7)
+					d->map_has_functions = g.v;
+			}
+			d->nmaps++;
+			break;
+		case 4: /* location: id, mapping_id, line { function_id } */
 			while (next_field(&q, qend, &g)) {
 				if (g.num == 1)
 					d->loc_id[d->nlocs] = g.v;
+				else if (g.num == 2)
+					d->loc_map[d->nlocs] = g.v;
 				else if (g.num == 4) {
 					const unsigned char *r = g.p, *rend = g.p + g.v;
 
@@ -298,11 +313,17 @@ static void test_encode(void **state)
 	assert_int_equal(s->nval, 2);
 	assert_int_equal(s->val[0], 0);
 
+	/* one mapping, named "[heapscan]" without an exe, functions known */
+	assert_int_equal(d.nmaps, 1);
+	assert_int_equal(d.map_id, 1);
+	assert_string_equal(str(&d, d.map_file), "[heapscan]");
+	assert_int_equal(d.map_has_functions, 1);
 	/* one location and one function per distinct name: 7 names */
 	assert_int_equal(d.nlocs, 7);
 	assert_int_equal(d.nfns, 7);
 	for (size_t i = 0; i < d.nlocs; i++) {
 		assert_true(d.loc_id[i] != 0);
+		assert_int_equal(d.loc_map[i], 1);
 		for (size_t j = 0; j < i; j++)
 			assert_true(d.loc_id[j] != d.loc_id[i]);
 	}
@@ -407,6 +428,7 @@ static void test_add_profile(void **state)
 	assert_int_equal(hs_pprof_encode(&pp, &out), 0);
 	decode(&out, &d);
 	assert_int_equal(d.nsamples, 5);
+	assert_string_equal(str(&d, d.map_file), "/usr/bin/worker");
 	assert_int_equal(d.time, 123);
 	assert_int_equal(d.duration, 456);
 	for (size_t i = 0; i < d.nsamples; i++) {
