@@ -12,5 +12,6 @@
 #include "hs_glibc.h"
 #include "hs_show.h"
 #include "hs_growth.h"
+#include "hs_pprof.h"
 
 #endif
