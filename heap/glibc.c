@@ -414,6 +414,56 @@ static int detect_version(struct hs_glibc_heap *h)
 	return -HS_E_NOT_FOUND;
 }
 
+/* ---- mappings ---- */
+
+static bool anon_piece(const struct hs_map *m)
+{
+	return m->inode == 0 && (m->perms & HS_PERM_R) && !(m->perms & HS_PERM_SHARED) &&
+	       (!m->path[0] || !strcmp(m->path, "[heap]") || !strncmp(m->path, "[anon:", 6));
+}
+
+/*
+ * The run of adjacent private anonymous mappings around a: [*lo, *hi).
+ * A heap is what glibc says it is, however many mappings the kernel
+ * splits it into: a forked child whose brk heap (or arena heap) grows
+ * past what it inherited shows the new part as a second mapping (another
+ * anon_vma, so it cannot merge), and mprotect or madvise on part of a
+ * heap splits it too (doc/heap-segments.md).  false if a is unmapped.
+ */
+static bool anon_run(const struct hs_target *t, hs_addr_t a, hs_addr_t *lo, hs_addr_t *hi)
+{
+	const struct hs_maps *maps = &t->maps;
+	const struct hs_map *m = hs_target_find_map(t, a);
+	size_t i, j;
+
+	if (!m)
+		return false;
+	i = j = (size_t)(m - maps->v);
+	*lo = m->start;
+	*hi = m->end;
+	if (!anon_piece(m))
+		return true;
+	while (i > 0 && maps->v[i - 1].end == maps->v[i].start && anon_piece(&maps->v[i - 1]))
+		i--;
+	while (j + 1 < maps->n && maps->v[j + 1].start == maps->v[j].end &&
+	       anon_piece(&maps->v[j + 1]))
+		j++;
+	*lo = maps->v[i].start;
+	*hi = maps->v[j].end;
+	return true;
+}
+
+static hs_addr_t align16(hs_addr_t a)
+{
+	return (a + 15) & ~15ull;
+}
+
+static void add_seg(struct hs_glibc_arena *a, const struct hs_glibc_seg *s)
+{
+	a->segs = hs_xrealloc(a->segs, (a->nsegs + 1) * sizeof(*a->segs));
+	a->segs[a->nsegs++] = *s;
+}
+
 /* ---- main_arena ---- */
 
 static hs_addr_t bin_head(const struct hs_glibc_layout *L, hs_addr_t arena, int i)
@@ -451,12 +501,13 @@ static bool check_arena(struct hs_glibc_heap *h, hs_addr_t a, const unsigned cha
 	} else {
 		uint64_t raw;
 		const struct hs_map *m = hs_target_find_map(h->t, top);
+		hs_addr_t lo, hi;
 
 		if ((top & 15) || !m || !(m->perms & HS_PERM_W) ||
-		    rd64(h, top + 8, &raw) < 0)
+		    !anon_run(h->t, top, &lo, &hi) || rd64(h, top + 8, &raw) < 0)
 			return false;
 		tsz = raw & ~SIZE_BITS;
-		if (((top + tsz) & (PAGE - 1)) || top + tsz > m->end || top + tsz < top)
+		if (((top + tsz) & (PAGE - 1)) || top + tsz > hi || top + tsz < top)
 			return false;
 	}
 	/* The next ring comes back to a. */
@@ -592,36 +643,26 @@ static void find_mp(struct hs_glibc_heap *h, hs_addr_t heap_lo, hs_addr_t heap_h
 
 /* ---- arenas and heaps ---- */
 
-static hs_addr_t align16(hs_addr_t a)
-{
-	return (a + 15) & ~15ull;
-}
-
-static void add_seg(struct hs_glibc_arena *a, const struct hs_glibc_seg *s)
-{
-	a->segs = hs_xrealloc(a->segs, (a->nsegs + 1) * sizeof(*a->segs));
-	a->segs[a->nsegs++] = *s;
-}
-
 static void main_heap(struct hs_glibc_heap *h, struct hs_glibc_arena *a)
 {
-	const struct hs_map *m = hs_target_find_map(h->t, a->top);
 	struct hs_glibc_seg s;
-	hs_addr_t base;
+	hs_addr_t base, lo, hi;
 
-	if (!m || a->top == bin_head(h->layout, a->addr, 1))
+	if (a->top == bin_head(h->layout, a->addr, 1) || !anon_run(h->t, a->top, &lo, &hi))
 		return; /* no heap yet */
-	find_mp(h, m->start, a->top + 1);
+	/* glibc's heap is [mp_.sbrk_base, end of top), in however many
+	 * mappings; lo is where the run of them starts. */
+	find_mp(h, lo, a->top + 1);
 	if (h->mp && rd64(h, h->mp + (hs_addr_t)h->layout->mp_sbrk_base, &base) == 0 &&
-	    base >= m->start && base <= a->top) {
-		/* sbrk_base; the map may start earlier in a core that merged
+	    base >= lo && base <= a->top) {
+		/* sbrk_base; the run may start earlier in a core that merged
 		 * neighbouring anonymous mappings. */
-	} else if (a->system_mem && a->top + a->top_size - a->system_mem >= m->start &&
+	} else if (a->system_mem && a->top + a->top_size - a->system_mem >= lo &&
 		   a->top + a->top_size - a->system_mem <= a->top) {
 		/* Contiguous main arena: system_mem is all that sbrk gave. */
 		base = a->top + a->top_size - a->system_mem;
 	} else {
-		base = m->start;
+		base = lo;
 	}
 	memset(&s, 0, sizeof(s));
 	s.heap = base;
@@ -640,10 +681,11 @@ static void thread_heaps(struct hs_glibc_heap *h, struct hs_glibc_arena *a)
 
 	for (int k = 0; hh && k < MAX_HEAPS_PER_ARENA; k++) {
 		uint64_t hi[4];
-		const struct hs_map *m = hs_target_find_map(h->t, hh);
+		hs_addr_t rlo, rhi;
 		struct hs_glibc_seg s;
 
-		if (!m || hs_target_read_full(h->t, hh, hi, sizeof(hi)) < 0) {
+		if (!anon_run(h->t, hh, &rlo, &rhi) ||
+		    hs_target_read_full(h->t, hh, hi, sizeof(hi)) < 0) {
 			hs_glibc_problem(h, hh, "heap_info of arena 0x%llx unreadable",
 					 (unsigned long long)a->addr);
 			break;
@@ -656,8 +698,8 @@ static void thread_heaps(struct hs_glibc_heap *h, struct hs_glibc_arena *a)
 		memset(&s, 0, sizeof(s));
 		s.heap = hh;
 		s.map_end = hh + hi[2];
-		if (s.map_end > m->end)
-			s.map_end = m->end;
+		if (s.map_end > rhi)
+			s.map_end = rhi;
 		s.start = hh + L->hi_size == a->addr ? align16(a->addr + L->ms_size)
 						      : align16(hh + L->hi_size);
 		if (a->top >= hh && a->top < s.map_end) {
