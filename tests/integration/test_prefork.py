@@ -253,5 +253,61 @@ class CWorkerTest(PreforkBase):
             self.close(v)
 
 
+class PythonWorkerTest(PreforkBase):
+    """os.fork + ctypes malloc in CPython: the interpreter's own chunks
+    make per-size counts exact only for the victim's sizes; the gdb walk
+    checks every total."""
+
+    def start(self):
+        return PyVictim("prefork_victim.py")
+
+    def expect(self, v, target, exe=None):
+        h = self.check_heap(v, target, exe)
+        sizes = self.by_size(h)
+        self.assertEqual(sizes.get(0x9b0), v.fact("keep_0x9b0"))
+        self.assertEqual(sizes.get(0xa30), v.fact("keep_0xa30"))
+        main_heap = h["arenas"][0]["heaps"]
+        self.assertEqual(len(main_heap), 1)
+        self.assertLess(int(main_heap[0]["first_chunk"], 16), v.fact("boundary"))
+        self.assertEqual(int(main_heap[0]["end"], 16), v.fact("brk"))
+        doc, rc, err = run_json("strings", *target, "--top", "100", "--min-len", "20")
+        self.assertEqual(rc, 0, err)
+        got = {e["string"]: e for e in doc["strings"]}
+        for key in ("string_parent", "string_child", "string_freed"):
+            text, inuse, free = v.facts[key]
+            # The literals themselves are bytes objects in pymalloc's
+            # arenas: outside malloc's chunks.
+            w = got[text]["where"]
+            self.assertEqual((w["inuse"], w["free"]), (int(inuse), int(free)), key)
+        for which, hsize, osize in (("old", 0x3a0, 0x1b0), ("new", 0x3b0, 0x1c0)):
+            holder = v.fact("holder_" + which)
+            obj = holder + hsize
+            doc, rc, err = run_json("show", *target, "0x%x" % obj, "--refs")
+            self.assertEqual(rc, 0, err)
+            self.assertEqual((int(doc["chunk"]["addr"], 16), doc["chunk"]["size"],
+                              doc["chunk"]["state"]), (obj - 16, osize, "inuse"), which)
+            # The holder's last word is a reference, located in the
+            # holder (the interpreter may keep stray copies elsewhere).
+            refs = {int(r["at"], 16): r for r in doc["refs"]["refs"]}
+            self.assertIn(obj - 16, refs, which)
+            self.assertEqual(int(refs[obj - 16]["chunk"]["addr"], 16), holder - 16, which)
+
+    def test_live(self):
+        v = self.worker()
+        try:
+            self.split_heap(v.pid)
+            self.expect(v, ["-p", v.pid])
+        finally:
+            self.close(v)
+
+    def test_dump_and_gcore(self):
+        v = self.worker()
+        try:
+            self.expect(v, ["-c", self.dump(v)], exe=sys.executable)
+            self.expect(v, ["-c", self.gcore(v)], exe=sys.executable)
+        finally:
+            self.close(v)
+
+
 if __name__ == "__main__":
     main()
