@@ -310,20 +310,48 @@ static const struct hs_map *libc_base_map(const struct hs_maps *maps)
 	return NULL;
 }
 
-/* The banner, from libc's read-only segments (r-- first, then r-x). */
+#define BANNER_SCAN_MAX (256ull << 20) /* unnamed mappings searched at most */
+
+/*
+ * The banner, from libc's read-only segments (r-- first, then r-x).  A
+ * core that names no libc (no NT_FILE note) may still hold libc's
+ * .rodata: then every read-only mapping, then the other readable ones,
+ * up to BANNER_SCAN_MAX bytes.  Only for post-mortem targets (the caller
+ * checks): reading a live libc's .rodata would fault its pages in.
+ */
 static int search_banner(struct hs_glibc_heap *h)
 {
 	const struct hs_maps *maps = &h->t->maps;
+	bool named = false;
+	uint64_t budget = BANNER_SCAN_MAX;
 	int ret;
 
 	for (int pass = 0; pass < 2; pass++)
 		for (size_t i = 0; i < maps->n; i++) {
 			const struct hs_map *m = &maps->v[i];
 
+			named = named || is_libc_path(m->path);
 			if (!is_libc_path(m->path) || !(m->perms & HS_PERM_R) ||
 			    (m->perms & HS_PERM_W) || !!(m->perms & HS_PERM_X) != (pass == 1))
 				continue;
 			ret = find_banner(h, m->start, m->end);
+			if (ret != -HS_E_NOT_FOUND)
+				return ret;
+		}
+	if (named)
+		return -HS_E_NOT_FOUND;
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < maps->n && budget; i++) {
+			const struct hs_map *m = &maps->v[i];
+			hs_addr_t end = m->end;
+
+			if (!(m->perms & HS_PERM_R) || !!(m->perms & HS_PERM_W) != (pass == 1) ||
+			    (m->flags & HS_MAP_SPECIAL))
+				continue;
+			if (end - m->start > budget)
+				end = m->start + budget;
+			budget -= end - m->start;
+			ret = find_banner(h, m->start, end);
 			if (ret != -HS_E_NOT_FOUND)
 				return ret;
 		}
@@ -594,6 +622,27 @@ static int find_main_arena(struct hs_glibc_heap *h)
 	return 0;
 }
 
+/*
+ * A row without attached_threads may meet a libc that has it backported
+ * (RHEL 7's 2.17): there the word the row calls system_mem holds
+ * attached_threads, a thread count, and system_mem follows it.  The
+ * upstream word is a whole number of pages (sbrk and heap growth are in
+ * pages) or 0 before the first allocation, never a small count: so a
+ * non-zero word below a page, or not page-aligned, followed by a
+ * page-aligned one means the backport (doc/glibc-layouts.md).
+ */
+static void pick_backport(struct hs_glibc_heap *h)
+{
+	const struct hs_glibc_layout *V = hs_glibc_layout_backport(h->layout);
+	uint64_t x, y;
+
+	if (!V || rd64(h, h->main_arena + (hs_addr_t)h->layout->ms_system_mem, &x) < 0 ||
+	    rd64(h, h->main_arena + (hs_addr_t)V->ms_system_mem, &y) < 0)
+		return;
+	if (x && (x < PAGE || (x & (PAGE - 1))) && x < (1u << 20) && !(y & (PAGE - 1)))
+		h->layout = V;
+}
+
 /* mp_: optional.  Unique match of a signature anchored on sbrk_base. */
 static void find_mp(struct hs_glibc_heap *h, hs_addr_t heap_lo, hs_addr_t heap_hi)
 {
@@ -601,12 +650,21 @@ static void find_mp(struct hs_glibc_heap *h, hs_addr_t heap_lo, hs_addr_t heap_h
 	const struct hs_maps *maps = &h->t->maps;
 	unsigned char *buf = P(h)->buf;
 	unsigned nfound = 0;
+	const struct hs_map *home = NULL;
+	bool named = false;
 
+	/* mp_ lives in libc's data next to main_arena: in a core that names
+	 * no libc, the mapping that holds main_arena. */
+	for (size_t i = 0; i < maps->n && !named; i++)
+		named = is_libc_path(maps->v[i].path);
+	if (!named)
+		home = hs_target_find_map(h->t, h->main_arena);
 	for (size_t i = 0; i < maps->n; i++) {
 		const struct hs_map *m = &maps->v[i];
 		size_t len = 0;
 
-		if (!is_libc_path(m->path) || (m->perms & (HS_PERM_R | HS_PERM_W)) !=
+		if ((named ? !is_libc_path(m->path) : m != home) ||
+		    (m->perms & (HS_PERM_R | HS_PERM_W)) !=
 		    (HS_PERM_R | HS_PERM_W) || m->end - m->start > WALK_BUF)
 			continue;
 		if (hs_target_read(h->t, m->start, buf, (size_t)(m->end - m->start), &len) < 0)
@@ -764,6 +822,8 @@ static int find_arenas(struct hs_glibc_heap *h)
 		ar->is_main = (k == 0);
 		ar->top = get64(img, (size_t)L->ms_top);
 		ar->system_mem = get64(img, (size_t)L->ms_system_mem);
+		/* The mutex is malloc_state's first int (0 when free). */
+		ar->locked = get32(img, 0) != 0;
 		if (ar->top != bin_head(L, a, 1) && rd64(h, ar->top + 8, &raw) == 0)
 			ar->top_size = raw & ~SIZE_BITS;
 		if (ar->is_main)
@@ -1131,13 +1191,13 @@ static int infer_layout(struct hs_glibc_heap *h)
 {
 	const struct hs_maps *maps = &h->t->maps;
 	const struct hs_glibc_layout *prev = NULL;
-	bool libc = false;
+	bool libc = h->opts.main_arena != 0; /* the caller knows where it is */
 
 	for (size_t i = 0; i < maps->n && !libc; i++)
 		libc = is_libc_path(maps->v[i].path);
 	if (!libc)
 		return -HS_E_UNSUPPORTED;
-	for (unsigned minor = 40; minor >= 17; minor--) {
+	for (unsigned minor = 40; minor >= 12; minor--) {
 		const struct hs_glibc_layout *L = hs_glibc_layout_for(2, minor);
 		const struct hs_map *m;
 		hs_addr_t top;
@@ -1153,6 +1213,14 @@ static int infer_layout(struct hs_glibc_heap *h)
 		    rd64(h, h->main_arena + (hs_addr_t)L->ms_top, &top) < 0 ||
 		    !(m = hs_target_find_map(h->t, top)))
 			continue;
+		/* A caller's address is trusted as an address, not as a
+		 * layout: the row must fit the arena there. */
+		if (h->opts.main_arena &&
+		    (hs_target_read_full(h->t, h->main_arena, P(h)->buf, L->ms_size) < 0 ||
+		     !check_arena(h, h->main_arena, P(h)->buf)))
+			continue;
+		pick_backport(h);
+		L = h->layout;
 		find_mp(h, m->start, top + 1);
 		if (!h->mp)
 			continue;
@@ -1242,11 +1310,23 @@ int hs_glibc_open(struct hs_target *t, const struct hs_glibc_opts *opts,
 			goto err;
 	}
 	h->layout = hs_glibc_layout_for(2, h->version_minor);
+	if (!h->layout && h->opts.main_arena) {
+		/* A version without a row, but the caller gave main_arena:
+		 * the structures there may still match one. */
+		ret = infer_layout(h);
+		if (ret < 0) {
+			*out = h;
+			return -HS_E_UNSUPPORTED;
+		}
+		goto found;
+	}
 	if (!h->layout) {
 		*out = h;
 		return -HS_E_UNSUPPORTED;
 	}
 	ret = find_main_arena(h);
+	if (ret == 0)
+		pick_backport(h);
 found:
 	if (ret == -HS_E_NOT_FOUND) {
 		*out = h;

@@ -30,6 +30,10 @@ struct hs_show_loc {
 	hs_addr_t addr;               /* in: any address */
 	bool found;                   /* out: chunk is valid */
 	struct hs_glibc_chunk chunk;  /* out: the chunk holding addr */
+	/* out: whose bytes addr is: chunk, except for chunk's prev_size word
+	 * when the chunk before is in use and adjacent (its user bytes run
+	 * into that word): then that chunk. */
+	struct hs_glibc_chunk owner;
 };
 
 /*

@@ -84,11 +84,12 @@ static int locate_cb(void *ud, const struct hs_glibc_chunk *c)
 		if (!q->found) {
 			q->found = true;
 			q->chunk = *c;
+			q->owner = *c;
 			/* The prev_size word belongs to the chunk before when
 			 * that one is in use (its user bytes run into it). */
 			if (q->addr - c->addr < 8 && L->last.state == HS_CHUNK_INUSE &&
 			    L->last.addr + L->last.size == c->addr)
-				q->chunk = L->last;
+				q->owner = L->last;
 			L->left--;
 		}
 	}
@@ -572,8 +573,9 @@ int hs_show_collect(struct hs_target *t, struct hs_glibc_heap *h, hs_addr_t addr
 							 sizeof(w->str));
 	}
 	for (size_t i = 0; i < s->refs.n; i++, nq++) {
+		/* A reference is the bytes of the chunk that owns the word. */
 		s->xrefs[i].in_chunk = q[nq].found;
-		s->xrefs[i].chunk = q[nq].chunk;
+		s->xrefs[i].chunk = q[nq].owner;
 	}
 	ret = 0;
 out:
