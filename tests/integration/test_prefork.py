@@ -213,26 +213,33 @@ class CWorkerTest(PreforkBase):
             self.expect_heap(v, h)
             self.expect_strings(v, ["-p", v.pid])
             self.expect_show(v, ["-p", v.pid])
-            # Region classes count every piece.
-            doc, rc, err = run_json("scan", "-p", v.pid, "--top", "1")
-            cls = {r["start"]: r["class"] for r in doc["regions"]}
-            with open("/proc/%d/maps" % v.pid) as f:
-                for line in f:
-                    parts = line.split()
-                    s = "0x" + parts[0].split("-")[0].lstrip("0")
-                    if line.rstrip().endswith("[heap]"):
-                        self.assertEqual(cls[s], "heap", line)
-            arenas = [r for r in doc["regions"] if r["class"] == "arena"]
-            self.assertEqual(len(arenas), 2, arenas)
-            self.assertEqual(arenas[0]["end"], arenas[1]["start"])
+            self.expect_classes(v, ["-p", v.pid], self.split_heap(v.pid))
         finally:
             self.close(v)
+
+    def expect_classes(self, v, target, heaps):
+        """Region classes count every piece: both [heap] pieces are heap,
+        both rw pieces of the thread arena's heap are arena."""
+        doc, rc, err = run_json("scan", *target, "--top", "1")
+        self.assertIn(rc, (0, 1), err)
+        regions = [(int(r["start"], 16), int(r["end"], 16), r["class"])
+                   for r in doc["regions"]]
+        for s, e in heaps:
+            inside = [r for r in regions if r[0] < e and r[1] > s]
+            self.assertTrue(inside, (s, e))
+            self.assertEqual({r[2] for r in inside}, {"heap"}, inside)
+            self.assertEqual((min(r[0] for r in inside), max(r[1] for r in inside)), (s, e))
+        arenas = [r for r in regions if r[2] == "arena"]
+        self.assertEqual(len(arenas), 2, arenas)
+        self.assertEqual(arenas[0][1], arenas[1][0])
 
     def test_dump(self):
         v = self.worker()
         try:
+            heaps = self.split_heap(v.pid)
             path = self.dump(v)
             target = ["-c", path]
+            self.expect_classes(v, target, heaps)
             h = self.check_heap(v, target, exe=victim_path("prefork_victim"))
             self.expect_heap(v, h)
             self.expect_strings(v, target)
@@ -243,8 +250,10 @@ class CWorkerTest(PreforkBase):
     def test_gcore(self):
         v = self.worker()
         try:
+            heaps = self.split_heap(v.pid)
             path = self.gcore(v)
             target = ["-c", path]
+            self.expect_classes(v, target, heaps)
             h = self.check_heap(v, target, exe=victim_path("prefork_victim"))
             self.expect_heap(v, h)
             self.expect_strings(v, target)
