@@ -185,6 +185,14 @@ class CWorkerTest(PreforkBase):
                 self.assertNotIn(s, v.facts["string_straddle"][0], s)
         self.assertTrue(doc["summary"]["exact"])
         self.assertTrue(doc["summary"]["where_known"])
+        # Restricted to in-use chunks, the same in-use counts.
+        doc, rc, err = run_json("strings", *target, "--top", "50", "--min-len", "20",
+                                "--chunks", "inuse")
+        self.assertEqual(rc, 0, err)
+        got = {e["string"]: e["count"] for e in doc["strings"]}
+        for key in ("string_parent", "string_child", "string_straddle"):
+            text, inuse, free = v.facts[key]
+            self.assertEqual(got[text], int(inuse), key)
 
     def expect_show(self, v, target):
         for which, hsize, osize in (("old", 0x3a0, 0x1b0), ("new", 0x3b0, 0x1c0)):
