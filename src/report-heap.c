@@ -137,8 +137,8 @@ static void text_arena(FILE *out, const struct hs_glibc_arena *a, size_t idx,
 		a->nsegs, a->nsegs == 1 ? "" : "s", fb(b1, a->system_mem),
 		100.0 * hs_glibc_arena_fragmentation(a));
 	if (a->locked)
-		fprintf(out, "    mutex held: a thread was inside malloc or free when this was "
-			"taken; its free lists may be mid-update\n");
+		fprintf(out, "    mutex held: a thread was inside malloc's code (malloc, free, "
+			"...) when this was taken; its free lists may be mid-update\n");
 	if (flags & HS_REPORT_HEAP_DETAIL)
 		for (size_t i = 0; i < a->nsegs; i++) {
 			const struct hs_glibc_seg *s = &a->segs[i];

@@ -129,6 +129,7 @@ class PreforkBase(TmpDirTestCase):
             for seg in a["heaps"]:
                 self.assertTrue(seg["complete"], seg)
             self.assertEqual(a["chunks"]["unparsed"]["count"], 0)
+            self.assertFalse(a["mutex_held"])
         walk = gdb_walk(v.pid if exe is None else target[1], exe)
         self.assertEqual(walk["total"]["bad"], 0, walk)
         self.assertEqual(heapscan_counts(h), gdb_counts(walk))
