@@ -265,6 +265,11 @@ class CWorkerTest(PreforkBase):
             target = ["-c", path]
             self.expect_classes(v, target, heaps)
             h = self.check_heap(v, target, exe=victim_path("prefork_victim"))
+            # --main-arena is honoured on a core: the same walk.
+            doc, rc, err = run_json("heap", *target, "--main-arena", h["main_arena"])
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(doc["heap"]["main_arena_source"], "caller")
+            self.assertEqual(doc["heap"]["totals"], h["totals"])
             self.expect_heap(v, h)
             self.expect_strings(v, target)
             self.expect_show(v, target)
