@@ -1199,8 +1199,7 @@ static int infer_layout(struct hs_glibc_heap *h)
 		return -HS_E_UNSUPPORTED;
 	for (unsigned minor = 40; minor >= 12; minor--) {
 		const struct hs_glibc_layout *L = hs_glibc_layout_for(2, minor);
-		const struct hs_map *m;
-		hs_addr_t top;
+		hs_addr_t top, lo, hi;
 		uint64_t raw;
 
 		if (!L || L == prev)
@@ -1211,7 +1210,7 @@ static int infer_layout(struct hs_glibc_heap *h)
 		h->mp = 0;
 		if (find_main_arena(h) < 0 ||
 		    rd64(h, h->main_arena + (hs_addr_t)L->ms_top, &top) < 0 ||
-		    !(m = hs_target_find_map(h->t, top)))
+		    !anon_run(h->t, top, &lo, &hi))
 			continue;
 		/* A caller's address is trusted as an address, not as a
 		 * layout: the row must fit the arena there. */
@@ -1221,7 +1220,7 @@ static int infer_layout(struct hs_glibc_heap *h)
 			continue;
 		pick_backport(h);
 		L = h->layout;
-		find_mp(h, m->start, top + 1);
+		find_mp(h, lo, top + 1);
 		if (!h->mp)
 			continue;
 		if (L->tc_count_size) {
@@ -1233,8 +1232,13 @@ static int infer_layout(struct hs_glibc_heap *h)
 		}
 		if (L->tc_count_size && !links_match(h, L))
 			continue;
-		snprintf(h->version, sizeof(h->version),
-			 "no version string; layout %s inferred", L->name);
+		if (h->version_minor)
+			snprintf(h->version, sizeof(h->version),
+				 "glibc 2.%u has no layout row; layout %s inferred at the "
+				 "given main_arena", h->version_minor, L->name);
+		else
+			snprintf(h->version, sizeof(h->version),
+				 "no version string; layout %s inferred", L->name);
 		h->version_source = "inferred";
 		h->nproblems = 0;
 		h->mp = 0;
