@@ -345,6 +345,10 @@ static void build(struct fake *f, const struct tl *L, unsigned banner_minor)
 /* When set, open_fake() maps the mmapped chunk as rw / no access / rw,
  * as an mprotect()ed guard page inside it leaves it. */
 static bool split_mmapped;
+/* When set, open_fake() maps the main heap and the thread heap holding
+ * top as two adjacent rw mappings each, as a forked child whose heaps
+ * grew past what it inherited has them. */
+static bool split_heaps;
 
 static void open_fake(struct fake *f)
 {
@@ -367,6 +371,15 @@ static void open_fake(struct fake *f)
 		const struct region *r = &f->r[i]; /* build() adds them in this order */
 
 		assert_int_equal(r->addr, maps[i].a);
+		if (split_heaps && (r->addr == HEAP_A || r->addr == T2_A)) {
+			size_t cut = r->addr == HEAP_A ? 0x3000 : 0x1000;
+
+			hs_target_mem_add(f->t, r->addr, r->buf, cut, maps[i].perms,
+					  maps[i].path);
+			hs_target_mem_add(f->t, r->addr + cut, r->buf + cut, r->len - cut,
+					  maps[i].perms, maps[i].path);
+			continue;
+		}
 		if (split_mmapped && r->addr == MM_A) {
 			hs_target_mem_add(f->t, r->addr, r->buf, 0x1000, maps[i].perms, "");
 			/* perms 0 adds the bytes without a map: add the map */
@@ -607,6 +620,17 @@ static void test_mmapped_split_by_mprotect(void **state)
 	assert_int_equal(h->nproblems, 0);
 	hs_glibc_close(h);
 	free_fake(&f);
+}
+
+/* Heaps in two mappings each (fork): walked whole, exactly. */
+static void test_split_heaps(void **state)
+{
+	(void)state;
+	split_heaps = true;
+	check_version(&T35);
+	check_version(&T27);
+	check_version(&T12);
+	split_heaps = false;
 }
 
 static void test_glibc_2_27(void **state) { (void)state; check_version(&T27); }
@@ -1433,6 +1457,7 @@ int main(void)
 		cmocka_unit_test(test_layout_table),
 		cmocka_unit_test(test_glibc_2_27),
 		cmocka_unit_test(test_mmapped_split_by_mprotect),
+		cmocka_unit_test(test_split_heaps),
 		cmocka_unit_test(test_glibc_2_31),
 		cmocka_unit_test(test_glibc_2_35),
 		cmocka_unit_test(test_glibc_2_39),
