@@ -1312,19 +1312,44 @@ static int stream_aligned(struct worker *w, hs_addr_t a, hs_addr_t end,
 	return 0;
 }
 
-/* One range's part [a, b) of a segment. */
-static int scan_piece(struct worker *w, const struct hs_str_range *rg,
-		      hs_addr_t a, hs_addr_t b)
+/*
+ * Follows the run in progress from `from` (in range i) to its end, through
+ * every range that adjoins the one before it: adjacent readable mappings
+ * are one stream, so a string that crosses the boundary between two (a
+ * forked child's two [heap] pieces, a split mmapped chunk) is one string,
+ * counted once, in the class where it starts.
+ */
+static int follow_tail(struct worker *w, size_t i, hs_addr_t from)
+{
+	const struct hs_str_ranges *r = w->run->r;
+	int ret = 0;
+
+	w->tail = true;
+	for (size_t k = i; k < r->n && !ret && hs_str_scan_in_run(&w->sc); k++) {
+		hs_addr_t a = k == i ? from : r->v[k].start;
+
+		if (k > i && r->v[k].start != r->v[k - 1].end)
+			break;
+		if (a < r->v[k].end)
+			ret = stream_aligned(w, a, r->v[k].end, 4096);
+	}
+	return ret == STOP_TAIL ? 0 : ret;
+}
+
+/* Range i's part [a, b) of a segment. */
+static int scan_piece(struct worker *w, size_t i, hs_addr_t a, hs_addr_t b)
 {
 	struct run *run = w->run;
+	const struct hs_str_range *rg = &run->r->v[i];
 	int ret;
 
 	hs_str_scan_end(&w->sc);
 	w->cls = rg->cls;
 	w->tail = false;
-	if (a > rg->start) {
-		/* A run that starts before the segment belongs to the previous
-		 * one, which follows it to its end: skip its characters. */
+	if (a > rg->start || (i > 0 && run->r->v[i - 1].end == rg->start)) {
+		/* A run that starts before the segment (or in the adjoining
+		 * range) belongs to the piece before, which follows it to its
+		 * end: skip its characters. */
 		unsigned char u[2];
 
 		if (hs_target_read_full(run->t, a - run->unit, u, run->unit) == 0 &&
@@ -1332,12 +1357,8 @@ static int scan_piece(struct worker *w, const struct hs_str_range *rg,
 			w->sc.skip = true;
 	}
 	ret = stream_aligned(w, a, b, run->o->chunk);
-	if (ret == 0 && hs_str_scan_in_run(&w->sc) && b < rg->end) {
-		w->tail = true;
-		ret = stream_aligned(w, b, rg->end, 4096);
-		if (ret == STOP_TAIL)
-			ret = 0;
-	}
+	if (ret == 0 && hs_str_scan_in_run(&w->sc))
+		ret = follow_tail(w, i, b);
 	hs_str_scan_end(&w->sc);
 	return ret;
 }
@@ -1353,7 +1374,7 @@ static int scan_segment(struct worker *w, const struct seg *sg)
 		hs_addr_t a = r->v[i].start > sg->start ? r->v[i].start : sg->start;
 		hs_addr_t b = r->v[i].end < sg->end ? r->v[i].end : sg->end;
 
-		ret = scan_piece(w, &r->v[i], a, b);
+		ret = scan_piece(w, i, a, b);
 	}
 	hot_flush_all(&w->tab);
 	if (ret == STOP_ABORT || ret == STOP_TAIL)

@@ -4,12 +4,14 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libelf-dev libdw-dev libunwind-dev
       libcapstone-dev libcmocka-dev python3 gdb elfutils util-linux
-      libc6-dbg  # libc6-dbg: main_arena's symbol for heap tests, glibc's
-                 # internal function names in stack tests
-      zlib1g-dev golang-go dpkg-dev file)
-                 # zlib: gzip of pprof profiles; golang-go: go tool pprof
-                 # reads them in tests; dpkg-dev, file: cpack -G DEB's
-                 # Depends (dpkg-shlibdeps)
+      # main_arena's symbol for heap tests, glibc's internal function
+      # names in stack tests, gdb's independent heap walks
+      libc6-dbg
+      # gzip of pprof profiles; go tool pprof reads them in tests;
+      # cpack -G DEB computes Depends with dpkg-shlibdeps and file
+      zlib1g-dev golang-go dpkg-dev file
+      # a real pre-fork server (tests/integration/test_nginx.py)
+      nginx-light)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

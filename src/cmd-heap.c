@@ -20,7 +20,7 @@ enum {
 
 static const char usage_text[] =
 	"usage: heapscan heap (-p PID | -c CORE) [options]\n\n"
-	"Walks the glibc malloc heap (glibc 2.17-2.40, x86_64): each arena's heaps,\n"
+	"Walks the glibc malloc heap (glibc 2.12-2.40, x86_64): each arena's heaps,\n"
 	"system memory, chunks in use and free by kind (tcache, fastbin, unsorted,\n"
 	"small, large, top), fragmentation (free-but-held bytes, top excluded, as a\n"
 	"share of the arena's system memory), mmapped chunks, and in-use chunks by\n"
