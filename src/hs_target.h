@@ -214,6 +214,8 @@ struct hs_target_ops {
 
 enum hs_target_flags {
 	HS_TARGET_NO_STOP = 1 << 0, /* live: never stop the process */
+	HS_TARGET_NO_SWAPIN = 1 << 1, /* live: leave swapped-out pages unread
+					 (short reads; counted in swap_skipped) */
 };
 
 enum hs_target_state_flags {
@@ -232,6 +234,14 @@ struct hs_target {
 	size_t nthreads;
 	uint64_t stop_ns;        /* total time the target was stopped by us */
 	uint64_t unreadable;     /* bytes asked for that could not be read */
+	/* Live reads (doc/reading-policy.md): bytes read that were in swap
+	 * (the one change reading makes to the target), and bytes asked for
+	 * that were left in swap under HS_TARGET_NO_SWAPIN.  page_policy is
+	 * a static string saying how untouched pages were kept untouched
+	 * ("pagemap", ...), or NULL for targets where it does not apply. */
+	uint64_t swapped_in;
+	uint64_t swap_skipped;
+	const char *page_policy;
 	char *source;            /* owned: "pid 1234" or the core's path */
 	void *priv;              /* backend state */
 };

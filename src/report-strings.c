@@ -1,6 +1,7 @@
 /* Text and JSON forms of the string-frequency result; see report-strings.h. */
 #include "report-strings.h"
 #include "report-heap.h"
+#include "report.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -193,6 +194,7 @@ void hs_report_strings_text(FILE *out, const struct hs_str_result *res,
 			fprintf(out, "  target not stopped (--no-stop)\n");
 		else
 			fprintf(out, "  target stopped for %.3f ms\n", (double)t->stop_ns / 1e6);
+		hs_report_pages_text(out, t);
 	}
 	hs_buf_release(&sb);
 }
@@ -233,6 +235,7 @@ void hs_report_strings_json(struct hs_json *j, const struct hs_str_result *res,
 		hs_json_bool(j, "stopped", !strcmp(t->ops->name, "live") &&
 			     !(t->flags & HS_TARGET_NO_STOP));
 		hs_json_double(j, "stop_ms", (double)t->stop_ns / 1e6);
+		hs_report_pages_json(j, t);
 	}
 	hs_json_obj_end(j);
 
