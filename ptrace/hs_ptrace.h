@@ -69,7 +69,10 @@ enum hs_page_kind {
 			 written, so never copied) holds the file's bytes */
 	HS_PK_SHARED, /* shared mapping of a file, shmem, memfd, SysV or
 			 shared anonymous memory: the object holds the bytes */
-	HS_PK_DIRECT, /* special and device mappings: read as they are */
+	HS_PK_VDSO,   /* [vdso]: the kernel's one image, which heapscan has
+			 mapped too: an absent page is copied from its own */
+	HS_PK_DIRECT, /* other special and device mappings, and mappings
+			 without read permission: read as they are */
 };
 
 /* Where one page's bytes come from. */
@@ -78,6 +81,7 @@ enum hs_page_src {
 	HS_PS_ZERO,   /* untouched anonymous: zeros, nothing read */
 	HS_PS_FILE,   /* not present: from the mapped file at its offset */
 	HS_PS_SWAP,   /* swapped out: reading swaps it in */
+	HS_PS_VDSO,   /* not present in [vdso]: from heapscan's own vDSO */
 };
 
 /* pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst). */

@@ -44,6 +44,9 @@ struct live_priv {
 					tried, -2 cannot be opened */
 	size_t nfile_fd;
 	bool file_warned;            /* logged a file that could not be opened */
+	uint64_t *skipped;           /* pages counted in t->swap_skipped (+1),
+					open addressing; 0 empty */
+	size_t nskipped, askipped;
 };
 
 /* live.c: reads [addr, addr+len) through the process (or the snapshot

@@ -81,7 +81,11 @@ enum hs_page_kind hs_page_kind_of(const struct hs_map *m)
 
 	/* Not readable: the process itself could not read it; keep the
 	 * backend's answer (process_vm_readv refuses it). */
-	if (!(m->perms & HS_PERM_R) || (m->flags & HS_MAP_SPECIAL))
+	if (!(m->perms & HS_PERM_R))
+		return HS_PK_DIRECT;
+	if (!strcmp(path, "[vdso]"))
+		return HS_PK_VDSO;
+	if ((m->flags & HS_MAP_SPECIAL) || m->cls == HS_CLASS_SPECIAL)
 		return HS_PK_DIRECT;
 	/* hugetlbfs: private MAP_HUGETLB|MAP_ANONYMOUS is "/anon_hugepage". */
 	if (has_token(m->vmflags, "ht")) {
@@ -89,8 +93,13 @@ enum hs_page_kind hs_page_kind_of(const struct hs_map *m)
 			return HS_PK_ANON;
 		return path[0] == '/' ? (shared ? HS_PK_SHARED : HS_PK_FILE) : HS_PK_DIRECT;
 	}
-	if (path[0] == '\0' || path[0] == '[')
+	if (path[0] == '\0' || !strcmp(path, "[heap]") || has_prefix(path, "[stack") ||
+	    has_prefix(path, "[anon"))  /* [anon:NAME], [anon_shmem:NAME] */
 		return shared ? HS_PK_SHARED : HS_PK_ANON;
+	if (!strcmp(path, "[vdso]"))
+		return HS_PK_VDSO;
+	if (path[0] == '[')
+		return HS_PK_DIRECT; /* [vvar], [vsyscall], [uprobes]... */
 	if (path[0] != '/')
 		return HS_PK_DIRECT; /* anon_inode:..., a driver's memory */
 	/* A private mapping of /dev/zero is anonymous memory; a shared one
@@ -110,7 +119,39 @@ enum hs_page_src hs_page_decide(uint64_t word, enum hs_page_kind kind)
 		/* A guard region (MADV_GUARD_INSTALL) is a swap-type marker,
 		 * not data: reading it fails as it always did. */
 		return (word & HS_PM_GUARD) ? HS_PS_TARGET : HS_PS_SWAP;
-	return kind == HS_PK_ANON ? HS_PS_ZERO : HS_PS_FILE;
+	switch (kind) {
+	case HS_PK_ANON:
+		return HS_PS_ZERO;
+	case HS_PK_VDSO:
+		return HS_PS_VDSO;
+	default:
+		return HS_PS_FILE;
+	}
+}
+
+/* heapscan's own vDSO (the same kernel's same image), for pages of the
+ * target's [vdso] it does not have in its page tables. */
+static const unsigned char *self_vdso;
+static size_t self_vdso_len;
+static pthread_once_t self_vdso_once = PTHREAD_ONCE_INIT;
+
+static void find_self_vdso(void)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	char line[512];
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long lo, hi;
+
+		if (strstr(line, "[vdso]") && sscanf(line, "%llx-%llx", &lo, &hi) == 2) {
+			self_vdso = (const unsigned char *)(uintptr_t)lo;
+			self_vdso_len = (size_t)(hi - lo);
+			break;
+		}
+	}
+	fclose(f);
 }
 
 /* ---- set-up ---- */
@@ -186,6 +227,9 @@ static void close_snap(struct live_priv *p)
 
 void hs_live_policy_release(struct live_priv *p)
 {
+	free(p->skipped);
+	p->skipped = NULL;
+	p->nskipped = p->askipped = 0;
 	hs_live_policy_maps_changed(p);
 	close_snap(p);
 	if (p->pm_fd >= 0)
@@ -379,6 +423,50 @@ static int read_file(struct hs_target *t, struct live_priv *p, const struct hs_m
 
 /* ---- reading ---- */
 
+/* Pages left in swap are counted once each, however often readers come
+ * back to them: a set of page numbers, at most SKIP_SLOTS (8 MiB); past
+ * that, repeated visits count again. */
+#define SKIP_SLOTS (1u << 20)
+
+static bool skip_insert(uint64_t *v, size_t a, uint64_t key)
+{
+	size_t i = (size_t)((key * 0x9e3779b97f4a7c15ull) >> 20) & (a - 1);
+
+	while (v[i]) {
+		if (v[i] == key)
+			return false;
+		i = (i + 1) & (a - 1);
+	}
+	v[i] = key;
+	return true;
+}
+
+/* Whether page pg is counted for the first time. */
+static bool skip_first_time(struct live_priv *p, uint64_t pg)
+{
+	bool first = true;
+
+	pthread_mutex_lock(&p->lock);
+	if (p->nskipped * 2 >= p->askipped && p->askipped < SKIP_SLOTS) {
+		size_t na = p->askipped ? p->askipped * 2 : 1024;
+		uint64_t *nv = hs_xcalloc(na, sizeof(*nv));
+
+		for (size_t i = 0; i < p->askipped; i++)
+			if (p->skipped[i])
+				skip_insert(nv, na, p->skipped[i]);
+		free(p->skipped);
+		p->skipped = nv;
+		p->askipped = na;
+	}
+	if (p->nskipped * 2 < p->askipped) {
+		first = skip_insert(p->skipped, p->askipped, pg + 1);
+		if (first)
+			p->nskipped++;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return first;
+}
+
 /* One run of pages with the same source, [a, a+n) inside m. */
 static int read_run(struct hs_target *t, struct live_priv *p, const struct hs_map *m,
 		    enum hs_page_src src, hs_addr_t a, char *dst, size_t n, size_t *got)
@@ -399,17 +487,30 @@ static int read_run(struct hs_target *t, struct live_priv *p, const struct hs_ma
 	case HS_PS_SWAP:
 		if (t->flags & HS_TARGET_NO_SWAPIN) {
 			/* Left in swap: a short read at the first such page
-			 * (counted per page, as readers skip page by page). */
-			uint64_t first = PG - (a & (PG - 1));
-
-			__atomic_add_fetch(&t->swap_skipped, first < n ? first : n,
-					   __ATOMIC_RELAXED);
+			 * (readers skip on page by page). */
+			if (skip_first_time(p, a >> PG_SHIFT))
+				__atomic_add_fetch(&t->swap_skipped, PG, __ATOMIC_RELAXED);
 			__atomic_or_fetch(&t->state, HS_TSTATE_PARTIAL, __ATOMIC_RELAXED);
 			return 0;
 		}
 		ret = hs_live_read_raw(t, a, dst, n, got);
-		__atomic_add_fetch(&t->swapped_in, *got, __ATOMIC_RELAXED);
+		/* What the process gained: whole pages, however few of
+		 * their bytes were asked for (the mmapped-chunk search
+		 * reads 16 bytes a page). */
+		if (*got)
+			__atomic_add_fetch(&t->swapped_in,
+					   (((a + *got - 1) >> PG_SHIFT) - (a >> PG_SHIFT) + 1) * PG,
+					   __ATOMIC_RELAXED);
 		return ret;
+	case HS_PS_VDSO:
+		/* Only when the sizes agree, i.e. the same (64-bit) image. */
+		pthread_once(&self_vdso_once, find_self_vdso);
+		if (self_vdso && self_vdso_len == m->end - m->start) {
+			memcpy(dst, self_vdso + (a - m->start), n);
+			*got = n;
+			return 0;
+		}
+		break;
 	case HS_PS_TARGET:
 		break;
 	}
