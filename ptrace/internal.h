@@ -40,6 +40,7 @@ struct live_priv {
 	int pm_fd;                   /* /proc/PID/pagemap; -1 */
 	int pm_snap_fd;              /* /proc/SNAP/pagemap; -1 */
 	pid_t pm_snap_pid;           /* the snapshot pm_snap_fd belongs to */
+	uint64_t pm_gen;             /* picture generation (pagemap.c cache) */
 	int *file_fd;                /* per t->maps.v[i]: its file, -1 not
 					tried, -2 cannot be opened */
 	size_t nfile_fd;
