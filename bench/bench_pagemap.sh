@@ -15,6 +15,8 @@
 # is checked to hold the same heap and strings sections on both sides.
 # Prints the medians of wall time, target stop time and CPU time, and
 # new / old.  Needs GNU time (installed with apt-get if missing).
+# HS_BENCH_OLD=PATH runs that heapscan binary (e.g. a build of the commit
+# before the reading policy) as the old side instead of the knob.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,9 +42,10 @@ calc() { awk "BEGIN { printf \"%.3f\n\", $* }"; }
 
 # One run of side $1 (off or pagemap): wall, stop and CPU seconds.
 one() {
-	local side=$1 out=$tmp/$1.json wall usr sys
+	local side=$1 out=$tmp/$1.json wall usr sys bin=$heapscan
+	[ "$side" = off ] && [ -n "${HS_BENCH_OLD:-}" ] && bin=$HS_BENCH_OLD
 	HEAPSCAN_READ_POLICY=$side /usr/bin/time -f "%e %U %S" -o "$tmp/$side.time" \
-		"$heapscan" -p "$wpid" --json > "$out"
+		"$bin" -p "$wpid" --json > "$out"
 	read -r wall usr sys < "$tmp/$side.time"
 	echo "$wall $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["stop_ms"] / 1e3)' "$out") $(calc "$usr + $sys")"
 }
@@ -81,7 +84,12 @@ done
 ow=$(med "${o_wall[@]}"); os=$(med "${o_stop[@]}"); oc=$(med "${o_cpu[@]}")
 nw=$(med "${n_wall[@]}"); ns=$(med "${n_stop[@]}"); nc=$(med "${n_cpu[@]}")
 echo "heapscan -p PID --json, medians of $runs alternating runs (reports identical):"
-echo "                          every page read (off)   pagemap policy    new / old"
+if [ -n "${HS_BENCH_OLD:-}" ]; then
+	echo "  old side: $HS_BENCH_OLD"
+	echo "                          old binary              pagemap policy    new / old"
+else
+	echo "                          every page read (off)   pagemap policy    new / old"
+fi
 printf "  wall time (s)           %10.3f            %10.3f        %6s\n" "$ow" "$nw" "$(hs_bench_ratio "$nw" "$ow")"
 printf "  target stopped (s)      %10.3f            %10.3f        %6s\n" "$os" "$ns" "$(hs_bench_ratio "$ns" "$os")"
 printf "  CPU user+sys (s)        %10.3f            %10.3f        %6s\n" "$oc" "$nc" "$(hs_bench_ratio "$nc" "$oc")"

@@ -41,6 +41,8 @@ struct live_priv {
 	int pm_snap_fd;              /* /proc/SNAP/pagemap; -1 */
 	pid_t pm_snap_pid;           /* the snapshot pm_snap_fd belongs to */
 	uint64_t pm_gen;             /* picture generation (pagemap.c cache) */
+	int pm_scan;                 /* PAGEMAP_SCAN: 0 untried, -1 refused,
+					else the category mask it takes */
 	int *file_fd;                /* per t->maps.v[i]: its file, -1 not
 					tried, -2 cannot be opened */
 	size_t nfile_fd;
