@@ -213,6 +213,21 @@ class PagemapTest(harness.TmpDirTestCase):
         for k in ("histogram", "mmapped", "totals"):
             self.assertEqual(h_new[k], h_old[k], k)
 
+    def test_pagemap_words(self):
+        """The same without PAGEMAP_SCAN (kernels before 6.7): the words."""
+        pid = str(self.v.pid)
+        args = ("strings", "-p", pid, "--all", "--json", "--top", "100000")
+        out, _ = self.unchanged("strings --all", *args, ok=(1,))
+        out2, _ = self.unchanged("strings --all, words", *args, ok=(1,),
+                                 env={"HEAPSCAN_READ_POLICY": "words"})
+        a, b = json.loads(out), json.loads(out2)
+        self.check_all_strings(b, "strings --all, words")
+        self.assertEqual(string_counts(a), string_counts(b))
+        for mode, extra in MODES:
+            out, _ = self.unchanged("heap, words " + mode, "heap", "-p", pid, "--json", *extra,
+                                    env={"HEAPSCAN_READ_POLICY": "words"})
+            self.check_heap(json.loads(out)["heap"], "heap, words " + mode)
+
     def test_smaps_fallback(self):
         """Without pagemap, mappings smaps shows untouched are still not
         read; pages inside touched ones are (the report says so)."""
