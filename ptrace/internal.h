@@ -67,6 +67,9 @@ int hs_live_read_raw(struct hs_target *t, hs_addr_t addr, void *buf, size_t len,
  * descriptors kept per mapping.  hs_live_policy_release: closes all.
  */
 void hs_live_policy_init(struct hs_target *t, struct live_priv *p);
+/* Whether tok is one of the space-separated words of list (smaps
+ * VmFlags, e.g. "ht", "dc", "wf"). */
+bool hs_live_has_vmflag(const char *list, const char *tok);
 int hs_live_policy_read(struct hs_target *t, hs_addr_t addr, void *buf, size_t len,
 			size_t *nread);
 void hs_live_policy_maps_changed(struct live_priv *p);

@@ -65,7 +65,7 @@ static bool has_prefix(const char *s, const char *p)
 	return !strncmp(s, p, strlen(p));
 }
 
-static bool has_token(const char *list, const char *tok)
+bool hs_live_has_vmflag(const char *list, const char *tok)
 {
 	size_t n = strlen(tok);
 
@@ -89,7 +89,7 @@ enum hs_page_kind hs_page_kind_of(const struct hs_map *m)
 	if ((m->flags & HS_MAP_SPECIAL) || m->cls == HS_CLASS_SPECIAL)
 		return HS_PK_DIRECT;
 	/* hugetlbfs: private MAP_HUGETLB|MAP_ANONYMOUS is "/anon_hugepage". */
-	if (has_token(m->vmflags, "ht")) {
+	if (hs_live_has_vmflag(m->vmflags, "ht")) {
 		if (!shared && has_prefix(path, "/anon_hugepage"))
 			return HS_PK_ANON;
 		return path[0] == '/' ? (shared ? HS_PK_SHARED : HS_PK_FILE) : HS_PK_DIRECT;

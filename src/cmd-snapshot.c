@@ -4,6 +4,7 @@
  */
 #include "cli.h"
 #include "report-growth.h"
+#include "report.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -111,6 +112,7 @@ int cmd_snapshot(int argc, char **argv)
 		hs_json_u64(&j, "arenas", p.narenas);
 		hs_json_u64(&j, "chunk_sizes", p.nchunks);
 		hs_json_u64(&j, "strings", p.nstrings);
+		hs_report_pages_json(&j, t);
 		hs_cli_json_end(&j);
 	} else if (f != stdout) {
 		printf("wrote %s: %zu regions, %zu arenas, %zu chunk sizes, %zu strings",
@@ -119,6 +121,13 @@ int cmd_snapshot(int argc, char **argv)
 			printf(" (heap: %s)", p.heap_error);
 		if (!strcmp(p.kind, "live"))
 			printf("; stopped %.3f ms", (double)p.stop_ns / 1e6);
+		if (t->swapped_in || t->swap_skipped) {
+			char a[16], b[16];
+
+			printf("; swapped in %s, left in swap %s",
+			       hs_fmt_bytes(a, sizeof(a), t->swapped_in),
+			       hs_fmt_bytes(b, sizeof(b), t->swap_skipped));
+		}
 		printf("\n");
 	}
 	ret = p.partial ? HS_EXIT_PARTIAL : HS_EXIT_OK;

@@ -266,7 +266,8 @@ class SwapTest(harness.TmpDirTestCase):
     """Pages the victim wrote and the kernel swapped out (MADV_PAGEOUT):
     read by default (Rss grows by exactly the bytes reported swapped in,
     the strings are all found), left alone with --no-swapin (Rss unchanged,
-    partial, the bytes reported)."""
+    partial, the bytes reported); with --fork the copy swaps them in and
+    the process keeps them in swap."""
 
     def setUp(self):
         super().setUp()
@@ -314,6 +315,14 @@ class SwapTest(harness.TmpDirTestCase):
             self.assertEqual(d["summary"]["pages"]["swap_skipped_bytes"], swapped * 4096)
             self.assertEqual(d["summary"]["pages"]["swapped_in_bytes"], 0)
             self.assertEqual(string_counts(d).get(mark, 0), n - swapped)
+
+            # --fork: the copy swaps the pages in, for itself: the process
+            # keeps them in swap and its Rss does not move.
+            d, rc, err = run_json("strings", "-p", pid, "--fork", "--top", "100000")
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(rss_kb(v.pid), before)
+            self.assertEqual(d["summary"]["pages"]["swapped_in_bytes"], swapped * 4096)
+            self.assertEqual(string_counts(d).get(mark), n)
 
             d, rc, err = run_json("strings", "-p", pid, "--top", "100000")
             self.assertEqual(rc, 0, err)
