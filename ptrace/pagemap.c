@@ -526,7 +526,7 @@ static int map_file_fd(struct hs_target *t, struct live_priv *p, const struct hs
 			p->file_fd[i] = r >= 0 ? r : -2;
 			if (r < 0 && !p->file_warned) {
 				p->file_warned = true;
-				hs_log(HS_LOG_INFO, "cannot open the file of %#" PRIx64 "-%#" PRIx64
+				hs_log(HS_LOG_DEBUG, "cannot open the file of %#" PRIx64 "-%#" PRIx64
 				       " '%s' (%s): its pages that are not present are read "
 				       "through the process", m->start, m->end, m->path,
 				       hs_strerror(r));
@@ -629,6 +629,12 @@ static bool skip_first_time(struct live_priv *p, uint64_t pg)
 	return first;
 }
 
+/* Bytes of the whole pages [a, a+got) touches. */
+static uint64_t page_bytes(hs_addr_t a, size_t got)
+{
+	return got ? (((a + got - 1) >> PG_SHIFT) - (a >> PG_SHIFT) + 1) * PG : 0;
+}
+
 /* One run of pages with the same source, [a, a+n) inside m. */
 static int read_run(struct hs_target *t, struct live_priv *p, const struct hs_map *m,
 		    enum hs_page_src src, hs_addr_t a, char *dst, size_t n, size_t *got)
@@ -645,7 +651,11 @@ static int read_run(struct hs_target *t, struct live_priv *p, const struct hs_ma
 		ret = read_file(t, p, m, a, dst, n, got);
 		if (ret != -ENOENT)
 			return ret;
-		break; /* no file: through the process, as before */
+		/* No file: through the process, as before, which maps the
+		 * pages into it (and allocates shmem holes); counted. */
+		ret = hs_live_read_raw(t, a, dst, n, got);
+		__atomic_add_fetch(&t->faulted_in, page_bytes(a, *got), __ATOMIC_RELAXED);
+		return ret;
 	case HS_PS_SWAP:
 		if (t->flags & HS_TARGET_NO_SWAPIN) {
 			/* Left in swap: a short read at the first such page
@@ -659,10 +669,7 @@ static int read_run(struct hs_target *t, struct live_priv *p, const struct hs_ma
 		/* What the process gained: whole pages, however few of
 		 * their bytes were asked for (the mmapped-chunk search
 		 * reads 16 bytes a page). */
-		if (*got)
-			__atomic_add_fetch(&t->swapped_in,
-					   (((a + *got - 1) >> PG_SHIFT) - (a >> PG_SHIFT) + 1) * PG,
-					   __ATOMIC_RELAXED);
+		__atomic_add_fetch(&t->swapped_in, page_bytes(a, *got), __ATOMIC_RELAXED);
 		return ret;
 	case HS_PS_VDSO:
 		/* Only when the sizes agree, i.e. the same (64-bit) image. */

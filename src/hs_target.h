@@ -241,6 +241,10 @@ struct hs_target {
 	 * ("pagemap", ...), or NULL for targets where it does not apply. */
 	uint64_t swapped_in;
 	uint64_t swap_skipped;
+	/* Live reads: bytes of pages the process did not have that had to be
+	 * read through it anyway (their file could not be opened), which
+	 * maps them into it. */
+	uint64_t faulted_in;
 	const char *page_policy;
 	char *source;            /* owned: "pid 1234" or the core's path */
 	void *priv;              /* backend state */

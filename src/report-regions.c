@@ -91,6 +91,10 @@ void hs_report_pages_text(FILE *out, const struct hs_target *t)
 	if (t->flags & HS_TARGET_NO_SWAPIN)
 		fprintf(out, ", %s left in swap (--no-swapin)",
 			hs_fmt_bytes(b, sizeof(b), t->swap_skipped));
+	if (t->faulted_in)
+		fprintf(out, "; %s read through the process though it did not have them "
+			"(their file or shared memory could not be opened: map_files needs "
+			"CAP_SYS_ADMIN)", hs_fmt_bytes(b, sizeof(b), t->faulted_in));
 	fputc('\n', out);
 }
 
@@ -105,6 +109,7 @@ void hs_report_pages_json(struct hs_json *j, const struct hs_target *t)
 	hs_json_u64(j, "swapped_in_bytes", t->swapped_in);
 	hs_json_bool(j, "no_swapin", (t->flags & HS_TARGET_NO_SWAPIN) != 0);
 	hs_json_u64(j, "swap_skipped_bytes", t->swap_skipped);
+	hs_json_u64(j, "faulted_in_bytes", t->faulted_in);
 	hs_json_obj_end(j);
 }
 

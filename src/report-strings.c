@@ -194,7 +194,6 @@ void hs_report_strings_text(FILE *out, const struct hs_str_result *res,
 			fprintf(out, "  target not stopped (--no-stop)\n");
 		else
 			fprintf(out, "  target stopped for %.3f ms\n", (double)t->stop_ns / 1e6);
-		hs_report_pages_text(out, t);
 	}
 	hs_buf_release(&sb);
 }

@@ -228,6 +228,40 @@ class PagemapTest(harness.TmpDirTestCase):
                                     env={"HEAPSCAN_READ_POLICY": "words"})
             self.check_heap(json.loads(out)["heap"], "heap, words " + mode)
 
+    def test_unprivileged(self):
+        """As the victim's own unprivileged user, map_files is closed
+        (CAP_SYS_ADMIN): private files still come through
+        /proc/PID/root, but shared anonymous memory can only be read
+        through the process, which allocates its holes.  The results
+        stay right, and the report counts exactly what that cost."""
+        if os.geteuid() != 0:
+            self.skipTest("needs root to run as another user")
+        nobody = 65534
+        d = os.path.join(self.tmp, "nobody")
+        os.mkdir(d)
+        os.chmod(self.tmp, 0o711)
+        os.chmod(d, 0o777)
+        with Victim("untouched_victim", d, user=nobody) as v:
+            before = rss_kb(v.pid)
+            p = subprocess.run(["setpriv", "--reuid=%d" % nobody, "--regid=%d" % nobody,
+                                "--clear-groups", "--", harness.HEAPSCAN, "strings", "-p",
+                                str(v.pid), "--all", "--json", "--top", "100000"],
+                               capture_output=True, text=True, timeout=240)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            out = json.loads(p.stdout)
+            grown = (rss_kb(v.pid) - before) * 1024
+            pages = out["summary"]["pages"]
+            self.assertEqual(pages["policy"], "pagemap")
+            # the 12 MiB of shared anonymous memory but the one page the
+            # victim wrote
+            self.assertEqual(pages["faulted_in_bytes"], (12 << 20) - 4096)
+            self.assertEqual(grown, pages["faulted_in_bytes"])
+            self.v, saved = v, self.v
+            try:
+                self.check_all_strings(out, "strings --all as nobody")
+            finally:
+                self.v = saved
+
     def test_smaps_fallback(self):
         """Without pagemap, mappings smaps shows untouched are still not
         read; pages inside touched ones are (the report says so)."""
