@@ -1,14 +1,16 @@
 /*
  * The live backend's reading policy: read through the process only the
- * pages it has (doc/reading-policy.md).
+ * pages it has (doc/reading-policy.md holds the kernel facts and the
+ * measurements).
  *
  * Reading another process's page with process_vm_readv or /proc/PID/mem
- * faults it in when it is not there: an untouched anonymous page becomes a
- * zeroed page of the target's Rss, a file page gets mapped into its page
- * tables, a shared-memory hole gets allocated.  So before a range is read,
- * /proc/PID/pagemap says per page whether it is present, swapped out or
- * neither (one u64 per 4 KiB page, flags readable with the ptrace access
- * we already need, read in batches of PM_BATCH pages), and:
+ * faults it in when it is not there: a file page gets mapped into its
+ * page tables, a shared-memory hole gets allocated, an untouched
+ * anonymous page gets at least a page-table entry (and a real page where
+ * the kernel does not map the zero page).  So before a range is read we
+ * ask which of its pages are present or swapped out (PAGEMAP_SCAN on
+ * /proc/PID/pagemap, else its words; readable with the ptrace access we
+ * already need), and per page (hs_page_decide):
  *  - present: read through the process (changes nothing);
  *  - swapped out: read through the process, which swaps it in (counted in
  *    t->swapped_in), unless HS_TARGET_NO_SWAPIN (a short read, counted in
@@ -22,12 +24,14 @@
  *    get SIGBUS there);
  *  - neither, shared mapping (file, shmem, memfd, SysV, shared anonymous):
  *    the object holds the bytes, read from it the same way: a read of the
- *    object never maps anything into the process, and a shmem hole reads
- *    as zeros without being allocated.
- * Where the file cannot be opened (no map_files access, a deleted file, a
- * file of another mount) the page is read through the process as before.
- * Special and device mappings, and mappings without read permission, are
- * always read as before.
+ *    object maps nothing into the process, and a shmem hole reads as
+ *    zeros without being allocated;
+ *  - neither, [vdso]: copied from heapscan's own vDSO (one kernel image).
+ * Where the file cannot be opened (map_files needs CAP_SYS_ADMIN: shared
+ * anonymous memory, SysV, deleted files) the page is read through the
+ * process as before and counted in t->faulted_in.  Other special and
+ * device mappings, and mappings without read permission, are read as
+ * before.
  *
  * A fork snapshot (fork.c) is read through the child's own pagemap: the
  * child shares its parent's pages copy-on-write, and fork copies no page
@@ -55,7 +59,7 @@
 
 #define PG 4096u
 #define PG_SHIFT 12
-/* Pages per pagemap pread: 1 MiB of target memory for 2 KiB of words. */
+/* Pages decided at a time (a stack array of words): 1 MiB of memory. */
 #define PM_BATCH 256
 
 /* ---- the decision ---- */
@@ -97,8 +101,6 @@ enum hs_page_kind hs_page_kind_of(const struct hs_map *m)
 	if (path[0] == '\0' || !strcmp(path, "[heap]") || has_prefix(path, "[stack") ||
 	    has_prefix(path, "[anon"))  /* [anon:NAME], [anon_shmem:NAME] */
 		return shared ? HS_PK_SHARED : HS_PK_ANON;
-	if (!strcmp(path, "[vdso]"))
-		return HS_PK_VDSO;
 	if (path[0] == '[')
 		return HS_PK_DIRECT; /* [vvar], [vsyscall], [uprobes]... */
 	if (path[0] != '/')
@@ -173,6 +175,7 @@ static int open_pagemap(pid_t pid, int *fdp)
 		return -errno;
 	/* The access check is made at open, but probe one word anyway (a
 	 * pagemap of page 0 always exists). */
+	errno = 0;
 	if (pread(fd, &w, sizeof(w), 0) != (ssize_t)sizeof(w)) {
 		int ret = errno ? -errno : -EIO;
 		close(fd);
