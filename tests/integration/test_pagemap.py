@@ -35,6 +35,15 @@ def rss_kb(pid):
     raise AssertionError("no Rss in smaps_rollup")
 
 
+def vm_pte_kb(pid):
+    """VmPTE (page tables) from /proc/PID/status, in kB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmPTE:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmPTE in status")
+
+
 def mapping_rss(pid, start):
     """Rss in bytes of the mapping that starts at start."""
     for m in harness.read_smaps(pid):
@@ -71,12 +80,15 @@ class PagemapTest(harness.TmpDirTestCase):
     def unchanged(self, what, *args, env=None, ok=(0,)):
         """Runs heapscan; asserts its exit code and that the victim's Rss
         did not move.  Returns (stdout, stderr)."""
-        before = rss_kb(self.v.pid)
+        before, pte = rss_kb(self.v.pid), vm_pte_kb(self.v.pid)
         rc, out, err = run(*args, env=env)
         after = rss_kb(self.v.pid)
         self.assertIn(rc, ok, "%s: rc %d: %s" % (what, rc, err))
         self.assertEqual(after, before, "%s changed the victim's Rss by %d kB"
                          % (what, after - before))
+        # nor its page tables (reading untouched memory through the
+        # process maps the zero page there: Rss stays, VmPTE grows)
+        self.assertEqual(vm_pte_kb(self.v.pid), pte, "%s changed VmPTE" % what)
         return out, err
 
     def check_heap(self, h, what):
@@ -189,7 +201,7 @@ class PagemapTest(harness.TmpDirTestCase):
         new = json.loads(out)
         hout, _ = self.unchanged("heap", "heap", "-p", pid, "--json", "--top", "100000")
         shm = int(self.v.facts["shm_untouched"][0], 16)
-        before = rss_kb(self.v.pid)
+        before, pte = rss_kb(self.v.pid), vm_pte_kb(self.v.pid)
         self.assertEqual(mapping_rss(self.v.pid, shm), 0)
         rc, out, err = run(*args, env={"HEAPSCAN_READ_POLICY": "off"})
         self.assertEqual(rc, 1, err)
@@ -202,6 +214,8 @@ class PagemapTest(harness.TmpDirTestCase):
         # are mapped in (doc/reading-policy.md).
         self.assertEqual(mapping_rss(self.v.pid, shm), SHM_UNTOUCHED)
         self.assertGreaterEqual(grown * 1024, SHM_UNTOUCHED, "policy off grew Rss by %d kB" % grown)
+        # page tables for the 256 MiB read: 4 KiB per 2 MiB
+        self.assertGreaterEqual((vm_pte_kb(self.v.pid) - pte) * 1024, UNTOUCHED // 512)
         self.assertEqual(old["summary"]["pages"]["policy"], "off")
         self.assertEqual(string_counts(new), string_counts(old))
         for k in ("bytes_scanned", "unreadable_bytes", "occurrences", "distinct", "class_bytes"):
