@@ -48,6 +48,8 @@ int hs_live_read_maps(struct hs_target *t, pid_t pid)
 	hs_maps_release(&t->maps);
 	t->maps = maps;
 	hs_classify(t);
+	if (t->priv)
+		hs_live_policy_maps_changed(t->priv);
 	return 0;
 }
 
@@ -370,7 +372,7 @@ static size_t split_at_maps(const struct hs_target *t, hs_addr_t addr, size_t le
 	return done;
 }
 
-static int live_read(struct hs_target *t, hs_addr_t addr, void *buf, size_t len,
+int hs_live_read_raw(struct hs_target *t, hs_addr_t addr, void *buf, size_t len,
 		     size_t *nread)
 {
 	struct live_priv *p = t->priv;
@@ -380,7 +382,6 @@ static int live_read(struct hs_target *t, hs_addr_t addr, void *buf, size_t len,
 	pid_t pid;
 	size_t covered;
 
-	test_kill_hook(p);
 	*nread = 0;
 	covered = split_at_maps(t, addr, len, remote, local, buf, &niov, &pid);
 	if (covered == 0)
@@ -466,6 +467,15 @@ static int live_open_file(struct hs_target *t, const struct hs_map *m)
 	return open_regular_inode(m->path, m->inode);
 }
 
+/* Every read goes through the reading policy (pagemap.c): untouched
+ * pages are never read through the process. */
+static int live_read(struct hs_target *t, hs_addr_t addr, void *buf, size_t len,
+		     size_t *nread)
+{
+	test_kill_hook(t->priv);
+	return hs_live_policy_read(t, addr, buf, len, nread);
+}
+
 /* ---- lifecycle ---- */
 
 static int live_suspend(struct hs_target *t)
@@ -526,6 +536,7 @@ static void live_close(struct hs_target *t)
 		return;
 	hs_live_fork_end(t, p);
 	hs_live_detach_all(p);
+	hs_live_policy_release(p);
 	if (p->mem_fd >= 0)
 		close(p->mem_fd);
 	free(p->from_parent);
@@ -603,6 +614,7 @@ int hs_target_open_pid(pid_t pid, unsigned flags, struct hs_target **out)
 	p->mem_fd = -1;
 	p->snap_mem_fd = -1;
 	pthread_mutex_init(&p->lock, NULL);
+	hs_live_policy_init(t, p);
 	{
 		const char *k = getenv("HEAPSCAN_TEST_KILL_AFTER_READS");
 		p->test_kill_after = k ? strtoull(k, NULL, 10) : 0;

@@ -25,6 +25,7 @@ struct hs_cli_opts {
 	const char *exe;     /* --exe FILE for cores */
 	bool no_stop;
 	bool fork;           /* --fork: read a copy-on-write fork snapshot */
+	bool no_swapin;      /* --no-swapin: leave swapped-out pages unread */
 	bool json;
 };
 
@@ -34,6 +35,7 @@ enum {
 	HS_OPT_NO_STOP,
 	HS_OPT_JSON,
 	HS_OPT_FORK,
+	HS_OPT_NO_SWAPIN,
 	HS_OPT_FIRST_PRIVATE = 0x1100, /* commands number theirs from here */
 };
 
@@ -43,6 +45,7 @@ enum {
 	{ "exe", required_argument, NULL, HS_OPT_EXE },                         \
 	{ "no-stop", no_argument, NULL, HS_OPT_NO_STOP },                       \
 	{ "fork", no_argument, NULL, HS_OPT_FORK },                             \
+	{ "no-swapin", no_argument, NULL, HS_OPT_NO_SWAPIN },                   \
 	{ "json", no_argument, NULL, HS_OPT_JSON },                             \
 	{ "help", no_argument, NULL, 'h' }
 #define HS_CLI_COMMON_SHORTOPTS "p:c:h"

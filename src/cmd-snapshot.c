@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "report-growth.h"
 #include "report-pprof.h"
+#include "report.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -138,6 +139,7 @@ written:
 		hs_json_u64(&j, "arenas", p.narenas);
 		hs_json_u64(&j, "chunk_sizes", p.nchunks);
 		hs_json_u64(&j, "strings", p.nstrings);
+		hs_report_pages_json(&j, t);
 		hs_cli_json_end(&j);
 	} else if (strcmp(output, "-")) {
 		if (pprof)
@@ -151,6 +153,13 @@ written:
 			printf(" (heap: %s)", p.heap_error);
 		if (!strcmp(p.kind, "live"))
 			printf("; stopped %.3f ms", (double)p.stop_ns / 1e6);
+		if (t->swapped_in || t->swap_skipped) {
+			char a[16], b[16];
+
+			printf("; swapped in %s, left in swap %s",
+			       hs_fmt_bytes(a, sizeof(a), t->swapped_in),
+			       hs_fmt_bytes(b, sizeof(b), t->swap_skipped));
+		}
 		printf("\n");
 	}
 	ret = p.partial ? HS_EXIT_PARTIAL : HS_EXIT_OK;

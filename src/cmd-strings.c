@@ -5,6 +5,7 @@
  */
 #include "cli.h"
 #include "report-strings.h"
+#include "report.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -296,6 +297,7 @@ int cmd_strings(int argc, char **argv)
 			printf("only bytes in %s malloc chunks (--chunks %s)\n",
 			       loc_mask == (1u << HS_STR_LOC_FREE) ? "free" : "in-use", chunks);
 		hs_report_strings_text(stdout, &res, t);
+		hs_report_pages_text(stdout, t);
 		if (!so.where)
 			printf("  (%s)\n", why.buf);
 	}

@@ -244,6 +244,8 @@ enum hs_target_caps {
 
 enum hs_target_flags {
 	HS_TARGET_NO_STOP = 1 << 0, /* live: never stop the process */
+	HS_TARGET_NO_SWAPIN = 1 << 1, /* live: leave swapped-out pages unread
+					 (short reads; counted in swap_skipped) */
 };
 
 enum hs_target_state_flags {
@@ -264,6 +266,18 @@ struct hs_target {
 	uint64_t stop_ns;        /* total time the target was stopped by us */
 	uint64_t open_ns;        /* hs_now_ns() when the target was opened */
 	uint64_t unreadable;     /* bytes asked for that could not be read */
+	/* Live reads (doc/reading-policy.md): bytes read that were in swap
+	 * (the one change reading makes to the target), and bytes asked for
+	 * that were left in swap under HS_TARGET_NO_SWAPIN.  page_policy is
+	 * a static string saying how untouched pages were kept untouched
+	 * ("pagemap", ...), or NULL for targets where it does not apply. */
+	uint64_t swapped_in;
+	uint64_t swap_skipped;
+	/* Live reads: bytes of pages the process did not have that had to be
+	 * read through it anyway (their file could not be opened), which
+	 * maps them into it. */
+	uint64_t faulted_in;
+	const char *page_policy;
 	char *source;            /* owned: "pid 1234" or the core's path */
 	void *priv;              /* backend state */
 };

@@ -70,8 +70,49 @@ void hs_report_header_text(FILE *out, const struct hs_target *t)
 		kb(all.smaps[HS_SMAPS_PSS]), kb(all.smaps[HS_SMAPS_PRIVATE_DIRTY]),
 		hs_fmt_bytes(b, sizeof(b), all.smaps[HS_SMAPS_PRIVATE_DIRTY]),
 		kb(all.smaps[HS_SMAPS_SWAP]), hs_fmt_bytes(c, sizeof(c), all.smaps[HS_SMAPS_SWAP]));
+	hs_report_pages_text(out, t);
 	if (t->unreadable)
 		fprintf(out, "  partial:  %" PRIu64 " bytes could not be read\n", t->unreadable);
+}
+
+void hs_report_pages_text(FILE *out, const struct hs_target *t)
+{
+	char a[16], b[16];
+
+	if (!t->page_policy)
+		return;
+	if (!strcmp(t->page_policy, "off"))
+		fprintf(out, "  pages:    every page read through the process "
+			"(HEAPSCAN_READ_POLICY=off)");
+	else if (!strcmp(t->page_policy, "pagemap"))
+		fprintf(out, "  pages:    untouched pages not read (pagemap)");
+	else
+		fprintf(out, "  pages:    untouched mappings not read (%s); untouched pages of "
+			"touched mappings read through the process", t->page_policy);
+	fprintf(out, "; swapped in %s", hs_fmt_bytes(a, sizeof(a), t->swapped_in));
+	if (t->flags & HS_TARGET_NO_SWAPIN)
+		fprintf(out, ", %s left in swap (--no-swapin)",
+			hs_fmt_bytes(b, sizeof(b), t->swap_skipped));
+	if (t->faulted_in)
+		fprintf(out, "; %s read through the process though it did not have them "
+			"(their file or shared memory could not be opened: map_files needs "
+			"CAP_SYS_ADMIN)", hs_fmt_bytes(b, sizeof(b), t->faulted_in));
+	fputc('\n', out);
+}
+
+void hs_report_pages_json(struct hs_json *j, const struct hs_target *t)
+{
+	if (!t->page_policy) {
+		hs_json_null(j, "pages");
+		return;
+	}
+	hs_json_obj_begin(j, "pages");
+	hs_json_str(j, "policy", t->page_policy);
+	hs_json_u64(j, "swapped_in_bytes", t->swapped_in);
+	hs_json_bool(j, "no_swapin", (t->flags & HS_TARGET_NO_SWAPIN) != 0);
+	hs_json_u64(j, "swap_skipped_bytes", t->swap_skipped);
+	hs_json_u64(j, "faulted_in_bytes", t->faulted_in);
+	hs_json_obj_end(j);
 }
 
 void hs_report_header_json(struct hs_json *j, const struct hs_target *t)
@@ -123,6 +164,7 @@ void hs_report_header_json(struct hs_json *j, const struct hs_target *t)
 	hs_json_bool(j, "partial", (t->state & HS_TSTATE_PARTIAL) != 0);
 	hs_json_bool(j, "target_exited", (t->state & HS_TSTATE_GONE) != 0);
 	hs_json_u64(j, "unreadable_bytes", t->unreadable);
+	hs_report_pages_json(j, t);
 }
 
 void hs_report_smaps_json(struct hs_json *j, const uint64_t smaps[HS_SMAPS_N])

@@ -2,6 +2,7 @@
 #include "report-strings.h"
 #include "report-heap.h"
 #include "cli.h"
+#include "report.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -237,6 +238,7 @@ void hs_report_strings_json(struct hs_json *j, const struct hs_str_result *res,
 	if (t) {
 		hs_json_bool(j, "stopped", hs_target_holds(t));
 		hs_json_double(j, "stop_ms", (double)t->stop_ns / 1e6);
+		hs_report_pages_json(j, t);
 	}
 	hs_json_obj_end(j);
 

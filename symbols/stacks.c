@@ -155,16 +155,42 @@ out:
 	_UPT_destroy(upt);
 }
 
+/*
+ * libunwind's own access_mem peeks with PTRACE_PEEKDATA, which faults in
+ * whatever it touches: unwinding reads .eh_frame of each library, and a
+ * 128 KiB of libc's read-only data became resident in the process on
+ * every 'stacks' run.  Reading through the target instead applies the
+ * live backend's reading policy (doc/reading-policy.md): such pages come
+ * from the file.  libunwind passes its own per-thread argument (the _UPT
+ * context) to the accessors, so the target is a thread-local here, set
+ * for the duration of unwind_live().
+ */
+static __thread struct hs_target *unw_target;
+
+static int access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t *val,
+		      int write, void *arg)
+{
+	if (write || !unw_target)
+		return _UPT_access_mem(as, addr, val, write, arg);
+	if (hs_target_read_full(unw_target, addr, val, sizeof(*val)) < 0)
+		return -UNW_EINVAL;
+	return 0;
+}
+
 static int unwind_live(struct hs_target *t, unsigned max, struct hs_stacks *out)
 {
 	unw_addr_space_t as;
+	unw_accessors_t acc = _UPT_accessors;
 
 	if (!(t->state & HS_TSTATE_SUSPENDED)) {
 		out->error = xasprintf("the process is not stopped");
 		return 0;
 	}
-	as = unw_create_addr_space(&_UPT_accessors, 0);
+	acc.access_mem = access_mem;
+	unw_target = t;
+	as = unw_create_addr_space(&acc, 0);
 	if (!as) {
+		unw_target = NULL;
 		out->error = xasprintf("libunwind: cannot create an address space");
 		return 0;
 	}
@@ -179,6 +205,7 @@ static int unwind_live(struct hs_target *t, unsigned max, struct hs_stacks *out)
 			unwind_live_thread(as, th, max, &out->v[i]);
 	}
 	unw_destroy_addr_space(as);
+	unw_target = NULL;
 	return hs_interrupted ? -HS_E_INTERRUPTED : 0;
 }
 
