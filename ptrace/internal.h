@@ -74,6 +74,9 @@ int hs_live_policy_read(struct hs_target *t, hs_addr_t addr, void *buf, size_t l
 			size_t *nread);
 void hs_live_policy_maps_changed(struct live_priv *p);
 void hs_live_policy_release(struct live_priv *p);
+/* The file behind mapping m of process pid, read-only (map_files, else
+ * /proc/PID/root/PATH, else PATH, each of m's inode): an fd or -errno. */
+int hs_live_open_map_file(pid_t pid, const struct hs_map *m);
 
 /* attach.c */
 int hs_live_seize_all(struct hs_target *t, struct live_priv *p);

@@ -422,49 +422,13 @@ int hs_live_read_raw(struct hs_target *t, hs_addr_t addr, void *buf, size_t len,
 
 /* ---- files behind mappings ---- */
 
-/* A regular file; with inode != 0, only that inode (the path may have been
- * replaced since the process mapped it). */
-static int open_regular_inode(const char *path, uint64_t inode)
-{
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    (inode && st.st_ino != inode)) {
-		close(fd);
-		return -ENOENT;
-	}
-	return fd;
-}
-
-/*
- * First /proc/PID/root/PATH (the process's own view, so containers work)
- * if it is still the mapped inode, then /proc/PID/map_files/START-END (the
- * mapped file itself, even deleted or replaced; some kernels want
- * CAP_SYS_ADMIN for it), then PATH as heapscan sees it.
- */
 static int live_open_file(struct hs_target *t, const struct hs_map *m)
 {
 	const struct live_priv *p = t->priv;
-	char path[4096 + 64];
-	int fd;
 
 	if (!m->path || m->path[0] != '/')
 		return -ENOENT;
-	if (!(m->flags & HS_MAP_DELETED)) {
-		snprintf(path, sizeof(path), "/proc/%d/root%s", (int)p->pid, m->path);
-		fd = open_regular_inode(path, m->inode);
-		if (fd >= 0)
-			return fd;
-	}
-	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64,
-		 (int)p->pid, m->start, m->end);
-	fd = open_regular_inode(path, 0);
-	if (fd >= 0 || (m->flags & HS_MAP_DELETED))
-		return fd;
-	return open_regular_inode(m->path, m->inode);
+	return hs_live_open_map_file(p->pid, m);
 }
 
 /* Every read goes through the reading policy (pagemap.c): untouched

@@ -487,9 +487,10 @@ static int open_checked(const char *path, uint64_t inode)
 
 /* The file behind m: map_files names the very file mapped (deleted, or
  * in another mount namespace, alike) but needs CAP_SYS_ADMIN or
- * CAP_CHECKPOINT_RESTORE; else the path through the process's root, if
- * it is still the same inode. */
-static int open_map_file(pid_t pid, const struct hs_map *m)
+ * CAP_CHECKPOINT_RESTORE; else the path through the process's root, then
+ * the path as heapscan sees it, each only if it is still the same inode.
+ * The live backend's open_file operation too. */
+int hs_live_open_map_file(pid_t pid, const struct hs_map *m)
 {
 	char path[PATH_MAX];
 	int fd;
@@ -502,7 +503,10 @@ static int open_map_file(pid_t pid, const struct hs_map *m)
 	if ((size_t)snprintf(path, sizeof(path), "/proc/%d/root%s", (int)pid,
 			     m->path) >= sizeof(path))
 		return -ENAMETOOLONG;
-	return open_checked(path, m->inode);
+	fd = open_checked(path, m->inode);
+	if (fd >= 0)
+		return fd;
+	return open_checked(m->path, m->inode);
 }
 
 /* fd of m's file, or a negative code; opened once per mapping. */
@@ -524,7 +528,7 @@ static int map_file_fd(struct hs_target *t, struct live_priv *p, const struct hs
 		if (p->file_fd[i] == -1) {
 			/* The parent's file serves the snapshot too: fork
 			 * shares the same files. */
-			int r = open_map_file(p->pid, m);
+			int r = hs_live_open_map_file(p->pid, m);
 
 			p->file_fd[i] = r >= 0 ? r : -2;
 			if (r < 0 && !p->file_warned) {
