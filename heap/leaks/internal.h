@@ -1,0 +1,160 @@
+/*
+ * Private to heap/leaks/: the chunk index (bitmaps over the heap segments
+ * plus the mmapped chunks) and the marking engine that leaks.c and cxx.c
+ * share.  See doc/leaks.md for the design.
+ */
+#ifndef HS_LEAKS_INTERNAL_H
+#define HS_LEAKS_INTERNAL_H
+
+#include "hs_leaks.h"
+
+/* One granule = 16 bytes of heap = one bit in every bitmap. */
+#define LK_GRAN_SHIFT 4
+/* A window: 16384 granules = 256 KiB of heap, 256 bitmap words.  Segment
+ * bases are window-aligned, so a window never spans two segments. */
+#define LK_WIN_GRANS 16384u
+#define LK_WIN_WORDS (LK_WIN_GRANS / 64)
+#define LK_WIN_BYTES ((size_t)LK_WIN_GRANS << LK_GRAN_SHIFT)
+#define LK_SCRATCH (64u << 10)
+#define LK_STACK 65536u
+#define LK_NONE UINT64_MAX
+/* Chunk refs: a heap chunk is its global granule index; an mmapped chunk
+ * is LK_MM | its index in mm[]. */
+#define LK_MM (1ull << 63)
+
+struct lk_seg {
+	hs_addr_t lo, hi;        /* [first chunk, end of the last or of top) */
+	uint64_t base;           /* global granule index of lo (window-aligned) */
+	uint64_t ngran;          /* granules of [lo, hi) */
+};
+
+/* Per-chunk bits: the same names for mmapped chunks (mm[].f). */
+enum lk_bit {
+	LK_MDEF = 1 << 0,        /* reached by a start pointer along a definite
+				    path; for leaked chunks: VIS */
+	LK_MANY = 1 << 1,        /* reached at all (anchored) */
+	LK_SDEF = 1 << 2,        /* scanned as definite; leaked chunks: REF */
+	LK_SANY = 1 << 3,        /* scanned; leaked chunks: OUT */
+	LK_TYPED = 1 << 4,       /* first word is a vtable pointer */
+	LK_IND = 1 << 5,         /* leaked: reached from another leaked chunk
+				    in the head/cycle closure */
+};
+
+struct lk_mm {
+	hs_addr_t addr;
+	uint64_t size;
+	unsigned f;              /* enum lk_bit */
+};
+
+enum lk_phase {
+	LK_PH_MARK,              /* from the roots */
+	LK_PH_REF,               /* one sweep over leaked chunks: REF, OUT */
+	LK_PH_CLOSE,             /* leaked closure from heads / a cycle head */
+	LK_PH_TYPES,             /* census: first words only */
+};
+
+struct lk {
+	struct hs_glibc_heap *h;
+	struct hs_target *t;
+	const struct hs_vtables *vt;
+	bool want_types;
+
+	struct lk_seg *segs;
+	size_t nsegs;
+	size_t last_seg;         /* lookup cache */
+	hs_addr_t lo_all, hi_all;
+	uint64_t nwords, nwin;
+	uint32_t *win_seg;       /* window -> segment */
+	uint64_t *start, *inuse, *mdef, *many, *sdef, *sany, *typed, *ind;
+	uint32_t *cover;         /* per word: granule of the chunk covering its
+				    first granule, relative to... global; ~0u */
+	struct lk_mm *mm;
+	size_t nmm, amm;
+	hs_addr_t mm_lo, mm_hi;
+
+	/* engine */
+	enum lk_phase phase;
+	uint64_t leader;         /* LK_PH_CLOSE: the cycle head, or LK_NONE */
+	uint64_t *dirty;         /* one bit per window */
+	bool mm_dirty;
+	unsigned char *wbuf;     /* the current window, when read whole */
+	hs_addr_t wlo, wlen;     /* what wbuf holds */
+	uint64_t cur_win;        /* window being processed, or LK_NONE */
+	unsigned win_reads;      /* single-chunk reads in the current window */
+	unsigned char *scratch;
+	uint64_t *stack;
+	size_t sp;
+	bool out_seen;           /* LK_PH_REF: the chunk pointed at a leak */
+	bool cur_def;            /* LK_PH_MARK: the chunk is scanned definite */
+	bool cur_first;          /* and for the first time */
+
+	/* stats */
+	uint64_t scanned_bytes, unreadable, passes;
+};
+
+/* Index every chunk of L->h; allocates the bitmaps (budget checked). */
+int lk_build(struct lk *L, uint64_t max_mem, bool want_types) HS_MUST_CHECK;
+void lk_free(struct lk *L);
+
+/* The chunk v points into (start or interior of its user bytes), or
+ * LK_NONE; *is_start: v is the user pointer.  In-use chunks only. */
+uint64_t lk_lookup(struct lk *L, uint64_t v, bool *is_start);
+
+hs_addr_t lk_addr(const struct lk *L, uint64_t ref);
+/* Chunk size (from the next chunk start, or the segment end). */
+uint64_t lk_size(const struct lk *L, uint64_t ref);
+const struct lk_seg *lk_seg_of_gran(const struct lk *L, uint64_t g);
+
+static inline bool lk_bit(const uint64_t *bm, uint64_t g)
+{
+	return (bm[g >> 6] >> (g & 63)) & 1;
+}
+static inline void lk_set(uint64_t *bm, uint64_t g)
+{
+	bm[g >> 6] |= 1ull << (g & 63);
+}
+static inline void lk_clr(uint64_t *bm, uint64_t g)
+{
+	bm[g >> 6] &= ~(1ull << (g & 63));
+}
+
+/* Per-chunk flag access for both kinds of chunk. */
+bool lk_get(const struct lk *L, uint64_t ref, unsigned bit);
+void lk_put(struct lk *L, uint64_t ref, unsigned bit);
+void lk_unput(struct lk *L, uint64_t ref, unsigned bit);
+
+/* Schedules chunk ref for scanning in the current phase: pushes it when
+ * it is in the window being processed, else marks its window dirty. */
+void lk_schedule(struct lk *L, uint64_t ref);
+/* Marks every window (and the mmapped chunks) dirty. */
+void lk_dirty_all(struct lk *L);
+/* Sweeps dirty windows until none is left (phase in L->phase). */
+int lk_run(struct lk *L) HS_MUST_CHECK;
+
+/* Reads chunk ref's user bytes and calls lk_scan_words on them (phase
+ * dispatch is in leaks.c: lk_visit). */
+int lk_scan_chunk(struct lk *L, uint64_t ref) HS_MUST_CHECK;
+
+/*
+ * Every in-use chunk once, in address order (heap segments, then mmapped
+ * chunks), with its first user word read when need(L, ref) says so (a
+ * window read whole where many are needed).  need may be NULL.
+ */
+typedef bool (*lk_need_fn)(const struct lk *L, uint64_t ref);
+typedef void (*lk_each_fn)(void *ud, uint64_t ref, hs_addr_t addr, uint64_t size,
+			   bool have_word, uint64_t word);
+int lk_for_each_inuse(struct lk *L, lk_need_fn need, lk_each_fn cb, void *ud) HS_MUST_CHECK;
+
+/* Phase hooks, in leaks.c. */
+bool lk_pending(const struct lk *L, uint64_t ref);
+uint64_t lk_pending_word(const struct lk *L, uint64_t w);
+/* Called with a chunk's user bytes (data, len; addr its first byte);
+ * first: this is the chunk's first piece (data[0] is its first word). */
+void lk_visit(struct lk *L, uint64_t ref, hs_addr_t addr, const unsigned char *data,
+	      size_t len, bool first);
+/* Called before a chunk's pieces: decides its scan mode, sets its bits;
+ * false: nothing to do. */
+bool lk_begin(struct lk *L, uint64_t ref);
+void lk_end(struct lk *L, uint64_t ref);
+
+#endif

@@ -1,0 +1,769 @@
+/*
+ * hs_leaks_run: reachability over the glibc heap (doc/leaks.md).
+ *
+ * 1. Index every chunk (index.c).
+ * 2. Roots: every thread's general registers, each thread's stack from its
+ *    stack pointer to the end of its mapping (static TLS and the thread
+ *    descriptor sit at the top of a thread's stack mapping), and every
+ *    other readable, writable mapping that is not malloc's: modules' .data
+ *    and .bss, the anonymous mappings after them, ld.so's own allocations
+ *    (the main thread's TLS and DTV), mappings the program made itself.
+ *    The heap segments and the mmapped chunks are never roots.
+ * 2. Mark (LK_PH_MARK), as memcheck: a start pointer from a root or from a
+ *    chunk reached that way marks "definite" (MDEF); any other pointer
+ *    into a chunk's user bytes marks it reached (MANY).  A chunk first
+ *    reached "possibly" and later definitely is scanned again.
+ * 3. Leaked = in use, not reached.  One sweep over them (LK_PH_REF) sets
+ *    REF on every leaked chunk another leaked chunk points into, and OUT
+ *    on every leaked chunk that points into another.
+ * 4. memcheck's "definitely lost": the unreferenced chunks, closed over
+ *    (LK_PH_CLOSE) to mark what they reach IND; then, in address order,
+ *    each leaked chunk still not visited heads a cycle: its closure marks
+ *    everything it reaches IND (an earlier head included).  Definite =
+ *    leaked and not IND: one per source component of the leaked graph,
+ *    which does not depend on the order.
+ * 5. Groups: one linear pass over the bitmaps; only C++-typed chunks have
+ *    their first word read again.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- phase hooks ---- */
+
+
+uint64_t lk_pending_word(const struct lk *L, uint64_t w)
+{
+	switch (L->phase) {
+	case LK_PH_MARK:
+		return (L->mdef[w] & ~L->sdef[w]) | (L->many[w] & ~L->sany[w]);
+	case LK_PH_REF:
+		return L->inuse[w] & ~L->many[w];
+	case LK_PH_CLOSE:
+		return L->mdef[w] & L->sany[w] & ~L->many[w];
+	case LK_PH_TYPES:
+		return 0;
+	}
+	return 0;
+}
+
+bool lk_pending(const struct lk *L, uint64_t ref)
+{
+	bool many = lk_get(L, ref, LK_MANY);
+
+	switch (L->phase) {
+	case LK_PH_MARK:
+		return (lk_get(L, ref, LK_MDEF) && !lk_get(L, ref, LK_SDEF)) ||
+		       (many && !lk_get(L, ref, LK_SANY));
+	case LK_PH_REF:
+		/* mmapped chunks: SDEF is REF, so use IND... no: a separate
+		 * pass below handles them (lk_run calls this for mm only). */
+		return !many && (ref & LK_MM) && !(L->mm[ref & ~LK_MM].f & 0x100);
+	case LK_PH_CLOSE:
+		return !many && lk_get(L, ref, LK_MDEF) && lk_get(L, ref, LK_SANY);
+	case LK_PH_TYPES:
+		return false;
+	}
+	return false;
+}
+
+bool lk_begin(struct lk *L, uint64_t ref)
+{
+	switch (L->phase) {
+	case LK_PH_MARK:
+		L->cur_first = !lk_get(L, ref, LK_SANY);
+		if (lk_get(L, ref, LK_MDEF) && !lk_get(L, ref, LK_SDEF)) {
+			L->cur_def = true;
+			lk_put(L, ref, LK_SDEF);
+			lk_put(L, ref, LK_SANY);
+			return true;
+		}
+		if (lk_get(L, ref, LK_MANY) && L->cur_first) {
+			L->cur_def = false;
+			lk_put(L, ref, LK_SANY);
+			return true;
+		}
+		return false;
+	case LK_PH_REF:
+		if (ref & LK_MM)
+			L->mm[ref & ~LK_MM].f |= 0x100; /* done */
+		L->out_seen = false;
+		L->cur_first = true;
+		return true;
+	case LK_PH_CLOSE:
+		lk_unput(L, ref, LK_SANY); /* OUT: done with it */
+		L->cur_first = false;
+		return true;
+	case LK_PH_TYPES:
+		return false;
+	}
+	return false;
+}
+
+void lk_end(struct lk *L, uint64_t ref)
+{
+	if (L->phase == LK_PH_REF && L->out_seen)
+		lk_put(L, ref, LK_SANY); /* OUT */
+}
+
+static void mark(struct lk *L, uint64_t r, bool start_def)
+{
+	if (start_def) {
+		if (!lk_get(L, r, LK_MDEF)) {
+			lk_put(L, r, LK_MDEF);
+			lk_put(L, r, LK_MANY);
+			lk_schedule(L, r);
+		}
+	} else if (!lk_get(L, r, LK_MANY)) {
+		lk_put(L, r, LK_MANY);
+		lk_schedule(L, r);
+	}
+}
+
+static inline bool maybe_chunk(const struct lk *L, uint64_t v)
+{
+	return v - 16 - L->lo_all < L->hi_all - L->lo_all ||
+	       v - L->mm_lo < L->mm_hi - L->mm_lo;
+}
+
+void lk_visit(struct lk *L, uint64_t ref, hs_addr_t addr, const unsigned char *data,
+	      size_t len, bool first)
+{
+	size_t n = len / 8;
+	const unsigned char *p = data;
+
+	(void)addr;
+	if (first && L->cur_first && L->want_types && len >= 8) {
+		uint64_t v0;
+
+		memcpy(&v0, data, 8);
+		if (hs_vtables_find(L->vt, v0) >= 0)
+			lk_put(L, ref, LK_TYPED);
+	}
+	for (size_t i = 0; i < n; i++, p += 8) {
+		uint64_t v, r;
+		bool st = false;
+
+		memcpy(&v, p, 8);
+		if (!maybe_chunk(L, v))
+			continue;
+		r = lk_lookup(L, v, &st);
+		if (r == LK_NONE)
+			continue;
+		switch (L->phase) {
+		case LK_PH_MARK:
+			mark(L, r, st && L->cur_def);
+			break;
+		case LK_PH_REF:
+			if (r != ref && !lk_get(L, r, LK_MANY)) {
+				lk_put(L, r, LK_SDEF); /* REF */
+				L->out_seen = true;
+			}
+			break;
+		case LK_PH_CLOSE:
+			if (r == ref || r == L->leader || lk_get(L, r, LK_MANY))
+				break;
+			lk_put(L, r, LK_IND);
+			if (!lk_get(L, r, LK_MDEF)) {
+				lk_put(L, r, LK_MDEF); /* VIS */
+				if (lk_get(L, r, LK_SANY))
+					lk_schedule(L, r);
+			}
+			break;
+		case LK_PH_TYPES:
+			break;
+		}
+	}
+}
+
+/* ---- roots ---- */
+
+struct range {
+	hs_addr_t lo, hi;
+};
+
+static int stream_cb(void *ud, hs_addr_t addr, const void *data, size_t len)
+{
+	struct lk *L = ud;
+	const unsigned char *p = data;
+	size_t skip = (size_t)((8 - (addr & 7)) & 7);
+
+	(void)addr;
+	if (skip >= len)
+		return 0;
+	for (size_t i = skip; i + 8 <= len; i += 8) {
+		uint64_t v, r;
+		bool st = false;
+
+		memcpy(&v, p + i, 8);
+		if (!maybe_chunk(L, v))
+			continue;
+		r = lk_lookup(L, v, &st);
+		if (r != LK_NONE)
+			mark(L, r, st);
+	}
+	return hs_interrupted ? -HS_E_INTERRUPTED : 0;
+}
+
+/* [lo, hi) minus the heap's own memory, streamed as roots. */
+static int scan_root(struct lk *L, hs_addr_t lo, hs_addr_t hi, struct hs_leaks_result *out)
+{
+	struct hs_glibc_heap *h = L->h;
+
+	while (lo < hi) {
+		hs_addr_t cut_lo = hi, cut_hi = hi;
+		uint64_t unread = 0;
+		int ret;
+
+		/* The first piece of heap memory in [lo, hi). */
+		for (size_t i = 0; i < h->narenas; i++)
+			for (size_t j = 0; j < h->arenas[i].nsegs; j++) {
+				const struct hs_glibc_seg *s = &h->arenas[i].segs[j];
+				hs_addr_t a = s->heap, b = s->map_end > s->end ? s->map_end : s->end;
+
+				if (b > lo && a < cut_lo) {
+					cut_lo = a > lo ? a : lo;
+					cut_hi = b;
+				}
+			}
+		for (size_t i = 0; i < L->nmm; i++) {
+			hs_addr_t a = L->mm[i].addr, b = a + L->mm[i].size;
+
+			if (b > lo && a < cut_lo) {
+				cut_lo = a > lo ? a : lo;
+				cut_hi = b;
+			}
+		}
+		/* malloc's own state in libc's data: main_arena's top, bins
+		 * and fastbins point at chunk headers, i.e. into the last word
+		 * of the chunk before each free chunk; mp_ at the heap start. */
+		for (size_t i = 0; i < 2; i++) {
+			hs_addr_t a = i ? h->mp : h->main_arena;
+			hs_addr_t b = a + (i ? h->layout->mp_size : h->layout->ms_size);
+
+			if (a && b > lo && a < cut_lo) {
+				cut_lo = a > lo ? a : lo;
+				cut_hi = b;
+			}
+		}
+		if (cut_lo > lo) {
+			ret = hs_target_stream(L->t, lo, cut_lo, L->wbuf, LK_WIN_BYTES,
+					       stream_cb, L, &unread);
+			L->unreadable += unread;
+			out->root_bytes += cut_lo - lo - unread;
+			out->root_ranges++;
+			if (ret)
+				return ret;
+		}
+		lo = cut_hi > cut_lo ? cut_hi : hi;
+	}
+	return 0;
+}
+
+static int scan_roots(struct lk *L, unsigned flags, struct hs_leaks_result *out)
+{
+	struct hs_target *t = L->t;
+	int ret;
+
+	for (size_t i = 0; i < t->nthreads; i++) {
+		const struct hs_thread *th = &t->threads[i];
+
+		if (!th->has_regs)
+			continue;
+		out->root_threads++;
+		for (unsigned k = 0; k < HS_REG_N; k++) {
+			uint64_t v = th->regs.r[k], r;
+			bool st = false;
+
+			if (!maybe_chunk(L, v))
+				continue;
+			r = lk_lookup(L, v, &st);
+			if (r != LK_NONE)
+				mark(L, r, st);
+		}
+	}
+	for (size_t i = 0; i < t->maps.n; i++) {
+		const struct hs_map *m = &t->maps.v[i];
+		hs_addr_t lo = m->start;
+
+		if ((m->perms & (HS_PERM_R | HS_PERM_W)) != (HS_PERM_R | HS_PERM_W))
+			continue;
+		if (m->cls == HS_CLASS_HEAP || m->cls == HS_CLASS_ARENA ||
+		    (m->flags & HS_MAP_SPECIAL))
+			continue;
+		if (m->cls == HS_CLASS_STACK && m->stack_tid && !(flags & HS_LEAKS_WHOLE_STACKS)) {
+			for (size_t j = 0; j < t->nthreads; j++)
+				if (t->threads[j].tid == m->stack_tid && t->threads[j].sp &&
+				    t->threads[j].sp >= m->start && t->threads[j].sp < m->end)
+					lo = t->threads[j].sp & ~7ull;
+		}
+		ret = scan_root(L, lo, m->end, out);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* ---- leaked chunks ---- */
+
+static int ref_pass(struct lk *L)
+{
+	int ret;
+
+	L->phase = LK_PH_REF;
+	for (uint64_t w = 0; w < L->nwin; w++)
+		L->dirty[w >> 6] |= 1ull << (w & 63);
+	L->mm_dirty = L->nmm > 0;
+	ret = lk_run(L);
+	for (size_t i = 0; i < L->nmm; i++)
+		L->mm[i].f &= ~0x100u;
+	return ret;
+}
+
+static bool leaked_ref(const struct lk *L, uint64_t r)
+{
+	return lk_get(L, r, LK_SANY) && !lk_get(L, r, LK_MANY);
+}
+
+static int close_pass(struct lk *L)
+{
+	bool any = false;
+	int ret;
+
+	for (uint64_t w = 0; w < L->nwords && !any; w++)
+		any = (L->sany[w] & ~L->many[w] & L->inuse[w]) != 0;
+	for (size_t i = 0; i < L->nmm && !any; i++)
+		any = leaked_ref(L, LK_MM | i);
+	if (!any)
+		return 0; /* no leaked chunk points to another: all are heads */
+	L->ind = hs_xcalloc(L->nwords ? L->nwords : 1, sizeof(uint64_t));
+	L->phase = LK_PH_CLOSE;
+	L->leader = LK_NONE;
+	/* Heads: unreferenced leaked chunks that point to other leaks. */
+	for (uint64_t w = 0; w < L->nwords; w++) {
+		uint64_t m = L->inuse[w] & ~L->many[w] & ~L->sdef[w] & L->sany[w];
+
+		if (!m)
+			continue;
+		L->mdef[w] |= m;
+		L->dirty[(w / LK_WIN_WORDS) >> 6] |= 1ull << ((w / LK_WIN_WORDS) & 63);
+	}
+	for (size_t i = 0; i < L->nmm; i++)
+		if (!(L->mm[i].f & (LK_MANY | LK_SDEF)) && (L->mm[i].f & LK_SANY)) {
+			L->mm[i].f |= LK_MDEF;
+			L->mm_dirty = true;
+		}
+	ret = lk_run(L);
+	if (ret)
+		return ret;
+	/* Cycles: leaked, referenced, not visited; address order. */
+	for (uint64_t w = 0; w < L->nwords; w++) {
+		uint64_t m;
+
+		while ((m = L->inuse[w] & ~L->many[w] & L->sdef[w] & ~L->mdef[w])) {
+			uint64_t g = w * 64 + (unsigned)__builtin_ctzll(m);
+
+			lk_set(L->mdef, g);
+			L->leader = g;
+			if (lk_bit(L->sany, g)) {
+				lk_schedule(L, g);
+				ret = lk_run(L);
+				if (ret)
+					return ret;
+			}
+			L->leader = LK_NONE;
+		}
+	}
+	for (size_t i = 0; i < L->nmm; i++) {
+		uint64_t r = LK_MM | i;
+
+		if ((L->mm[i].f & (LK_MANY | LK_SDEF | LK_MDEF)) != LK_SDEF)
+			continue;
+		L->mm[i].f |= LK_MDEF;
+		L->leader = r;
+		if (L->mm[i].f & LK_SANY) {
+			lk_schedule(L, r);
+			ret = lk_run(L);
+			if (ret)
+				return ret;
+		}
+		L->leader = LK_NONE;
+	}
+	return 0;
+}
+
+/* ---- groups ---- */
+
+struct gtab {
+	struct hs_leaks_group *v;
+	size_t n, cap;            /* cap: power of two, slots of idx */
+	int32_t *idx;             /* -1 empty */
+	size_t max;
+	bool capped;
+	/* per group: samples by category, before merging */
+	hs_addr_t (*smp)[3][HS_LEAKS_SAMPLES];
+	unsigned (*nsmp)[3];
+};
+
+static size_t ghash(uint64_t size, int type, size_t cap)
+{
+	uint64_t k = (size >> 4) * 0x9e3779b97f4a7c15ull ^ ((uint64_t)(uint32_t)type * 0xff51afd7ed558ccdull);
+
+	return (size_t)(k >> 17) & (cap - 1);
+}
+
+static size_t gfind(struct gtab *g, uint64_t size, int type)
+{
+	size_t i;
+
+	if (!g->cap) {
+		g->cap = 1024;
+		g->idx = hs_xmalloc(g->cap * sizeof(*g->idx));
+		memset(g->idx, 0xff, g->cap * sizeof(*g->idx));
+	}
+	for (i = ghash(size, type, g->cap);; i = (i + 1) & (g->cap - 1)) {
+		int32_t k = g->idx[i];
+
+		if (k < 0)
+			break;
+		if (g->v[k].size == size && g->v[k].type == type)
+			return (size_t)k;
+	}
+	if (g->n >= g->max) {
+		/* The catch-all group: size 0, no type. */
+		g->capped = true;
+		if (size != 0 || type != -1)
+			return gfind(g, 0, -1);
+	}
+	g->v = hs_xrealloc(g->v, (g->n + 1) * sizeof(*g->v));
+	g->smp = hs_xrealloc(g->smp, (g->n + 1) * sizeof(*g->smp));
+	g->nsmp = hs_xrealloc(g->nsmp, (g->n + 1) * sizeof(*g->nsmp));
+	memset(&g->v[g->n], 0, sizeof(g->v[g->n]));
+	memset(g->nsmp[g->n], 0, sizeof(g->nsmp[g->n]));
+	g->v[g->n].size = size;
+	g->v[g->n].type = type;
+	g->idx[i] = (int32_t)g->n;
+	g->n++;
+	if (g->n * 2 > g->cap) {
+		size_t ncap = g->cap * 2;
+
+		free(g->idx);
+		g->idx = hs_xmalloc(ncap * sizeof(*g->idx));
+		memset(g->idx, 0xff, ncap * sizeof(*g->idx));
+		g->cap = ncap;
+		for (size_t k = 0; k < g->n; k++) {
+			size_t j = ghash(g->v[k].size, g->v[k].type, ncap);
+
+			while (g->idx[j] >= 0)
+				j = (j + 1) & (ncap - 1);
+			g->idx[j] = (int32_t)k;
+		}
+	}
+	return g->n - 1;
+}
+
+static void add(struct hs_leaks_count *c, uint64_t size)
+{
+	c->count++;
+	c->bytes += size;
+}
+
+struct acct {
+	struct lk *L;
+	struct gtab g;
+	struct hs_leaks_result *out;
+	bool ind;                 /* L->ind was computed */
+};
+
+static void account(struct acct *A, uint64_t r, hs_addr_t addr, uint64_t size, int type)
+{
+	struct lk *L = A->L;
+	struct hs_leaks_result *o = A->out;
+	size_t gi = gfind(&A->g, size, type);
+	struct hs_leaks_group *g = &A->g.v[gi];
+	unsigned cat;
+
+	add(&o->inuse, size);
+	add(&g->inuse, size);
+	if (lk_get(L, r, LK_MANY)) {
+		add(&o->anchored, size);
+		add(&g->anchored, size);
+		if (!lk_get(L, r, LK_MDEF)) {
+			add(&o->possible, size);
+			add(&g->possible, size);
+		}
+		cat = 2;
+	} else {
+		add(&o->leaked, size);
+		add(&g->leaked, size);
+		if (!lk_get(L, r, LK_SDEF)) {
+			add(&o->unreferenced, size);
+			add(&g->unreferenced, size);
+		}
+		if (!A->ind || !lk_get(L, r, LK_IND)) {
+			add(&o->definite, size);
+			add(&g->definite, size);
+			if (lk_get(L, r, LK_SDEF))
+				o->leak_cycles++; /* a cycle's head */
+			cat = 0;
+		} else {
+			add(&o->indirect, size);
+			cat = 1;
+		}
+	}
+	if (A->g.nsmp[gi][cat] < HS_LEAKS_SAMPLES)
+		A->g.smp[gi][cat][A->g.nsmp[gi][cat]++] = addr;
+}
+
+/*
+ * Every in-use chunk once, in address order, with its first word read
+ * when need(L, ref) says so (window reads where many are needed).
+ */
+int lk_for_each_inuse(struct lk *L, lk_need_fn need, lk_each_fn cb, void *ud)
+{
+	for (size_t si = 0; si < L->nsegs; si++) {
+		const struct lk_seg *s = &L->segs[si];
+		uint64_t g_end = s->base + s->ngran;
+
+		for (uint64_t g0 = s->base; g0 < g_end; g0 += LK_WIN_GRANS) {
+			uint64_t g1 = g0 + LK_WIN_GRANS < g_end ? g0 + LK_WIN_GRANS : g_end;
+			hs_addr_t wlo = s->lo + ((g0 - s->base) << LK_GRAN_SHIFT);
+			unsigned nneed = 0;
+			size_t got = 0;
+			bool whole = false;
+
+			for (uint64_t w = g0 / 64; w < (g1 + 63) / 64; w++) {
+				uint64_t m = L->inuse[w];
+
+				if (!need)
+					continue;
+				while (m && nneed < 24) {
+					uint64_t g = w * 64 + (unsigned)__builtin_ctzll(m);
+
+					m &= m - 1;
+					if (need(L, g))
+						nneed++;
+				}
+			}
+			if (nneed >= 24) {
+				hs_addr_t whi = wlo + LK_WIN_BYTES;
+
+				if (whi > s->hi)
+					whi = s->hi;
+				if (hs_target_read(L->t, wlo, L->wbuf, (size_t)(whi - wlo), &got) == -ESRCH)
+					return -ESRCH;
+				whole = true;
+			}
+			for (uint64_t w = g0 / 64; w < (g1 + 63) / 64; w++) {
+				uint64_t m = L->inuse[w];
+
+				while (m) {
+					uint64_t g = w * 64 + (unsigned)__builtin_ctzll(m);
+					hs_addr_t a = s->lo + ((g - s->base) << LK_GRAN_SHIFT);
+					uint64_t word = 0;
+					bool have = false;
+
+					m &= m - 1;
+					if (need && need(L, g)) {
+						if (whole && a + 24 <= wlo + got) {
+							memcpy(&word, L->wbuf + (a + 16 - wlo), 8);
+							have = true;
+						} else {
+							have = hs_target_read_full(L->t, a + 16, &word, 8) == 0;
+						}
+					}
+					cb(ud, g, a, lk_size(L, g), have, word);
+				}
+			}
+			if (hs_interrupted)
+				return -HS_E_INTERRUPTED;
+		}
+	}
+	for (size_t i = 0; i < L->nmm; i++) {
+		uint64_t word = 0;
+		bool have = false;
+
+		if (need && need(L, LK_MM | i))
+			have = hs_target_read_full(L->t, L->mm[i].addr + 16, &word, 8) == 0;
+		cb(ud, LK_MM | i, L->mm[i].addr, L->mm[i].size, have, word);
+	}
+	return 0;
+}
+
+static bool need_typed(const struct lk *L, uint64_t ref)
+{
+	return lk_get(L, ref, LK_TYPED);
+}
+
+static void acct_cb(void *ud, uint64_t ref, hs_addr_t addr, uint64_t size,
+		    bool have, uint64_t word)
+{
+	struct acct *A = ud;
+
+	account(A, ref, addr, size, have ? hs_vtables_find(A->L->vt, word) : -1);
+}
+
+static int cmp_group(const void *x, const void *y)
+{
+	const struct hs_leaks_group *a = x, *b = y;
+
+	if (a->leaked.bytes != b->leaked.bytes)
+		return a->leaked.bytes < b->leaked.bytes ? 1 : -1;
+	if (a->anchored.bytes != b->anchored.bytes)
+		return a->anchored.bytes < b->anchored.bytes ? 1 : -1;
+	if (a->size != b->size)
+		return a->size < b->size ? -1 : 1;
+	return a->type < b->type ? -1 : a->type > b->type;
+}
+
+/* The most frequent printable run (4+ characters) in the sample chunks. */
+static void group_string(struct lk *L, struct hs_leaks_group *g)
+{
+	char cand[HS_LEAKS_SAMPLES * 8][sizeof(g->string)];
+	unsigned hits[HS_LEAKS_SAMPLES * 8];
+	size_t nc = 0;
+	unsigned looked = 0;
+
+	for (unsigned k = 0; k < g->nsamples; k++) {
+		unsigned char buf[256];
+		uint64_t len = g->size > 16 ? g->size - 8 : 0;
+		size_t got = 0, run = 0, seen_from = nc;
+
+		if (len > sizeof(buf))
+			len = sizeof(buf);
+		if (hs_target_read(L->t, g->samples[k] + 16, buf, (size_t)len, &got) < 0)
+			continue;
+		looked++;
+		for (size_t i = 0; i <= got; i++) {
+			bool pr = i < got && buf[i] >= 0x20 && buf[i] < 0x7f;
+
+			if (pr) {
+				run++;
+				continue;
+			}
+			if (run >= 4) {
+				char s[sizeof(g->string)];
+				size_t n = run < sizeof(s) - 1 ? run : sizeof(s) - 1;
+				size_t j;
+
+				memcpy(s, buf + i - run, n);
+				s[n] = '\0';
+				for (j = 0; j < nc; j++)
+					if (!strcmp(cand[j], s))
+						break;
+				if (j < nc) {
+					if (j < seen_from)
+						hits[j]++; /* once per chunk */
+				} else if (nc < HS_ARRAY_SIZE(cand)) {
+					memcpy(cand[nc], s, n + 1);
+					hits[nc++] = 1;
+				}
+			}
+			run = 0;
+		}
+	}
+	g->string_of = looked;
+	for (size_t j = 0; j < nc; j++)
+		if (hits[j] > g->string_hits ||
+		    (hits[j] == g->string_hits && strlen(cand[j]) > strlen(g->string))) {
+			g->string_hits = hits[j];
+			memcpy(g->string, cand[j], sizeof(g->string));
+		}
+}
+
+int hs_leaks_run(struct hs_glibc_heap *h, const struct hs_leaks_opts *opts,
+		 struct hs_leaks_result *out)
+{
+	struct hs_leaks_opts o = { 0 };
+	struct lk L;
+	struct acct A;
+	uint64_t t0;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	memset(&L, 0, sizeof(L));
+	memset(&A, 0, sizeof(A));
+	if (opts)
+		o = *opts;
+	if (!o.max_mem)
+		o.max_mem = 256ull << 20;
+	if (!o.max_groups)
+		o.max_groups = 65536;
+	if (!o.string_groups)
+		o.string_groups = 20;
+	if (!h->layout || !h->narenas)
+		return -HS_E_UNSUPPORTED;
+	L.h = h;
+	L.vt = o.vtables;
+	t0 = hs_now_ns();
+	ret = lk_build(&L, o.max_mem, o.vtables && o.vtables->n);
+	if (ret)
+		goto out;
+	out->index_bytes = L.nwords * 8 * (L.typed ? 8 : 7) + L.nwords * 4 + L.nwin * 4;
+	for (size_t i = 0; i < L.nsegs; i++)
+		out->heap_bytes += L.segs[i].hi - L.segs[i].lo;
+	out->index_ns = hs_now_ns() - t0;
+
+	t0 = hs_now_ns();
+	L.phase = LK_PH_MARK;
+	ret = scan_roots(&L, o.flags, out);
+	if (!ret)
+		ret = lk_run(&L);
+	out->mark_ns = hs_now_ns() - t0;
+	if (ret)
+		goto out;
+
+	t0 = hs_now_ns();
+	ret = ref_pass(&L);
+	if (!ret)
+		ret = close_pass(&L);
+	out->leaked_ns = hs_now_ns() - t0;
+	if (ret)
+		goto out;
+
+	t0 = hs_now_ns();
+	A.L = &L;
+	A.out = out;
+	A.ind = L.ind != NULL;
+	A.g.max = o.max_groups;
+	ret = lk_for_each_inuse(&L, L.typed ? need_typed : NULL, acct_cb, &A);
+	if (ret)
+		goto out;
+	/* Samples: definite leaks first, then the other leaked, then anchored. */
+	for (size_t i = 0; i < A.g.n; i++) {
+		struct hs_leaks_group *g = &A.g.v[i];
+
+		for (unsigned c = 0; c < 3; c++)
+			for (unsigned k = 0; k < A.g.nsmp[i][c] && g->nsamples < HS_LEAKS_SAMPLES; k++)
+				g->samples[g->nsamples++] = A.g.smp[i][c][k];
+	}
+	qsort(A.g.v, A.g.n, sizeof(*A.g.v), cmp_group);
+	for (size_t i = 0; i < A.g.n && i < o.string_groups; i++)
+		group_string(&L, &A.g.v[i]);
+	out->groups = A.g.v;
+	out->ngroups = A.g.n;
+	out->groups_capped = A.g.capped;
+	A.g.v = NULL;
+	out->groups_ns = hs_now_ns() - t0;
+out:
+	out->scanned_bytes = L.scanned_bytes;
+	out->unreadable += L.unreadable;
+	out->passes = L.passes;
+	free(A.g.v);
+	free(A.g.idx);
+	free(A.g.smp);
+	free(A.g.nsmp);
+	lk_free(&L);
+	if (ret)
+		hs_leaks_result_release(out);
+	return ret;
+}
+
+void hs_leaks_result_release(struct hs_leaks_result *r)
+{
+	free(r->groups);
+	r->groups = NULL;
+	r->ngroups = 0;
+}
