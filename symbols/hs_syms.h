@@ -93,8 +93,9 @@ const char *hs_syms_demangle(struct hs_syms *s, const char *raw);
 
 /*
  * Calls cb for every symbol (functions and objects, as hs_syms_lookup
- * knows them) of every module whose raw name starts with prefix (NULL or
- * "": all), loading each module's table.  raw is the symbol's name as
+ * knows them) of every module file (not the vDSO, whose image would be
+ * read from the target) whose raw name starts with prefix (NULL or "":
+ * all), loading each module's table.  raw is the symbol's name as
  * the ELF spells it (mangled), valid until hs_syms_close(); addr its
  * runtime address.  cb returns 0 to go on; anything else stops and is
  * returned.  Returns 0 or cb's value.

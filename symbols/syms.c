@@ -756,6 +756,10 @@ int hs_syms_for_each(struct hs_syms *s, const char *prefix, hs_syms_each_fn cb,
 	for (size_t i = 0; i < s->n; i++) {
 		struct mod *md = &s->mods[i];
 
+		/* The vDSO is read from the target's memory, which faults its
+		 * page into the target (Rss grows): only files are enumerated. */
+		if (md->vdso)
+			continue;
 		load_mod(s, md, i + 1 < s->n ? s->mods[i + 1].start : 0);
 		for (size_t k = 0; k < md->nsyms; k++) {
 			const struct sym *y = &md->syms[k];
