@@ -35,7 +35,7 @@ struct build {
 	int err;
 };
 
-static const struct lk_seg *seg_of_addr(struct lk *L, hs_addr_t a)
+const struct lk_seg *lk_seg_search(struct lk *L, hs_addr_t a)
 {
 	size_t lo = 0, hi = L->nsegs;
 	const struct lk_seg *s;
@@ -81,7 +81,7 @@ static int build_cb(void *ud, const struct hs_glibc_chunk *c)
 		return 0;
 	}
 	{
-		const struct lk_seg *s = seg_of_addr(L, c->addr);
+		const struct lk_seg *s = lk_seg_of_addr(L, c->addr);
 		uint64_t g;
 
 		if (!s || (c->addr & 15))
@@ -158,8 +158,8 @@ int lk_build(struct lk *L, uint64_t max_mem, bool want_types)
 	}
 	L->nwords = gran / 64;
 	L->nwin = gran / LK_WIN_GRANS;
-	if (gran >= (uint64_t)UINT32_MAX)
-		return -HS_E_BUDGET; /* 64 GiB of heap: cover entries are 32 bits */
+	if (gran >= (uint64_t)UINT32_MAX / 2)
+		return -HS_E_BUDGET; /* 32 GiB of heap: refs and cover are 32 bits */
 	nbm = 7 + (want_types ? 1 : 0);
 	need = L->nwords * 8 * nbm + L->nwords * 4 + L->nwin * 4 + LK_WIN_BYTES +
 	       LK_SCRATCH + LK_STACK * 8;
@@ -197,7 +197,7 @@ int lk_build(struct lk *L, uint64_t max_mem, bool want_types)
 	for (size_t i = 0; i < h->narenas; i++)
 		for (size_t j = 0; j < h->arenas[i].nsegs; j++) {
 			const struct hs_glibc_seg *sg = &h->arenas[i].segs[j];
-			const struct lk_seg *s = seg_of_addr(L, sg->start);
+			const struct lk_seg *s = lk_seg_of_addr(L, sg->start);
 
 			if (s && sg->walked_to > s->lo && sg->walked_to < s->hi &&
 			    !(sg->walked_to & 15) && !(sg->has_top && sg->walked_to == sg->end))
@@ -218,6 +218,8 @@ int lk_build(struct lk *L, uint64_t max_mem, bool want_types)
 			L->cover[w] = UINT32_MAX;
 	}
 	qsort(L->mm, L->nmm, sizeof(*L->mm), cmp_mm);
+	if (L->nmm > UINT32_MAX / 2)
+		return -HS_E_BUDGET;
 	if (L->nmm) {
 		L->mm_lo = L->mm[0].addr;
 		L->mm_hi = L->mm[L->nmm - 1].addr + L->mm[L->nmm - 1].size;
@@ -243,60 +245,11 @@ void lk_free(struct lk *L)
 	free(L->wbuf);
 	free(L->scratch);
 	free(L->stack);
+	free(L->edges);
 	memset(L, 0, sizeof(*L));
 }
 
 /* ---- lookups ---- */
-
-uint64_t lk_lookup(struct lk *L, uint64_t v, bool *is_start)
-{
-	if (v - 16 - L->lo_all < L->hi_all - L->lo_all) {
-		hs_addr_t a = v - 16;
-		const struct lk_seg *s = seg_of_addr(L, a);
-		uint64_t g, w, bits, c, q;
-
-		if (!s || v - 8 >= s->hi)
-			goto mm;
-		g = s->base + ((a - s->lo) >> LK_GRAN_SHIFT);
-		w = g >> 6;
-		bits = L->start[w] & (~0ull >> (63 - (g & 63)));
-		if (bits)
-			c = w * 64 + 63 - (unsigned)__builtin_clzll(bits);
-		else if (L->cover[w] != UINT32_MAX)
-			c = L->cover[w];
-		else
-			return LK_NONE;
-		if (!lk_bit(L->inuse, c))
-			return LK_NONE;
-		/* v in the next chunk's size field: in no chunk.  The next
-		 * chunk's prev_size (v - 8 < next) is the last word of ours. */
-		q = (v - 8) & ~15ull;
-		if (q > a && q < s->hi &&
-		    lk_bit(L->start, s->base + ((q - s->lo) >> LK_GRAN_SHIFT)))
-			return LK_NONE;
-		*is_start = v == s->lo + ((c - s->base) << LK_GRAN_SHIFT) + 16;
-		return c;
-	}
-mm:
-	if (L->nmm && v - L->mm_lo < L->mm_hi - L->mm_lo) {
-		size_t lo = 0, hi = L->nmm;
-
-		while (lo < hi) {
-			size_t mid = (lo + hi) / 2;
-
-			if (L->mm[mid].addr + L->mm[mid].size <= v)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-		if (lo < L->nmm && v >= L->mm[lo].addr + 16 &&
-		    v < L->mm[lo].addr + L->mm[lo].size) {
-			*is_start = v == L->mm[lo].addr + 16;
-			return LK_MM | lo;
-		}
-	}
-	return LK_NONE;
-}
 
 hs_addr_t lk_addr(const struct lk *L, uint64_t ref)
 {
@@ -328,63 +281,6 @@ uint64_t lk_size(const struct lk *L, uint64_t ref)
 			return (n - ref) << LK_GRAN_SHIFT;
 	}
 	return (end - ref) << LK_GRAN_SHIFT;
-}
-
-bool lk_get(const struct lk *L, uint64_t ref, unsigned bit)
-{
-	const uint64_t *bm;
-
-	if (IS_MMAPPED_REF(ref))
-		return (L->mm[ref & ~LK_MM].f & bit) != 0;
-	switch (bit) {
-	case LK_MDEF: bm = L->mdef; break;
-	case LK_MANY: bm = L->many; break;
-	case LK_SDEF: bm = L->sdef; break;
-	case LK_SANY: bm = L->sany; break;
-	case LK_TYPED: bm = L->typed; break;
-	case LK_IND: bm = L->ind; break;
-	default: return false;
-	}
-	return bm && lk_bit(bm, ref);
-}
-
-static uint64_t *bm_of(struct lk *L, unsigned bit)
-{
-	switch (bit) {
-	case LK_MDEF: return L->mdef;
-	case LK_MANY: return L->many;
-	case LK_SDEF: return L->sdef;
-	case LK_SANY: return L->sany;
-	case LK_TYPED: return L->typed;
-	case LK_IND: return L->ind;
-	}
-	return NULL;
-}
-
-void lk_put(struct lk *L, uint64_t ref, unsigned bit)
-{
-	uint64_t *bm;
-
-	if (IS_MMAPPED_REF(ref)) {
-		L->mm[ref & ~LK_MM].f |= bit;
-		return;
-	}
-	bm = bm_of(L, bit);
-	if (bm)
-		lk_set(bm, ref);
-}
-
-void lk_unput(struct lk *L, uint64_t ref, unsigned bit)
-{
-	uint64_t *bm;
-
-	if (IS_MMAPPED_REF(ref)) {
-		L->mm[ref & ~LK_MM].f &= ~bit;
-		return;
-	}
-	bm = bm_of(L, bit);
-	if (bm)
-		lk_clr(bm, ref);
 }
 
 /* ---- the engine ---- */
@@ -590,4 +486,25 @@ int lk_run(struct lk *L)
 			return 0;
 		L->passes++;
 	}
+}
+
+uint64_t lk_lookup_mm(const struct lk *L, uint64_t v, bool *is_start)
+{
+	size_t lo = 0, hi = L->nmm;
+
+	if (!L->nmm || v - L->mm_lo >= L->mm_hi - L->mm_lo)
+		return LK_NONE;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (L->mm[mid].addr + L->mm[mid].size <= v)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < L->nmm && v >= L->mm[lo].addr + 16 && v < L->mm[lo].addr + L->mm[lo].size) {
+		*is_start = v == L->mm[lo].addr + 16;
+		return LK_MM | lo;
+	}
+	return LK_NONE;
 }

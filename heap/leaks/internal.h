@@ -85,6 +85,12 @@ struct lk {
 	uint64_t *stack;
 	size_t sp;
 	bool out_seen;           /* LK_PH_REF: the chunk pointed at a leak */
+	/* LK_PH_REF also records each pointer from a leaked chunk into
+	 * another (source, target as lk_ref32), in source order, while they
+	 * fit in max_edges; the closures then need no second read. */
+	uint32_t (*edges)[2];
+	size_t nedges, aedges, max_edges;
+	bool edges_over;
 	bool cur_def;            /* LK_PH_MARK: the chunk is scanned definite */
 	bool cur_first;          /* and for the first time */
 
@@ -95,10 +101,6 @@ struct lk {
 /* Index every chunk of L->h; allocates the bitmaps (budget checked). */
 int lk_build(struct lk *L, uint64_t max_mem, bool want_types) HS_MUST_CHECK;
 void lk_free(struct lk *L);
-
-/* The chunk v points into (start or interior of its user bytes), or
- * LK_NONE; *is_start: v is the user pointer.  In-use chunks only. */
-uint64_t lk_lookup(struct lk *L, uint64_t v, bool *is_start);
 
 hs_addr_t lk_addr(const struct lk *L, uint64_t ref);
 /* Chunk size (from the next chunk start, or the segment end). */
@@ -118,10 +120,115 @@ static inline void lk_clr(uint64_t *bm, uint64_t g)
 	bm[g >> 6] &= ~(1ull << (g & 63));
 }
 
-/* Per-chunk flag access for both kinds of chunk. */
-bool lk_get(const struct lk *L, uint64_t ref, unsigned bit);
-void lk_put(struct lk *L, uint64_t ref, unsigned bit);
-void lk_unput(struct lk *L, uint64_t ref, unsigned bit);
+/* The segment holding a, or NULL (the last one found is tried first). */
+const struct lk_seg *lk_seg_search(struct lk *L, hs_addr_t a);
+static inline const struct lk_seg *lk_seg_of_addr(struct lk *L, hs_addr_t a)
+{
+	const struct lk_seg *s;
+
+	if (!L->nsegs)
+		return NULL;
+	s = &L->segs[L->last_seg];
+	if (a - s->lo < s->hi - s->lo)
+		return s;
+	return lk_seg_search(L, a);
+}
+
+static inline uint64_t *lk_bm(const struct lk *L, unsigned bit)
+{
+	switch (bit) {
+	case LK_MDEF: return L->mdef;
+	case LK_MANY: return L->many;
+	case LK_SDEF: return L->sdef;
+	case LK_SANY: return L->sany;
+	case LK_TYPED: return L->typed;
+	case LK_IND: return L->ind;
+	}
+	return NULL;
+}
+
+/* Per-chunk flag access for both kinds of chunk (bit: one enum lk_bit). */
+static inline bool lk_get(const struct lk *L, uint64_t ref, unsigned bit)
+{
+	const uint64_t *bm;
+
+	if (ref & LK_MM)
+		return (L->mm[ref & ~LK_MM].f & bit) != 0;
+	bm = lk_bm(L, bit);
+	return bm && lk_bit(bm, ref);
+}
+
+static inline void lk_put(struct lk *L, uint64_t ref, unsigned bit)
+{
+	uint64_t *bm;
+
+	if (ref & LK_MM) {
+		L->mm[ref & ~LK_MM].f |= bit;
+		return;
+	}
+	bm = lk_bm(L, bit);
+	if (bm)
+		lk_set(bm, ref);
+}
+
+static inline void lk_unput(struct lk *L, uint64_t ref, unsigned bit)
+{
+	uint64_t *bm;
+
+	if (ref & LK_MM) {
+		L->mm[ref & ~LK_MM].f &= ~bit;
+		return;
+	}
+	bm = lk_bm(L, bit);
+	if (bm)
+		lk_clr(bm, ref);
+}
+
+uint64_t lk_lookup_mm(const struct lk *L, uint64_t v, bool *is_start);
+
+/* The chunk v points into (start or interior of its user bytes), or
+ * LK_NONE; *is_start: v is the user pointer.  In-use chunks only. */
+static inline uint64_t lk_lookup(struct lk *L, uint64_t v, bool *is_start)
+{
+	if (v - 16 - L->lo_all < L->hi_all - L->lo_all) {
+		hs_addr_t a = v - 16;
+		const struct lk_seg *s = lk_seg_of_addr(L, a);
+		uint64_t g, w, bits, c, q;
+
+		if (!s || v - 8 >= s->hi)
+			return lk_lookup_mm(L, v, is_start);
+		g = s->base + ((a - s->lo) >> LK_GRAN_SHIFT);
+		w = g >> 6;
+		bits = L->start[w] & (~0ull >> (63 - (g & 63)));
+		if (bits)
+			c = w * 64 + 63 - (unsigned)__builtin_clzll(bits);
+		else if (L->cover[w] != UINT32_MAX)
+			c = L->cover[w];
+		else
+			return LK_NONE;
+		if (!lk_bit(L->inuse, c))
+			return LK_NONE;
+		/* v in the next chunk's size field: in no chunk.  The next
+		 * chunk's prev_size (v - 8 < next) is the last word of ours. */
+		q = (v - 8) & ~15ull;
+		if (q > a && q < s->hi &&
+		    lk_bit(L->start, s->base + ((q - s->lo) >> LK_GRAN_SHIFT)))
+			return LK_NONE;
+		*is_start = v == s->lo + ((c - s->base) << LK_GRAN_SHIFT) + 16;
+		return c;
+	}
+	return lk_lookup_mm(L, v, is_start);
+}
+
+/* A chunk ref in 32 bits (heap granule, or past them an mmapped index). */
+static inline uint32_t lk_ref32(const struct lk *L, uint64_t ref)
+{
+	return ref & LK_MM ? (uint32_t)(L->nwords * 64 + (ref & ~LK_MM)) : (uint32_t)ref;
+}
+static inline uint64_t lk_ref64(const struct lk *L, uint32_t r)
+{
+	return r >= L->nwords * 64 ? LK_MM | (r - L->nwords * 64) : r;
+}
 
 /* Schedules chunk ref for scanning in the current phase: pushes it when
  * it is in the window being processed, else marks its window dirty. */

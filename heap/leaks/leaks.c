@@ -122,6 +122,29 @@ static void mark(struct lk *L, uint64_t r, bool start_def)
 	}
 }
 
+static void add_edge(struct lk *L, uint64_t from, uint64_t to)
+{
+	if (L->edges_over)
+		return;
+	if (L->nedges == L->aedges) {
+		size_t n = L->aedges ? L->aedges * 2 : 4096;
+
+		if (n > L->max_edges)
+			n = L->max_edges;
+		if (n <= L->nedges) {
+			L->edges_over = true;
+			free(L->edges);
+			L->edges = NULL;
+			return;
+		}
+		L->edges = hs_xrealloc(L->edges, n * sizeof(*L->edges));
+		L->aedges = n;
+	}
+	L->edges[L->nedges][0] = lk_ref32(L, from);
+	L->edges[L->nedges][1] = lk_ref32(L, to);
+	L->nedges++;
+}
+
 static inline bool maybe_chunk(const struct lk *L, uint64_t v)
 {
 	return v - 16 - L->lo_all < L->hi_all - L->lo_all ||
@@ -160,6 +183,7 @@ void lk_visit(struct lk *L, uint64_t ref, hs_addr_t addr, const unsigned char *d
 			if (r != ref && !lk_get(L, r, LK_MANY)) {
 				lk_put(L, r, LK_SDEF); /* REF */
 				L->out_seen = true;
+				add_edge(L, ref, r);
 			}
 			break;
 		case LK_PH_CLOSE:
@@ -327,6 +351,117 @@ static bool leaked_ref(const struct lk *L, uint64_t r)
 	return lk_get(L, r, LK_SANY) && !lk_get(L, r, LK_MANY);
 }
 
+/* ---- closures over the recorded edges ---- */
+
+struct walk {
+	uint32_t *stack;
+	size_t sp, cap;
+};
+
+static void edge_range(const struct lk *L, uint32_t src, size_t *lo, size_t *hi)
+{
+	size_t a = 0, b = L->nedges;
+
+	while (a < b) {
+		size_t mid = (a + b) / 2;
+
+		if (L->edges[mid][0] < src)
+			a = mid + 1;
+		else
+			b = mid;
+	}
+	*lo = a;
+	while (a < L->nedges && L->edges[a][0] == src)
+		a++;
+	*hi = a;
+}
+
+static void visit_push(struct lk *L, struct walk *w, uint64_t r)
+{
+	if (lk_get(L, r, LK_SANY) && w->sp < w->cap)
+		w->stack[w->sp++] = lk_ref32(L, r);
+}
+
+/* Everything the stack reaches: IND (but the leader), VIS. */
+static int edge_closure(struct lk *L, struct walk *w)
+{
+	uint64_t steps = 0;
+
+	while (w->sp) {
+		uint32_t src = w->stack[--w->sp];
+		size_t lo, hi;
+
+		edge_range(L, src, &lo, &hi);
+		for (size_t e = lo; e < hi; e++) {
+			uint64_t d = lk_ref64(L, L->edges[e][1]);
+
+			if (L->edges[e][1] == src || d == L->leader)
+				continue;
+			lk_put(L, d, LK_IND);
+			if (!lk_get(L, d, LK_MDEF)) {
+				lk_put(L, d, LK_MDEF); /* VIS */
+				visit_push(L, w, d);
+			}
+		}
+		if (!(++steps & 0xfffff) && hs_interrupted)
+			return -HS_E_INTERRUPTED;
+	}
+	return 0;
+}
+
+static int close_edges(struct lk *L)
+{
+	struct walk w = { NULL, 0, 0 };
+	int ret;
+
+	/* Each chunk with OUT is pushed at most once (when it turns VIS). */
+	for (uint64_t i = 0; i < L->nwords; i++)
+		w.cap += (size_t)__builtin_popcountll(L->sany[i] & ~L->many[i] & L->inuse[i]);
+	for (size_t i = 0; i < L->nmm; i++)
+		w.cap += (L->mm[i].f & (LK_SANY | LK_MANY)) == LK_SANY;
+	w.stack = hs_xmalloc((w.cap ? w.cap : 1) * sizeof(*w.stack));
+	L->leader = LK_NONE;
+	for (uint64_t i = 0; i < L->nwords; i++) {
+		uint64_t m = L->inuse[i] & ~L->many[i] & ~L->sdef[i] & L->sany[i];
+
+		L->mdef[i] |= m;
+		while (m) {
+			w.stack[w.sp++] = (uint32_t)(i * 64 + (unsigned)__builtin_ctzll(m));
+			m &= m - 1;
+		}
+	}
+	for (size_t i = 0; i < L->nmm; i++)
+		if ((L->mm[i].f & (LK_MANY | LK_SDEF | LK_SANY)) == LK_SANY) {
+			L->mm[i].f |= LK_MDEF;
+			w.stack[w.sp++] = lk_ref32(L, LK_MM | i);
+		}
+	ret = edge_closure(L, &w);
+	/* Cycles no unreferenced chunk reaches: address order. */
+	for (uint64_t i = 0; !ret && i < L->nwords; i++) {
+		uint64_t m;
+
+		while (!ret && (m = L->inuse[i] & ~L->many[i] & L->sdef[i] & ~L->mdef[i])) {
+			uint64_t g = i * 64 + (unsigned)__builtin_ctzll(m);
+
+			lk_set(L->mdef, g);
+			L->leader = g;
+			visit_push(L, &w, g);
+			ret = edge_closure(L, &w);
+		}
+	}
+	for (size_t i = 0; !ret && i < L->nmm; i++) {
+		if ((L->mm[i].f & (LK_MANY | LK_SDEF | LK_MDEF)) != LK_SDEF)
+			continue;
+		L->mm[i].f |= LK_MDEF;
+		L->leader = LK_MM | i;
+		visit_push(L, &w, LK_MM | i);
+		ret = edge_closure(L, &w);
+	}
+	L->leader = LK_NONE;
+	free(w.stack);
+	return ret;
+}
+
 static int close_pass(struct lk *L)
 {
 	bool any = false;
@@ -339,6 +474,9 @@ static int close_pass(struct lk *L)
 	if (!any)
 		return 0; /* no leaked chunk points to another: all are heads */
 	L->ind = hs_xcalloc(L->nwords ? L->nwords : 1, sizeof(uint64_t));
+	if (!L->edges_over)
+		return close_edges(L);
+	/* Too many edges to keep: read the chunks again. */
 	L->phase = LK_PH_CLOSE;
 	L->leader = LK_NONE;
 	/* Heads: unreferenced leaked chunks that point to other leaks. */
@@ -396,7 +534,10 @@ static int close_pass(struct lk *L)
 
 /* ---- groups ---- */
 
+#define SMALL_SIZES 4096          /* untyped groups of sizes < 64 KiB */
+
 struct gtab {
+	int32_t small[SMALL_SIZES]; /* size >> 4 -> group + 1, untyped */
 	struct hs_leaks_group *v;
 	size_t n, cap;            /* cap: power of two, slots of idx */
 	int32_t *idx;             /* -1 empty */
@@ -414,7 +555,23 @@ static size_t ghash(uint64_t size, int type, size_t cap)
 	return (size_t)(k >> 17) & (cap - 1);
 }
 
-static size_t gfind(struct gtab *g, uint64_t size, int type)
+static size_t gfind_slow(struct gtab *g, uint64_t size, int type);
+
+static inline size_t gfind(struct gtab *g, uint64_t size, int type)
+{
+	size_t k;
+
+	if (type >= 0 || (size >> 4) >= SMALL_SIZES)
+		return gfind_slow(g, size, type);
+	if (g->small[size >> 4])
+		return (size_t)g->small[size >> 4] - 1;
+	k = gfind_slow(g, size, type);
+	if (g->v[k].size == size && g->v[k].type == type)
+		g->small[size >> 4] = (int32_t)k + 1;
+	return k;
+}
+
+static size_t gfind_slow(struct gtab *g, uint64_t size, int type)
 {
 	size_t i;
 
@@ -435,7 +592,7 @@ static size_t gfind(struct gtab *g, uint64_t size, int type)
 		/* The catch-all group: size 0, no type. */
 		g->capped = true;
 		if (size != 0 || type != -1)
-			return gfind(g, 0, -1);
+			return gfind_slow(g, 0, -1);
 	}
 	g->v = hs_xrealloc(g->v, (g->n + 1) * sizeof(*g->v));
 	g->smp = hs_xrealloc(g->smp, (g->n + 1) * sizeof(*g->smp));
@@ -526,6 +683,9 @@ int lk_for_each_inuse(struct lk *L, lk_need_fn need, lk_each_fn cb, void *ud)
 	for (size_t si = 0; si < L->nsegs; si++) {
 		const struct lk_seg *s = &L->segs[si];
 		uint64_t g_end = s->base + s->ngran;
+		/* The next chunk start after the current chunk, found once per
+		 * chunk by going forward through `start` (chunks are in order). */
+		uint64_t nw = s->base / 64, nbits = g_end > s->base ? L->start[nw] : 0;
 
 		for (uint64_t g0 = s->base; g0 < g_end; g0 += LK_WIN_GRANS) {
 			uint64_t g1 = g0 + LK_WIN_GRANS < g_end ? g0 + LK_WIN_GRANS : g_end;
@@ -534,11 +694,9 @@ int lk_for_each_inuse(struct lk *L, lk_need_fn need, lk_each_fn cb, void *ud)
 			size_t got = 0;
 			bool whole = false;
 
-			for (uint64_t w = g0 / 64; w < (g1 + 63) / 64; w++) {
+			for (uint64_t w = g0 / 64; need && w < (g1 + 63) / 64 && nneed < 24; w++) {
 				uint64_t m = L->inuse[w];
 
-				if (!need)
-					continue;
 				while (m && nneed < 24) {
 					uint64_t g = w * 64 + (unsigned)__builtin_ctzll(m);
 
@@ -560,12 +718,24 @@ int lk_for_each_inuse(struct lk *L, lk_need_fn need, lk_each_fn cb, void *ud)
 				uint64_t m = L->inuse[w];
 
 				while (m) {
-					uint64_t g = w * 64 + (unsigned)__builtin_ctzll(m);
+					uint64_t b = (unsigned)__builtin_ctzll(m);
+					uint64_t g = w * 64 + b, next;
 					hs_addr_t a = s->lo + ((g - s->base) << LK_GRAN_SHIFT);
 					uint64_t word = 0;
 					bool have = false;
 
 					m &= m - 1;
+					/* next start after g */
+					if (nw != w) {
+						nw = w;
+						nbits = L->start[w];
+					}
+					nbits &= b == 63 ? 0 : ~0ull << (b + 1);
+					while (!nbits && (nw + 1) * 64 < g_end)
+						nbits = L->start[++nw];
+					next = nbits ? nw * 64 + (unsigned)__builtin_ctzll(nbits) : g_end;
+					if (next > g_end)
+						next = g_end;
 					if (need && need(L, g)) {
 						if (whole && a + 24 <= wlo + got) {
 							memcpy(&word, L->wbuf + (a + 16 - wlo), 8);
@@ -574,7 +744,7 @@ int lk_for_each_inuse(struct lk *L, lk_need_fn need, lk_each_fn cb, void *ud)
 							have = hs_target_read_full(L->t, a + 16, &word, 8) == 0;
 						}
 					}
-					cb(ud, g, a, lk_size(L, g), have, word);
+					cb(ud, g, a, (next - g) << LK_GRAN_SHIFT, have, word);
 				}
 			}
 			if (hs_interrupted)
@@ -716,6 +886,13 @@ int hs_leaks_run(struct hs_glibc_heap *h, const struct hs_leaks_opts *opts,
 		goto out;
 
 	t0 = hs_now_ns();
+	{
+		/* Edges get what the index leaves of the budget (and half of it:
+		 * growing them copies). */
+		uint64_t used = out->index_bytes + LK_WIN_BYTES + LK_SCRATCH + LK_STACK * 8;
+
+		L.max_edges = used < o.max_mem ? (size_t)((o.max_mem - used) / 2 / 8) : 0;
+	}
 	ret = ref_pass(&L);
 	if (!ret)
 		ret = close_pass(&L);
