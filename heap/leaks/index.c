@@ -25,7 +25,7 @@
 
 #define IS_MMAPPED_REF(r) ((r) & LK_MM)
 /* A window is read whole from this many single-chunk reads on. */
-#define DENSE_READS 24
+#define DENSE_READS 8
 
 /* ---- building ---- */
 
@@ -38,13 +38,7 @@ struct build {
 const struct lk_seg *lk_seg_search(struct lk *L, hs_addr_t a)
 {
 	size_t lo = 0, hi = L->nsegs;
-	const struct lk_seg *s;
 
-	if (!L->nsegs)
-		return NULL;
-	s = &L->segs[L->last_seg];
-	if (a >= s->lo && a < s->hi)
-		return s;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
 
@@ -54,7 +48,7 @@ const struct lk_seg *lk_seg_search(struct lk *L, hs_addr_t a)
 			hi = mid;
 	}
 	if (lo < L->nsegs && a >= L->segs[lo].lo && a < L->segs[lo].hi) {
-		L->last_seg = lo;
+		__atomic_store_n(&L->last_seg, lo, __ATOMIC_RELAXED);
 		return &L->segs[lo];
 	}
 	return NULL;

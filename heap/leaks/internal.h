@@ -48,7 +48,6 @@ struct lk_mm {
 
 enum lk_phase {
 	LK_PH_MARK,              /* from the roots */
-	LK_PH_REF,               /* one sweep over leaked chunks: REF, OUT */
 	LK_PH_CLOSE,             /* leaked closure from heads / a cycle head */
 	LK_PH_TYPES,             /* census: first words only */
 };
@@ -84,8 +83,7 @@ struct lk {
 	unsigned char *scratch;
 	uint64_t *stack;
 	size_t sp;
-	bool out_seen;           /* LK_PH_REF: the chunk pointed at a leak */
-	/* LK_PH_REF also records each pointer from a leaked chunk into
+	/* The sweep over leaked chunks (ref_pass) records each pointer from a leaked chunk into
 	 * another (source, target as lk_ref32), in source order, while they
 	 * fit in max_edges; the closures then need no second read. */
 	uint32_t (*edges)[2];
@@ -128,7 +126,7 @@ static inline const struct lk_seg *lk_seg_of_addr(struct lk *L, hs_addr_t a)
 
 	if (!L->nsegs)
 		return NULL;
-	s = &L->segs[L->last_seg];
+	s = &L->segs[__atomic_load_n(&L->last_seg, __ATOMIC_RELAXED)];
 	if (a - s->lo < s->hi - s->lo)
 		return s;
 	return lk_seg_search(L, a);

@@ -13,7 +13,7 @@
  *    chunk reached that way marks "definite" (MDEF); any other pointer
  *    into a chunk's user bytes marks it reached (MANY).  A chunk first
  *    reached "possibly" and later definitely is scanned again.
- * 3. Leaked = in use, not reached.  One sweep over them (LK_PH_REF) sets
+ * 3. Leaked = in use, not reached.  One sweep over them (ref_pass) sets
  *    REF on every leaked chunk another leaked chunk points into, and OUT
  *    on every leaked chunk that points into another.
  * 4. memcheck's "definitely lost": the unreferenced chunks, closed over
@@ -28,8 +28,10 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- phase hooks ---- */
 
@@ -39,8 +41,6 @@ uint64_t lk_pending_word(const struct lk *L, uint64_t w)
 	switch (L->phase) {
 	case LK_PH_MARK:
 		return (L->mdef[w] & ~L->sdef[w]) | (L->many[w] & ~L->sany[w]);
-	case LK_PH_REF:
-		return L->inuse[w] & ~L->many[w];
 	case LK_PH_CLOSE:
 		return L->mdef[w] & L->sany[w] & ~L->many[w];
 	case LK_PH_TYPES:
@@ -57,10 +57,6 @@ bool lk_pending(const struct lk *L, uint64_t ref)
 	case LK_PH_MARK:
 		return (lk_get(L, ref, LK_MDEF) && !lk_get(L, ref, LK_SDEF)) ||
 		       (many && !lk_get(L, ref, LK_SANY));
-	case LK_PH_REF:
-		/* mmapped chunks: SDEF is REF, so use IND... no: a separate
-		 * pass below handles them (lk_run calls this for mm only). */
-		return !many && (ref & LK_MM) && !(L->mm[ref & ~LK_MM].f & 0x100);
 	case LK_PH_CLOSE:
 		return !many && lk_get(L, ref, LK_MDEF) && lk_get(L, ref, LK_SANY);
 	case LK_PH_TYPES:
@@ -86,12 +82,6 @@ bool lk_begin(struct lk *L, uint64_t ref)
 			return true;
 		}
 		return false;
-	case LK_PH_REF:
-		if (ref & LK_MM)
-			L->mm[ref & ~LK_MM].f |= 0x100; /* done */
-		L->out_seen = false;
-		L->cur_first = true;
-		return true;
 	case LK_PH_CLOSE:
 		lk_unput(L, ref, LK_SANY); /* OUT: done with it */
 		L->cur_first = false;
@@ -104,8 +94,8 @@ bool lk_begin(struct lk *L, uint64_t ref)
 
 void lk_end(struct lk *L, uint64_t ref)
 {
-	if (L->phase == LK_PH_REF && L->out_seen)
-		lk_put(L, ref, LK_SANY); /* OUT */
+	(void)L;
+	(void)ref;
 }
 
 static void mark(struct lk *L, uint64_t r, bool start_def)
@@ -120,29 +110,6 @@ static void mark(struct lk *L, uint64_t r, bool start_def)
 		lk_put(L, r, LK_MANY);
 		lk_schedule(L, r);
 	}
-}
-
-static void add_edge(struct lk *L, uint64_t from, uint64_t to)
-{
-	if (L->edges_over)
-		return;
-	if (L->nedges == L->aedges) {
-		size_t n = L->aedges ? L->aedges * 2 : 4096;
-
-		if (n > L->max_edges)
-			n = L->max_edges;
-		if (n <= L->nedges) {
-			L->edges_over = true;
-			free(L->edges);
-			L->edges = NULL;
-			return;
-		}
-		L->edges = hs_xrealloc(L->edges, n * sizeof(*L->edges));
-		L->aedges = n;
-	}
-	L->edges[L->nedges][0] = lk_ref32(L, from);
-	L->edges[L->nedges][1] = lk_ref32(L, to);
-	L->nedges++;
 }
 
 static inline bool maybe_chunk(const struct lk *L, uint64_t v)
@@ -178,13 +145,6 @@ void lk_visit(struct lk *L, uint64_t ref, hs_addr_t addr, const unsigned char *d
 		switch (L->phase) {
 		case LK_PH_MARK:
 			mark(L, r, st && L->cur_def);
-			break;
-		case LK_PH_REF:
-			if (r != ref && !lk_get(L, r, LK_MANY)) {
-				lk_put(L, r, LK_SDEF); /* REF */
-				L->out_seen = true;
-				add_edge(L, ref, r);
-			}
 			break;
 		case LK_PH_CLOSE:
 			if (r == ref || r == L->leader || lk_get(L, r, LK_MANY))
@@ -332,17 +292,239 @@ static int scan_roots(struct lk *L, unsigned flags, struct hs_leaks_result *out)
 
 /* ---- leaked chunks ---- */
 
+/*
+ * The sweep over leaked chunks (REF and OUT bits, edges), on up to two
+ * threads: each takes half of the windows, with its own buffers and its
+ * own edge list (concatenated after, so the edges stay in source order).
+ * REF bits land anywhere and are set atomically; OUT and TYPED bits are
+ * in the thread's own windows (windows are whole bitmap words).
+ */
+struct refw {
+	struct lk *L;
+	uint64_t win_lo, win_hi;
+	bool mm;                  /* also the mmapped chunks (the last worker) */
+	unsigned char *buf, *scratch;
+	uint32_t (*edges)[2];
+	size_t n, a, max;
+	bool over;
+	uint64_t scanned, unreadable;
+	int ret;
+	pthread_t th;
+};
+
+static void refw_edge(struct refw *w, uint64_t from, uint64_t to)
+{
+	if (w->over)
+		return;
+	if (w->n == w->a) {
+		size_t n = w->a ? w->a * 2 : 4096;
+
+		if (n > w->max)
+			n = w->max;
+		if (n <= w->n) {
+			w->over = true;
+			return;
+		}
+		w->edges = hs_xrealloc(w->edges, n * sizeof(*w->edges));
+		w->a = n;
+	}
+	w->edges[w->n][0] = lk_ref32(w->L, from);
+	w->edges[w->n][1] = lk_ref32(w->L, to);
+	w->n++;
+}
+
+/* Scans one leaked chunk's bytes (a piece of them: first = its start). */
+static bool refw_scan(struct refw *w, uint64_t ref, const unsigned char *p, size_t len,
+		      bool first)
+{
+	struct lk *L = w->L;
+	bool out = false;
+
+	if (first && L->want_types && len >= 8) {
+		uint64_t v0;
+
+		memcpy(&v0, p, 8);
+		if (hs_vtables_find(L->vt, v0) >= 0)
+			lk_put(L, ref, LK_TYPED);
+	}
+	for (size_t i = 0; i + 8 <= len; i += 8) {
+		uint64_t v, r;
+		bool st = false;
+
+		memcpy(&v, p + i, 8);
+		if (!maybe_chunk(L, v))
+			continue;
+		r = lk_lookup(L, v, &st);
+		if (r == LK_NONE || r == ref || lk_get(L, r, LK_MANY))
+			continue;
+		if (r & LK_MM)
+			__atomic_fetch_or(&L->mm[r & ~LK_MM].f, (unsigned)LK_SDEF, __ATOMIC_RELAXED);
+		else
+			__atomic_fetch_or(&L->sdef[r >> 6], 1ull << (r & 63), __ATOMIC_RELAXED);
+		out = true;
+		refw_edge(w, ref, r);
+	}
+	return out;
+}
+
+/* Chunk ref's user bytes [a, a + len), from the window buffer or read. */
+static int refw_chunk(struct refw *w, uint64_t ref, hs_addr_t a, uint64_t len,
+		      hs_addr_t blo, size_t blen)
+{
+	bool out = false, first = true;
+
+	if (blen && a >= blo && a + len <= blo + blen) {
+		out = refw_scan(w, ref, w->buf + (a - blo), (size_t)len, true);
+		w->scanned += len;
+	} else {
+		while (len) {
+			size_t want = len < LK_SCRATCH ? (size_t)len : LK_SCRATCH, got = 0;
+			int ret = hs_target_read(w->L->t, a, w->scratch, want, &got);
+
+			if (ret == -ESRCH)
+				return ret;
+			if (ret < 0 || got < 8) {
+				uint64_t skip = 4096 - (a & 4095);
+
+				if (skip > len)
+					skip = len;
+				w->unreadable += skip;
+				a += skip;
+				len -= skip;
+				first = false;
+				continue;
+			}
+			got &= ~(size_t)7;
+			out |= refw_scan(w, ref, w->scratch, got, first);
+			w->scanned += got;
+			first = false;
+			a += got;
+			len -= got;
+		}
+	}
+	if (out)
+		lk_put(w->L, ref, LK_SANY); /* OUT */
+	return 0;
+}
+
+static void *refw_main(void *arg)
+{
+	struct refw *w = arg;
+	struct lk *L = w->L;
+
+	for (uint64_t win = w->win_lo; win < w->win_hi && !w->ret; win++) {
+		const struct lk_seg *s = lk_seg_of_gran(L, win * LK_WIN_GRANS);
+		uint64_t g0 = win * LK_WIN_GRANS, g_end = s->base + s->ngran;
+		uint64_t g1 = g0 + LK_WIN_GRANS < g_end ? g0 + LK_WIN_GRANS : g_end;
+		hs_addr_t blo = s->lo + ((g0 - s->base) << LK_GRAN_SHIFT);
+		size_t blen = 0;
+		unsigned n = 0;
+		uint64_t nw, nbits;
+
+		if (g0 >= g_end)
+			continue;
+		for (uint64_t k = g0 / 64; k < (g1 + 63) / 64 && n < 8; k++)
+			n += (unsigned)__builtin_popcountll(L->inuse[k] & ~L->many[k]);
+		if (!n)
+			continue;
+		if (n >= 8) {
+			hs_addr_t bhi = blo + LK_WIN_BYTES;
+
+			if (bhi > s->hi + 8)
+				bhi = s->hi + 8;
+			if (hs_target_read(L->t, blo, w->buf, (size_t)(bhi - blo), &blen) == -ESRCH) {
+				w->ret = -ESRCH;
+				break;
+			}
+		}
+		nw = g0 / 64;
+		nbits = L->start[nw];
+		for (uint64_t k = g0 / 64; k < (g1 + 63) / 64; k++) {
+			uint64_t m = L->inuse[k] & ~L->many[k];
+
+			while (m) {
+				uint64_t b = (unsigned)__builtin_ctzll(m), g = k * 64 + b, next;
+				hs_addr_t a = s->lo + ((g - s->base) << LK_GRAN_SHIFT);
+				int ret;
+
+				m &= m - 1;
+				if (nw != k) {
+					nw = k;
+					nbits = L->start[k];
+				}
+				nbits &= b == 63 ? 0 : ~0ull << (b + 1);
+				while (!nbits && (nw + 1) * 64 < g_end)
+					nbits = L->start[++nw];
+				next = nbits ? nw * 64 + (unsigned)__builtin_ctzll(nbits) : g_end;
+				if (next > g_end)
+					next = g_end;
+				/* user bytes: to the next chunk's size field */
+				ret = refw_chunk(w, g, a + 16, ((next - g) << LK_GRAN_SHIFT) - 8, blo, blen);
+				if (ret) {
+					w->ret = ret;
+					break;
+				}
+			}
+		}
+		if (hs_interrupted)
+			w->ret = -HS_E_INTERRUPTED;
+	}
+	for (size_t i = 0; w->mm && !w->ret && i < L->nmm; i++)
+		if (!(L->mm[i].f & LK_MANY))
+			w->ret = refw_chunk(w, LK_MM | i, L->mm[i].addr + 16, L->mm[i].size - 16, 0, 0);
+	return NULL;
+}
+
 static int ref_pass(struct lk *L)
 {
-	int ret;
+	struct refw w[2];
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned nw = ncpu > 1 && L->nwin >= 64 ? 2 : 1;
+	int ret = 0;
 
-	L->phase = LK_PH_REF;
-	for (uint64_t w = 0; w < L->nwin; w++)
-		L->dirty[w >> 6] |= 1ull << (w & 63);
-	L->mm_dirty = L->nmm > 0;
-	ret = lk_run(L);
-	for (size_t i = 0; i < L->nmm; i++)
-		L->mm[i].f &= ~0x100u;
+	memset(w, 0, sizeof(w));
+	for (unsigned i = 0; i < nw; i++) {
+		w[i].L = L;
+		w[i].win_lo = L->nwin * i / nw;
+		w[i].win_hi = L->nwin * (i + 1) / nw;
+		w[i].mm = i == nw - 1;
+		w[i].buf = i ? hs_xmalloc(LK_WIN_BYTES + 16) : L->wbuf;
+		w[i].scratch = i ? hs_xmalloc(LK_SCRATCH) : L->scratch;
+		w[i].max = L->max_edges / nw;
+	}
+	if (nw > 1 && pthread_create(&w[1].th, NULL, refw_main, &w[1]) != 0) {
+		/* No thread: one worker does it all. */
+		w[0].win_hi = L->nwin;
+		w[0].mm = true;
+		w[0].max = L->max_edges;
+		free(w[1].buf);
+		free(w[1].scratch);
+		nw = 1;
+	}
+	refw_main(&w[0]);
+	if (nw > 1)
+		pthread_join(w[1].th, NULL);
+	for (unsigned i = 0; i < nw; i++) {
+		if (w[i].ret && !ret)
+			ret = w[i].ret;
+		L->scanned_bytes += w[i].scanned;
+		L->unreadable += w[i].unreadable;
+		if (w[i].over)
+			L->edges_over = true;
+	}
+	if (!L->edges_over) {
+		L->nedges = w[0].n + (nw > 1 ? w[1].n : 0);
+		L->edges = hs_xrealloc(w[0].edges, (L->nedges ? L->nedges : 1) * sizeof(*L->edges));
+		w[0].edges = NULL;
+		if (nw > 1 && w[1].n)
+			memcpy(L->edges + w[0].n, w[1].edges, w[1].n * sizeof(*L->edges));
+	}
+	free(w[0].edges);
+	if (nw > 1) {
+		free(w[1].edges);
+		free(w[1].buf);
+		free(w[1].scratch);
+	}
 	return ret;
 }
 
