@@ -20,10 +20,12 @@
  * Free chunks (tcache and fastbin entries, bins, top) are never scanned
  * and never marked.
  *
- * Memory: 7 or 8 bits per 16 bytes of heap (90-100 MB for 1.65 GB) plus
- * fixed buffers, checked against opts.max_mem before anything is
- * allocated.  The target is only read (hs_target_read), in windows of
- * 256 KiB or chunk by chunk, whichever reads less.
+ * Memory: 7 or 8 bits per 16 bytes of heap (94 MB for 1.6 GB) plus fixed
+ * buffers, checked against opts.max_mem before anything is allocated;
+ * then the pointers between leaked chunks (8 bytes each) while they fit
+ * in what is left.  The target is only read (hs_target_read), in windows
+ * of 256 KiB or chunk by chunk, whichever reads less; the sweep over
+ * leaked chunks runs on two threads.
  *
  * This layer sees only hs_core.h and hs_glibc.h: vtable ranges come in as
  * data (struct hs_vtables), built by a layer that can read symbols.
@@ -69,8 +71,8 @@ struct hs_leaks_group {
 	 * other leaked chunks, then anchored ones; lowest addresses first. */
 	hs_addr_t samples[HS_LEAKS_SAMPLES];
 	unsigned nsamples;
-	/* The most frequent printable string (4+ characters) among the first
-	 * few leaked chunks (anchored if none leaked), or "". */
+	/* The most frequent printable string (6+ characters, the first 47
+	 * kept) among the sample chunks, each chunk counted once, or "". */
 	char string[48];
 	unsigned string_hits;    /* in how many of those chunks */
 	unsigned string_of;      /* of how many chunks looked at */
@@ -80,6 +82,9 @@ enum hs_leaks_flags {
 	/* Scan whole stack mappings, not from each thread's stack pointer
 	 * (set it when the threads' registers are not known). */
 	HS_LEAKS_WHOLE_STACKS = 1 << 0,
+	/* Keep no leaked-to-leaked edges: the closures read the chunks
+	 * again (what happens when the edges do not fit max_mem). */
+	HS_LEAKS_NO_EDGES = 1 << 1,
 };
 
 struct hs_leaks_opts {

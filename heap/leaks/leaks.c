@@ -970,18 +970,20 @@ static int cmp_group(const void *x, const void *y)
 	return a->type < b->type ? -1 : a->type > b->type;
 }
 
-/* The most frequent printable run (4+ characters) in the sample chunks. */
+/* The most frequent printable run (6+ characters: shorter ones are mostly
+ * pieces of pointers and numbers) in the sample chunks, counted once per
+ * chunk. */
 static void group_string(struct lk *L, struct hs_leaks_group *g)
 {
 	char cand[HS_LEAKS_SAMPLES * 8][sizeof(g->string)];
-	unsigned hits[HS_LEAKS_SAMPLES * 8];
+	unsigned hits[HS_LEAKS_SAMPLES * 8], last[HS_LEAKS_SAMPLES * 8];
 	size_t nc = 0;
 	unsigned looked = 0;
 
 	for (unsigned k = 0; k < g->nsamples; k++) {
 		unsigned char buf[256];
 		uint64_t len = g->size > 16 ? g->size - 8 : 0;
-		size_t got = 0, run = 0, seen_from = nc;
+		size_t got = 0, run = 0;
 
 		if (len > sizeof(buf))
 			len = sizeof(buf);
@@ -995,7 +997,7 @@ static void group_string(struct lk *L, struct hs_leaks_group *g)
 				run++;
 				continue;
 			}
-			if (run >= 4) {
+			if (run >= 6) {
 				char s[sizeof(g->string)];
 				size_t n = run < sizeof(s) - 1 ? run : sizeof(s) - 1;
 				size_t j;
@@ -1006,11 +1008,14 @@ static void group_string(struct lk *L, struct hs_leaks_group *g)
 					if (!strcmp(cand[j], s))
 						break;
 				if (j < nc) {
-					if (j < seen_from)
-						hits[j]++; /* once per chunk */
+					if (last[j] != k + 1) {
+						hits[j]++;
+						last[j] = k + 1;
+					}
 				} else if (nc < HS_ARRAY_SIZE(cand)) {
 					memcpy(cand[nc], s, n + 1);
-					hits[nc++] = 1;
+					hits[nc] = 1;
+					last[nc++] = k + 1;
 				}
 			}
 			run = 0;
@@ -1074,6 +1079,8 @@ int hs_leaks_run(struct hs_glibc_heap *h, const struct hs_leaks_opts *opts,
 		uint64_t used = out->index_bytes + LK_WIN_BYTES + LK_SCRATCH + LK_STACK * 8;
 
 		L.max_edges = used < o.max_mem ? (size_t)((o.max_mem - used) / 2 / 8) : 0;
+		if (o.flags & HS_LEAKS_NO_EDGES)
+			L.max_edges = 0;
 	}
 	ret = ref_pass(&L);
 	if (!ret)

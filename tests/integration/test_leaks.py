@@ -114,6 +114,15 @@ class LeaksTest(TmpDirTestCase):
             # 3 nodes of 32 bytes (chunk 0x30) more leaked than with registers.
             self.assertEqual(count(doc, "leaked"), (n + 3, nbytes + 3 * 48))
 
+    def test_closure_without_edges(self):
+        """When the leaked-to-leaked pointers do not fit the budget, the
+        closures read the chunks again: same answer."""
+        with Victim("leak_victim") as v:
+            doc, rc, err = run_json("leaks", "-p", v.pid, "--top", "0",
+                                    env={"HEAPSCAN_TEST_NO_EDGES": "1"})
+            self.assertEqual(rc, 0, err)
+            self.check_c(v, doc)
+
     def test_fork(self):
         with Victim("leak_victim") as v:
             doc, rc, err = run_json("leaks", "-p", v.pid, "--fork", "--top", "0")
