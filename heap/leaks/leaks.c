@@ -333,6 +333,16 @@ static void refw_edge(struct refw *w, uint64_t from, uint64_t to)
 	w->n++;
 }
 
+/* A bit of the chunk being swept: its own bitmap words are this
+ * thread's, but an mmapped chunk's flags take the other thread's REF too. */
+static void refw_put(struct lk *L, uint64_t ref, unsigned bit)
+{
+	if (ref & LK_MM)
+		__atomic_fetch_or(&L->mm[ref & ~LK_MM].f, bit, __ATOMIC_RELAXED);
+	else
+		lk_put(L, ref, bit);
+}
+
 /* Scans one leaked chunk's bytes (a piece of them: first = its start). */
 static bool refw_scan(struct refw *w, uint64_t ref, const unsigned char *p, size_t len,
 		      bool first)
@@ -345,7 +355,7 @@ static bool refw_scan(struct refw *w, uint64_t ref, const unsigned char *p, size
 
 		memcpy(&v0, p, 8);
 		if (hs_vtables_find(L->vt, v0) >= 0)
-			lk_put(L, ref, LK_TYPED);
+			refw_put(L, ref, LK_TYPED);
 	}
 	for (size_t i = 0; i + 8 <= len; i += 8) {
 		uint64_t v, r;
@@ -355,7 +365,10 @@ static bool refw_scan(struct refw *w, uint64_t ref, const unsigned char *p, size
 		if (!maybe_chunk(L, v))
 			continue;
 		r = lk_lookup(L, v, &st);
-		if (r == LK_NONE || r == ref || lk_get(L, r, LK_MANY))
+		if (r == LK_NONE || r == ref)
+			continue;
+		if (r & LK_MM ? __atomic_load_n(&L->mm[r & ~LK_MM].f, __ATOMIC_RELAXED) & LK_MANY :
+				lk_bit(L->many, r))
 			continue;
 		if (r & LK_MM)
 			__atomic_fetch_or(&L->mm[r & ~LK_MM].f, (unsigned)LK_SDEF, __ATOMIC_RELAXED);
@@ -403,7 +416,7 @@ static int refw_chunk(struct refw *w, uint64_t ref, hs_addr_t a, uint64_t len,
 		}
 	}
 	if (out)
-		lk_put(w->L, ref, LK_SANY); /* OUT */
+		refw_put(w->L, ref, LK_SANY); /* OUT */
 	return 0;
 }
 
@@ -470,7 +483,7 @@ static void *refw_main(void *arg)
 			w->ret = -HS_E_INTERRUPTED;
 	}
 	for (size_t i = 0; w->mm && !w->ret && i < L->nmm; i++)
-		if (!(L->mm[i].f & LK_MANY))
+		if (!(__atomic_load_n(&L->mm[i].f, __ATOMIC_RELAXED) & LK_MANY))
 			w->ret = refw_chunk(w, LK_MM | i, L->mm[i].addr + 16, L->mm[i].size - 16, 0, 0);
 	return NULL;
 }
