@@ -135,7 +135,8 @@ int lk_build(struct lk *L, uint64_t max_mem, bool want_types)
 			L->segs = hs_xrealloc(L->segs, (L->nsegs + 1) * sizeof(*L->segs));
 			L->segs[L->nsegs++] = s;
 		}
-	qsort(L->segs, L->nsegs, sizeof(*L->segs), cmp_seg);
+	if (L->nsegs)
+		qsort(L->segs, L->nsegs, sizeof(*L->segs), cmp_seg);
 	for (size_t i = 0; i < L->nsegs; i++) {
 		struct lk_seg *s = &L->segs[i];
 
@@ -211,7 +212,8 @@ int lk_build(struct lk *L, uint64_t max_mem, bool want_types)
 		for (uint64_t w = w1; w < (s->base / LK_WIN_GRANS + (s->ngran + LK_WIN_GRANS - 1) / LK_WIN_GRANS) * LK_WIN_WORDS; w++)
 			L->cover[w] = UINT32_MAX;
 	}
-	qsort(L->mm, L->nmm, sizeof(*L->mm), cmp_mm);
+	if (L->nmm)
+		qsort(L->mm, L->nmm, sizeof(*L->mm), cmp_mm);
 	if (L->nmm > UINT32_MAX / 2)
 		return -HS_E_BUDGET;
 	if (L->nmm) {

@@ -1118,7 +1118,8 @@ int hs_leaks_run(struct hs_glibc_heap *h, const struct hs_leaks_opts *opts,
 			for (unsigned k = 0; k < A.g.nsmp[i][c] && g->nsamples < HS_LEAKS_SAMPLES; k++)
 				g->samples[g->nsamples++] = A.g.smp[i][c][k];
 	}
-	qsort(A.g.v, A.g.n, sizeof(*A.g.v), cmp_group);
+	if (A.g.n)
+		qsort(A.g.v, A.g.n, sizeof(*A.g.v), cmp_group);
 	for (size_t i = 0; i < A.g.n && i < o.string_groups; i++)
 		group_string(&L, &A.g.v[i]);
 	out->groups = A.g.v;
