@@ -17,6 +17,7 @@
 #define HEAP_A 0x555500000000ull
 #define HEAP_LEN 0x10000u
 #define ARENA (DATA_A + 0x100)
+#define VT_A (DATA_A + 0x1800)   /* a vtable symbol's range */
 /* glibc 2.35-2.40 malloc_state offsets (doc: reference of glibc.c) */
 #define MS_FASTBINS 0x10
 #define MS_TOP 0x60
@@ -107,6 +108,7 @@ static void build(struct fake *f)
 	w64(f, ARENA + MS_FASTBINS + 8, X);
 
 	root(f, A + 16);
+	w64(f, C + 16, VT_A + 16);  /* C holds an object of class "Vt" */
 	w64(f, A + 16, B + 16);
 	w64(f, A + 24, C + 16 + 24);
 	w64(f, D + 16, E + 16);
@@ -144,14 +146,19 @@ static void assert_count(const struct hs_leaks_count *c, uint64_t n, uint64_t by
 	assert_int_equal(c->bytes, bytes);
 }
 
+static const struct hs_vtable vt_v[] = { { VT_A, VT_A + 0x40, "Vt" } };
+static const struct hs_vtables vt = { vt_v, 1 };
+
 static void check(struct fake *f, unsigned flags)
 {
 	struct hs_glibc_heap *h = open_heap(f);
 	struct hs_leaks_opts o;
 	struct hs_leaks_result r;
+	bool typed = false;
 
 	memset(&o, 0, sizeof(o));
 	o.flags = flags;
+	o.vtables = &vt;
 	assert_int_equal(hs_leaks_run(h, &o, &r), 0);
 	assert_count(&r.inuse, 9, 0x30 + 0x30 + 0x40 + 0x30 + 0x50 + 0x60 + 0x60 + 0x70 + 0x80);
 	assert_count(&r.anchored, 4, 0x30 + 0x30 + 0x40 + 0x70);
@@ -163,6 +170,15 @@ static void check(struct fake *f, unsigned flags)
 	assert_count(&r.indirect, 2, 0x50 + 0x60);
 	assert_int_equal(r.leak_cycles, 1);
 	assert_true(r.ngroups >= 6);
+	for (size_t i = 0; i < r.ngroups; i++)
+		if (r.groups[i].type == 0) {
+			assert_false(typed);
+			typed = true;
+			assert_int_equal(r.groups[i].size, 0x40);
+			assert_count(&r.groups[i].possible, 1, 0x40);
+			assert_int_equal(r.groups[i].samples[0], HEAP_A + 0x60);
+		}
+	assert_true(typed);
 	hs_leaks_result_release(&r);
 	hs_glibc_close(h);
 }
@@ -177,6 +193,34 @@ static void test_reachability(void **state)
 	check(f, 0);
 	/* Without the edge list, the closures read the chunks: same. */
 	check(f, HS_LEAKS_NO_EDGES);
+	hs_target_close(f->t);
+	free(f);
+}
+
+static void test_census(void **state)
+{
+	struct fake *f = malloc(sizeof(*f));
+	struct hs_glibc_heap *h;
+	struct hs_cxx_type *v = NULL;
+	size_t n = 0;
+
+	(void)state;
+	assert_non_null(f);
+	build(f);
+	h = open_heap(f);
+	assert_int_equal(hs_cxx_census(h, &vt, NULL, &v, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].name, "Vt");
+	assert_int_equal(v[0].type, 0);
+	assert_int_equal(v[0].count, 1);
+	assert_int_equal(v[0].bytes, 0x40);
+	assert_int_equal(v[0].sample, HEAP_A + 0x60);
+	free(v);
+	/* No vtables: an empty census. */
+	assert_int_equal(hs_cxx_census(h, NULL, NULL, &v, &n), 0);
+	assert_int_equal(n, 0);
+	assert_null(v);
+	hs_glibc_close(h);
 	hs_target_close(f->t);
 	free(f);
 }
@@ -207,19 +251,19 @@ static void test_vtables_find(void **state)
 		{ 0x1040, 0x1080, "B" },
 		{ 0x2000, 0x2018, "C" },
 	};
-	struct hs_vtables vt = { v, HS_ARRAY_SIZE(v) };
+	struct hs_vtables tab = { v, HS_ARRAY_SIZE(v) };
 
 	(void)state;
-	assert_int_equal(hs_vtables_find(&vt, 0x1010), 0);
-	assert_int_equal(hs_vtables_find(&vt, 0x1038), 0);
-	assert_int_equal(hs_vtables_find(&vt, 0x1000), -1); /* offset-to-top */
-	assert_int_equal(hs_vtables_find(&vt, 0x1008), -1); /* typeinfo */
-	assert_int_equal(hs_vtables_find(&vt, 0x1050), 1);
-	assert_int_equal(hs_vtables_find(&vt, 0x1052), -1); /* unaligned */
-	assert_int_equal(hs_vtables_find(&vt, 0x2010), 2);
-	assert_int_equal(hs_vtables_find(&vt, 0x2018), -1); /* the end */
-	assert_int_equal(hs_vtables_find(&vt, 0x0ff8), -1);
-	assert_int_equal(hs_vtables_find(&vt, 0x3000), -1);
+	assert_int_equal(hs_vtables_find(&tab, 0x1010), 0);
+	assert_int_equal(hs_vtables_find(&tab, 0x1038), 0);
+	assert_int_equal(hs_vtables_find(&tab, 0x1000), -1); /* offset-to-top */
+	assert_int_equal(hs_vtables_find(&tab, 0x1008), -1); /* typeinfo */
+	assert_int_equal(hs_vtables_find(&tab, 0x1050), 1);
+	assert_int_equal(hs_vtables_find(&tab, 0x1052), -1); /* unaligned */
+	assert_int_equal(hs_vtables_find(&tab, 0x2010), 2);
+	assert_int_equal(hs_vtables_find(&tab, 0x2018), -1); /* the end */
+	assert_int_equal(hs_vtables_find(&tab, 0x0ff8), -1);
+	assert_int_equal(hs_vtables_find(&tab, 0x3000), -1);
 	assert_int_equal(hs_vtables_find(NULL, 0x1010), -1);
 }
 
@@ -227,6 +271,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_reachability),
+		cmocka_unit_test(test_census),
 		cmocka_unit_test(test_budget),
 		cmocka_unit_test(test_vtables_find),
 	};
