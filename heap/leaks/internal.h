@@ -8,6 +8,9 @@
 
 #include "hs_leaks.h"
 
+#include <errno.h>
+#include <string.h>
+
 /* One granule = 16 bytes of heap = one bit in every bitmap. */
 #define LK_GRAN_SHIFT 4
 /* A window: 16384 granules = 256 KiB of heap, 256 bitmap words.  Segment
@@ -248,7 +251,92 @@ int lk_scan_chunk(struct lk *L, uint64_t ref) HS_MUST_CHECK;
 typedef bool (*lk_need_fn)(const struct lk *L, uint64_t ref);
 typedef void (*lk_each_fn)(void *ud, uint64_t ref, hs_addr_t addr, uint64_t size,
 			   bool have_word, uint64_t word);
-int lk_for_each_inuse(struct lk *L, lk_need_fn need, lk_each_fn cb, void *ud) HS_MUST_CHECK;
+/* Inline, so that each caller's need and cb are inlined into the loop. */
+static inline __attribute__((always_inline)) int
+lk_for_each_inuse(struct lk *L, lk_need_fn need, lk_each_fn cb, void *ud)
+{
+	for (size_t si = 0; si < L->nsegs; si++) {
+		const struct lk_seg *s = &L->segs[si];
+		uint64_t g_end = s->base + s->ngran;
+		/* The next chunk start after the current chunk, found once per
+		 * chunk by going forward through `start` (chunks are in order). */
+		uint64_t nw = s->base / 64, nbits = g_end > s->base ? L->start[nw] : 0;
+
+		for (uint64_t g0 = s->base; g0 < g_end; g0 += LK_WIN_GRANS) {
+			uint64_t g1 = g0 + LK_WIN_GRANS < g_end ? g0 + LK_WIN_GRANS : g_end;
+			hs_addr_t wlo = s->lo + ((g0 - s->base) << LK_GRAN_SHIFT);
+			unsigned nneed = 0;
+			size_t got = 0;
+			bool whole = false;
+
+			for (uint64_t w = g0 / 64; need && w < (g1 + 63) / 64 && nneed < 24; w++) {
+				uint64_t m = L->inuse[w];
+
+				while (m && nneed < 24) {
+					uint64_t g = w * 64 + (unsigned)__builtin_ctzll(m);
+
+					m &= m - 1;
+					if (need(L, g))
+						nneed++;
+				}
+			}
+			if (nneed >= 24) {
+				hs_addr_t whi = wlo + LK_WIN_BYTES;
+
+				if (whi > s->hi)
+					whi = s->hi;
+				if (hs_target_read(L->t, wlo, L->wbuf, (size_t)(whi - wlo), &got) == -ESRCH)
+					return -ESRCH;
+				whole = true;
+			}
+			for (uint64_t w = g0 / 64; w < (g1 + 63) / 64; w++) {
+				uint64_t m = L->inuse[w];
+
+				while (m) {
+					uint64_t b = (unsigned)__builtin_ctzll(m);
+					uint64_t g = w * 64 + b, next;
+					hs_addr_t a = s->lo + ((g - s->base) << LK_GRAN_SHIFT);
+					uint64_t word = 0;
+					bool have = false;
+
+					m &= m - 1;
+					/* next start after g */
+					if (nw != w) {
+						nw = w;
+						nbits = L->start[w];
+					}
+					nbits &= b == 63 ? 0 : ~0ull << (b + 1);
+					while (!nbits && (nw + 1) * 64 < g_end)
+						nbits = L->start[++nw];
+					next = nbits ? nw * 64 + (unsigned)__builtin_ctzll(nbits) : g_end;
+					if (next > g_end)
+						next = g_end;
+					if (need && need(L, g)) {
+						if (whole && a + 24 <= wlo + got) {
+							memcpy(&word, L->wbuf + (a + 16 - wlo), 8);
+							have = true;
+						} else {
+							have = hs_target_read_full(L->t, a + 16, &word, 8) == 0;
+						}
+					}
+					cb(ud, g, a, (next - g) << LK_GRAN_SHIFT, have, word);
+				}
+			}
+			if (hs_interrupted)
+				return -HS_E_INTERRUPTED;
+		}
+	}
+	for (size_t i = 0; i < L->nmm; i++) {
+		uint64_t word = 0;
+		bool have = false;
+
+		if (need && need(L, LK_MM | i))
+			have = hs_target_read_full(L->t, L->mm[i].addr + 16, &word, 8) == 0;
+		cb(ud, LK_MM | i, L->mm[i].addr, L->mm[i].size, have, word);
+	}
+	return 0;
+}
+
 
 /* Phase hooks, in leaks.c. */
 bool lk_pending(const struct lk *L, uint64_t ref);

@@ -551,11 +551,17 @@ static bool leaked_ref(const struct lk *L, uint64_t r)
 struct walk {
 	uint32_t *stack;
 	size_t sp, cap;
+	size_t *ewin;             /* nwin + 2 slice starts, see edge_range */
 };
 
-static void edge_range(const struct lk *L, uint32_t src, size_t *lo, size_t *hi)
+/* The edges of src: a binary search within its window's slice (ewin[k]
+ * is the first edge whose source is in window k or later; mmapped chunks
+ * come after every window). */
+static void edge_range(const struct lk *L, const size_t *ewin, uint32_t src,
+		       size_t *lo, size_t *hi)
 {
-	size_t a = 0, b = L->nedges;
+	uint64_t k = src < L->nwords * 64 ? src / LK_WIN_GRANS : L->nwin;
+	size_t a = ewin[k], b = ewin[k + 1];
 
 	while (a < b) {
 		size_t mid = (a + b) / 2;
@@ -586,7 +592,7 @@ static int edge_closure(struct lk *L, struct walk *w)
 		uint32_t src = w->stack[--w->sp];
 		size_t lo, hi;
 
-		edge_range(L, src, &lo, &hi);
+		edge_range(L, w->ewin, src, &lo, &hi);
 		for (size_t e = lo; e < hi; e++) {
 			uint64_t d = lk_ref64(L, L->edges[e][1]);
 
@@ -606,8 +612,18 @@ static int edge_closure(struct lk *L, struct walk *w)
 
 static int close_edges(struct lk *L)
 {
-	struct walk w = { NULL, 0, 0 };
+	struct walk w = { NULL, 0, 0, NULL };
+	size_t e = 0;
 	int ret;
+
+	w.ewin = hs_xmalloc((L->nwin + 2) * sizeof(*w.ewin));
+	for (uint64_t k = 0; k <= L->nwin; k++) {
+		while (e < L->nedges && L->edges[e][0] < k * LK_WIN_GRANS &&
+		       L->edges[e][0] < L->nwords * 64)
+			e++;
+		w.ewin[k] = e;
+	}
+	w.ewin[L->nwin + 1] = L->nedges;
 
 	/* Each chunk with OUT is pushed at most once (when it turns VIS). */
 	for (uint64_t i = 0; i < L->nwords; i++)
@@ -654,6 +670,7 @@ static int close_edges(struct lk *L)
 	}
 	L->leader = LK_NONE;
 	free(w.stack);
+	free(w.ewin);
 	return ret;
 }
 
@@ -873,90 +890,6 @@ static void account(struct acct *A, uint64_t r, hs_addr_t addr, uint64_t size, i
  * Every in-use chunk once, in address order, with its first word read
  * when need(L, ref) says so (window reads where many are needed).
  */
-int lk_for_each_inuse(struct lk *L, lk_need_fn need, lk_each_fn cb, void *ud)
-{
-	for (size_t si = 0; si < L->nsegs; si++) {
-		const struct lk_seg *s = &L->segs[si];
-		uint64_t g_end = s->base + s->ngran;
-		/* The next chunk start after the current chunk, found once per
-		 * chunk by going forward through `start` (chunks are in order). */
-		uint64_t nw = s->base / 64, nbits = g_end > s->base ? L->start[nw] : 0;
-
-		for (uint64_t g0 = s->base; g0 < g_end; g0 += LK_WIN_GRANS) {
-			uint64_t g1 = g0 + LK_WIN_GRANS < g_end ? g0 + LK_WIN_GRANS : g_end;
-			hs_addr_t wlo = s->lo + ((g0 - s->base) << LK_GRAN_SHIFT);
-			unsigned nneed = 0;
-			size_t got = 0;
-			bool whole = false;
-
-			for (uint64_t w = g0 / 64; need && w < (g1 + 63) / 64 && nneed < 24; w++) {
-				uint64_t m = L->inuse[w];
-
-				while (m && nneed < 24) {
-					uint64_t g = w * 64 + (unsigned)__builtin_ctzll(m);
-
-					m &= m - 1;
-					if (need(L, g))
-						nneed++;
-				}
-			}
-			if (nneed >= 24) {
-				hs_addr_t whi = wlo + LK_WIN_BYTES;
-
-				if (whi > s->hi)
-					whi = s->hi;
-				if (hs_target_read(L->t, wlo, L->wbuf, (size_t)(whi - wlo), &got) == -ESRCH)
-					return -ESRCH;
-				whole = true;
-			}
-			for (uint64_t w = g0 / 64; w < (g1 + 63) / 64; w++) {
-				uint64_t m = L->inuse[w];
-
-				while (m) {
-					uint64_t b = (unsigned)__builtin_ctzll(m);
-					uint64_t g = w * 64 + b, next;
-					hs_addr_t a = s->lo + ((g - s->base) << LK_GRAN_SHIFT);
-					uint64_t word = 0;
-					bool have = false;
-
-					m &= m - 1;
-					/* next start after g */
-					if (nw != w) {
-						nw = w;
-						nbits = L->start[w];
-					}
-					nbits &= b == 63 ? 0 : ~0ull << (b + 1);
-					while (!nbits && (nw + 1) * 64 < g_end)
-						nbits = L->start[++nw];
-					next = nbits ? nw * 64 + (unsigned)__builtin_ctzll(nbits) : g_end;
-					if (next > g_end)
-						next = g_end;
-					if (need && need(L, g)) {
-						if (whole && a + 24 <= wlo + got) {
-							memcpy(&word, L->wbuf + (a + 16 - wlo), 8);
-							have = true;
-						} else {
-							have = hs_target_read_full(L->t, a + 16, &word, 8) == 0;
-						}
-					}
-					cb(ud, g, a, (next - g) << LK_GRAN_SHIFT, have, word);
-				}
-			}
-			if (hs_interrupted)
-				return -HS_E_INTERRUPTED;
-		}
-	}
-	for (size_t i = 0; i < L->nmm; i++) {
-		uint64_t word = 0;
-		bool have = false;
-
-		if (need && need(L, LK_MM | i))
-			have = hs_target_read_full(L->t, L->mm[i].addr + 16, &word, 8) == 0;
-		cb(ud, LK_MM | i, L->mm[i].addr, L->mm[i].size, have, word);
-	}
-	return 0;
-}
-
 static bool need_typed(const struct lk *L, uint64_t ref)
 {
 	return lk_get(L, ref, LK_TYPED);
