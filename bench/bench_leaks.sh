@@ -86,13 +86,13 @@ if ! command -v valgrind >/dev/null; then
 	exit 0
 fi
 echo
-echo "memcheck on leaky_worker $vg_records 16 graph (whole run, leak check at exit):"
+echo "memcheck on leaky_worker $vg_records 16 graph (whole run; the worker asks for the leak check at \"ready\", the first summary below):"
 t0=$(hs_bench_now)
 echo | /usr/bin/time -f "%e %M" -o "$tmp/vg.time" valgrind --leak-check=full \
 	--show-leak-kinds=definite,indirect --log-file="$tmp/vg.log" "$worker" "$vg_records" 16 graph >/dev/null
 t1=$(hs_bench_now)
 read -r vwall vrss < "$tmp/vg.time"
-grep -E "definitely lost:|indirectly lost:|still reachable:" "$tmp/vg.log" | sed 's/^==[0-9]*==  */  /'
+grep -m3 -E "definitely lost:|indirectly lost:|still reachable:" "$tmp/vg.log" | sed 's/^==[0-9]*==  */  /'
 hs_bench_start_worker "$worker" "$vg_records" 16 graph
 /usr/bin/time -f "%e %M" -o "$tmp/hs.time" "$heapscan" leaks -p "$wpid" --json --top 1 > "$tmp/hs.json"
 read -r swall srss < "$tmp/hs.time"
