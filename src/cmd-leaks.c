@@ -273,6 +273,10 @@ int cmd_leaks(int argc, char **argv)
 		ret = HS_EXIT_FATAL;
 		goto out;
 	}
+	/* Memory that could not be read (a core missing pages, a mapping
+	 * gone): the answer may anchor too little, so say it is partial. */
+	if (res.unreadable)
+		t->state |= HS_TSTATE_PARTIAL;
 	if (o.json)
 		report_json(t, &res, &vs, top, whole_stacks);
 	else
