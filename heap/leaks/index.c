@@ -379,9 +379,7 @@ int lk_scan_chunk(struct lk *L, uint64_t ref)
 		L->wlo = lo;
 		L->wlen = got;
 	}
-	ret = feed(L, ref, a + 16, len);
-	lk_end(L, ref);
-	return ret;
+	return feed(L, ref, a + 16, len);
 }
 
 static int drain(struct lk *L)

@@ -1,7 +1,7 @@
 /*
  * Private to heap/leaks/: the chunk index (bitmaps over the heap segments
  * plus the mmapped chunks) and the marking engine that leaks.c and cxx.c
- * share.  See doc/leaks.md for the design.
+ * share (each call of hs_leaks_run / hs_cxx_census owns one struct lk).  See doc/leaks.md for the design.
  */
 #ifndef HS_LEAKS_INTERNAL_H
 #define HS_LEAKS_INTERNAL_H
@@ -52,7 +52,6 @@ struct lk_mm {
 enum lk_phase {
 	LK_PH_MARK,              /* from the roots */
 	LK_PH_CLOSE,             /* leaked closure from heads / a cycle head */
-	LK_PH_TYPES,             /* census: first words only */
 };
 
 struct lk {
@@ -68,8 +67,9 @@ struct lk {
 	uint64_t nwords, nwin;
 	uint32_t *win_seg;       /* window -> segment */
 	uint64_t *start, *inuse, *mdef, *many, *sdef, *sany, *typed, *ind;
-	uint32_t *cover;         /* per word: granule of the chunk covering its
-				    first granule, relative to... global; ~0u */
+	uint32_t *cover;         /* per word: the (global) granule of the chunk
+				    covering its first granule; UINT32_MAX:
+				    none */
 	struct lk_mm *mm;
 	size_t nmm, amm;
 	hs_addr_t mm_lo, mm_hi;
@@ -86,11 +86,12 @@ struct lk {
 	unsigned char *scratch;
 	uint64_t *stack;
 	size_t sp;
-	/* The sweep over leaked chunks (ref_pass) records each pointer from a leaked chunk into
-	 * another (source, target as lk_ref32), in source order, while they
-	 * fit in max_edges; the closures then need no second read. */
+	/* The sweep over leaked chunks (ref_pass) records each pointer from
+	 * a leaked chunk into another (source, target as lk_ref32), in
+	 * source order, while they fit in max_edges; the closures then need
+	 * no second read. */
 	uint32_t (*edges)[2];
-	size_t nedges, aedges, max_edges;
+	size_t nedges, max_edges;
 	bool edges_over;
 	bool cur_def;            /* LK_PH_MARK: the chunk is scanned definite */
 	bool cur_first;          /* and for the first time */
@@ -348,6 +349,5 @@ void lk_visit(struct lk *L, uint64_t ref, hs_addr_t addr, const unsigned char *d
 /* Called before a chunk's pieces: decides its scan mode, sets its bits;
  * false: nothing to do. */
 bool lk_begin(struct lk *L, uint64_t ref);
-void lk_end(struct lk *L, uint64_t ref);
 
 #endif

@@ -8,21 +8,24 @@
  *    other readable, writable mapping that is not malloc's: modules' .data
  *    and .bss, the anonymous mappings after them, ld.so's own allocations
  *    (the main thread's TLS and DTV), mappings the program made itself.
- *    The heap segments and the mmapped chunks are never roots.
- * 2. Mark (LK_PH_MARK), as memcheck: a start pointer from a root or from a
+ *    The heap segments, the mmapped chunks and glibc's main_arena and mp_
+ *    are never roots.
+ * 3. Mark (LK_PH_MARK), as memcheck: a start pointer from a root or from a
  *    chunk reached that way marks "definite" (MDEF); any other pointer
  *    into a chunk's user bytes marks it reached (MANY).  A chunk first
  *    reached "possibly" and later definitely is scanned again.
- * 3. Leaked = in use, not reached.  One sweep over them (ref_pass) sets
- *    REF on every leaked chunk another leaked chunk points into, and OUT
- *    on every leaked chunk that points into another.
- * 4. memcheck's "definitely lost": the unreferenced chunks, closed over
- *    (LK_PH_CLOSE) to mark what they reach IND; then, in address order,
+ * 4. Leaked = in use, not reached.  One sweep over them (ref_pass, two
+ *    threads) sets REF on every leaked chunk another leaked chunk points
+ *    into, OUT on every leaked chunk that points into another, and keeps
+ *    those pointers as edges while they fit the budget.
+ * 5. memcheck's "definitely lost": the unreferenced chunks, closed over
+ *    (close_edges, or LK_PH_CLOSE reading the chunks again when the edges
+ *    did not fit) to mark what they reach IND; then, in address order,
  *    each leaked chunk still not visited heads a cycle: its closure marks
  *    everything it reaches IND (an earlier head included).  Definite =
  *    leaked and not IND: one per source component of the leaked graph,
  *    which does not depend on the order.
- * 5. Groups: one linear pass over the bitmaps; only C++-typed chunks have
+ * 6. Groups: one linear pass over the bitmaps; only C++-typed chunks have
  *    their first word read again.
  */
 #include "internal.h"
@@ -35,7 +38,6 @@
 
 /* ---- phase hooks ---- */
 
-
 uint64_t lk_pending_word(const struct lk *L, uint64_t w)
 {
 	switch (L->phase) {
@@ -43,8 +45,6 @@ uint64_t lk_pending_word(const struct lk *L, uint64_t w)
 		return (L->mdef[w] & ~L->sdef[w]) | (L->many[w] & ~L->sany[w]);
 	case LK_PH_CLOSE:
 		return L->mdef[w] & L->sany[w] & ~L->many[w];
-	case LK_PH_TYPES:
-		return 0;
 	}
 	return 0;
 }
@@ -59,8 +59,6 @@ bool lk_pending(const struct lk *L, uint64_t ref)
 		       (many && !lk_get(L, ref, LK_SANY));
 	case LK_PH_CLOSE:
 		return !many && lk_get(L, ref, LK_MDEF) && lk_get(L, ref, LK_SANY);
-	case LK_PH_TYPES:
-		return false;
 	}
 	return false;
 }
@@ -86,16 +84,8 @@ bool lk_begin(struct lk *L, uint64_t ref)
 		lk_unput(L, ref, LK_SANY); /* OUT: done with it */
 		L->cur_first = false;
 		return true;
-	case LK_PH_TYPES:
-		return false;
 	}
 	return false;
-}
-
-void lk_end(struct lk *L, uint64_t ref)
-{
-	(void)L;
-	(void)ref;
 }
 
 static void mark(struct lk *L, uint64_t r, bool start_def)
@@ -156,17 +146,11 @@ void lk_visit(struct lk *L, uint64_t ref, hs_addr_t addr, const unsigned char *d
 					lk_schedule(L, r);
 			}
 			break;
-		case LK_PH_TYPES:
-			break;
 		}
 	}
 }
 
 /* ---- roots ---- */
-
-struct range {
-	hs_addr_t lo, hi;
-};
 
 static int stream_cb(void *ud, hs_addr_t addr, const void *data, size_t len)
 {
@@ -174,7 +158,6 @@ static int stream_cb(void *ud, hs_addr_t addr, const void *data, size_t len)
 	const unsigned char *p = data;
 	size_t skip = (size_t)((8 - (addr & 7)) & 7);
 
-	(void)addr;
 	if (skip >= len)
 		return 0;
 	for (size_t i = skip; i + 8 <= len; i += 8) {
