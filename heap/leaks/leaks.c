@@ -475,7 +475,7 @@ static int ref_pass(struct lk *L)
 {
 	struct refw w[2];
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	unsigned nw = ncpu > 1 && L->nwin >= 64 ? 2 : 1;
+	unsigned nw = ncpu > 1 && L->nwin >= 2 ? 2 : 1;
 	int ret = 0;
 
 	memset(w, 0, sizeof(w));
