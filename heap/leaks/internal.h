@@ -339,15 +339,118 @@ lk_for_each_inuse(struct lk *L, lk_need_fn need, lk_each_fn cb, void *ud)
 }
 
 
-/* Phase hooks, in leaks.c. */
-bool lk_pending(const struct lk *L, uint64_t ref);
-uint64_t lk_pending_word(const struct lk *L, uint64_t w);
-/* Called with a chunk's user bytes (data, len; addr its first byte);
- * first: this is the chunk's first piece (data[0] is its first word). */
-void lk_visit(struct lk *L, uint64_t ref, hs_addr_t addr, const unsigned char *data,
-	      size_t len, bool first);
-/* Called before a chunk's pieces: decides its scan mode, sets its bits;
- * false: nothing to do. */
-bool lk_begin(struct lk *L, uint64_t ref);
+/* ---- phase hooks (inline: the engine calls them per chunk and word) ---- */
+
+static inline uint64_t lk_pending_word(const struct lk *L, uint64_t w)
+{
+	switch (L->phase) {
+	case LK_PH_MARK:
+		return (L->mdef[w] & ~L->sdef[w]) | (L->many[w] & ~L->sany[w]);
+	case LK_PH_CLOSE:
+		return L->mdef[w] & L->sany[w] & ~L->many[w];
+	}
+	return 0;
+}
+
+static inline bool lk_pending(const struct lk *L, uint64_t ref)
+{
+	bool many = lk_get(L, ref, LK_MANY);
+
+	switch (L->phase) {
+	case LK_PH_MARK:
+		return (lk_get(L, ref, LK_MDEF) && !lk_get(L, ref, LK_SDEF)) ||
+		       (many && !lk_get(L, ref, LK_SANY));
+	case LK_PH_CLOSE:
+		return !many && lk_get(L, ref, LK_MDEF) && lk_get(L, ref, LK_SANY);
+	}
+	return false;
+}
+
+static inline bool lk_begin(struct lk *L, uint64_t ref)
+{
+	switch (L->phase) {
+	case LK_PH_MARK:
+		L->cur_first = !lk_get(L, ref, LK_SANY);
+		if (lk_get(L, ref, LK_MDEF) && !lk_get(L, ref, LK_SDEF)) {
+			L->cur_def = true;
+			lk_put(L, ref, LK_SDEF);
+			lk_put(L, ref, LK_SANY);
+			return true;
+		}
+		if (lk_get(L, ref, LK_MANY) && L->cur_first) {
+			L->cur_def = false;
+			lk_put(L, ref, LK_SANY);
+			return true;
+		}
+		return false;
+	case LK_PH_CLOSE:
+		lk_unput(L, ref, LK_SANY); /* OUT: done with it */
+		L->cur_first = false;
+		return true;
+	}
+	return false;
+}
+
+static inline void lk_mark(struct lk *L, uint64_t r, bool start_def)
+{
+	if (start_def) {
+		if (!lk_get(L, r, LK_MDEF)) {
+			lk_put(L, r, LK_MDEF);
+			lk_put(L, r, LK_MANY);
+			lk_schedule(L, r);
+		}
+	} else if (!lk_get(L, r, LK_MANY)) {
+		lk_put(L, r, LK_MANY);
+		lk_schedule(L, r);
+	}
+}
+
+static inline bool lk_maybe_chunk(const struct lk *L, uint64_t v)
+{
+	return v - 16 - L->lo_all < L->hi_all - L->lo_all ||
+	       v - L->mm_lo < L->mm_hi - L->mm_lo;
+}
+
+static inline void lk_visit(struct lk *L, uint64_t ref, hs_addr_t addr,
+			    const unsigned char *data, size_t len, bool first)
+{
+	size_t n = len / 8;
+	const unsigned char *p = data;
+
+	(void)addr;
+	if (first && L->cur_first && L->want_types && len >= 8) {
+		uint64_t v0;
+
+		memcpy(&v0, data, 8);
+		if (hs_vtables_find(L->vt, v0) >= 0)
+			lk_put(L, ref, LK_TYPED);
+	}
+	for (size_t i = 0; i < n; i++, p += 8) {
+		uint64_t v, r;
+		bool st = false;
+
+		memcpy(&v, p, 8);
+		if (!lk_maybe_chunk(L, v))
+			continue;
+		r = lk_lookup(L, v, &st);
+		if (r == LK_NONE)
+			continue;
+		switch (L->phase) {
+		case LK_PH_MARK:
+			lk_mark(L, r, st && L->cur_def);
+			break;
+		case LK_PH_CLOSE:
+			if (r == ref || r == L->leader || lk_get(L, r, LK_MANY))
+				break;
+			lk_put(L, r, LK_IND);
+			if (!lk_get(L, r, LK_MDEF)) {
+				lk_put(L, r, LK_MDEF); /* VIS */
+				if (lk_get(L, r, LK_SANY))
+					lk_schedule(L, r);
+			}
+			break;
+		}
+	}
+}
 
 #endif

@@ -36,120 +36,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* ---- phase hooks ---- */
-
-uint64_t lk_pending_word(const struct lk *L, uint64_t w)
-{
-	switch (L->phase) {
-	case LK_PH_MARK:
-		return (L->mdef[w] & ~L->sdef[w]) | (L->many[w] & ~L->sany[w]);
-	case LK_PH_CLOSE:
-		return L->mdef[w] & L->sany[w] & ~L->many[w];
-	}
-	return 0;
-}
-
-bool lk_pending(const struct lk *L, uint64_t ref)
-{
-	bool many = lk_get(L, ref, LK_MANY);
-
-	switch (L->phase) {
-	case LK_PH_MARK:
-		return (lk_get(L, ref, LK_MDEF) && !lk_get(L, ref, LK_SDEF)) ||
-		       (many && !lk_get(L, ref, LK_SANY));
-	case LK_PH_CLOSE:
-		return !many && lk_get(L, ref, LK_MDEF) && lk_get(L, ref, LK_SANY);
-	}
-	return false;
-}
-
-bool lk_begin(struct lk *L, uint64_t ref)
-{
-	switch (L->phase) {
-	case LK_PH_MARK:
-		L->cur_first = !lk_get(L, ref, LK_SANY);
-		if (lk_get(L, ref, LK_MDEF) && !lk_get(L, ref, LK_SDEF)) {
-			L->cur_def = true;
-			lk_put(L, ref, LK_SDEF);
-			lk_put(L, ref, LK_SANY);
-			return true;
-		}
-		if (lk_get(L, ref, LK_MANY) && L->cur_first) {
-			L->cur_def = false;
-			lk_put(L, ref, LK_SANY);
-			return true;
-		}
-		return false;
-	case LK_PH_CLOSE:
-		lk_unput(L, ref, LK_SANY); /* OUT: done with it */
-		L->cur_first = false;
-		return true;
-	}
-	return false;
-}
-
-static void mark(struct lk *L, uint64_t r, bool start_def)
-{
-	if (start_def) {
-		if (!lk_get(L, r, LK_MDEF)) {
-			lk_put(L, r, LK_MDEF);
-			lk_put(L, r, LK_MANY);
-			lk_schedule(L, r);
-		}
-	} else if (!lk_get(L, r, LK_MANY)) {
-		lk_put(L, r, LK_MANY);
-		lk_schedule(L, r);
-	}
-}
-
-static inline bool maybe_chunk(const struct lk *L, uint64_t v)
-{
-	return v - 16 - L->lo_all < L->hi_all - L->lo_all ||
-	       v - L->mm_lo < L->mm_hi - L->mm_lo;
-}
-
-void lk_visit(struct lk *L, uint64_t ref, hs_addr_t addr, const unsigned char *data,
-	      size_t len, bool first)
-{
-	size_t n = len / 8;
-	const unsigned char *p = data;
-
-	(void)addr;
-	if (first && L->cur_first && L->want_types && len >= 8) {
-		uint64_t v0;
-
-		memcpy(&v0, data, 8);
-		if (hs_vtables_find(L->vt, v0) >= 0)
-			lk_put(L, ref, LK_TYPED);
-	}
-	for (size_t i = 0; i < n; i++, p += 8) {
-		uint64_t v, r;
-		bool st = false;
-
-		memcpy(&v, p, 8);
-		if (!maybe_chunk(L, v))
-			continue;
-		r = lk_lookup(L, v, &st);
-		if (r == LK_NONE)
-			continue;
-		switch (L->phase) {
-		case LK_PH_MARK:
-			mark(L, r, st && L->cur_def);
-			break;
-		case LK_PH_CLOSE:
-			if (r == ref || r == L->leader || lk_get(L, r, LK_MANY))
-				break;
-			lk_put(L, r, LK_IND);
-			if (!lk_get(L, r, LK_MDEF)) {
-				lk_put(L, r, LK_MDEF); /* VIS */
-				if (lk_get(L, r, LK_SANY))
-					lk_schedule(L, r);
-			}
-			break;
-		}
-	}
-}
-
 /* ---- roots ---- */
 
 static int stream_cb(void *ud, hs_addr_t addr, const void *data, size_t len)
@@ -165,11 +51,11 @@ static int stream_cb(void *ud, hs_addr_t addr, const void *data, size_t len)
 		bool st = false;
 
 		memcpy(&v, p + i, 8);
-		if (!maybe_chunk(L, v))
+		if (!lk_maybe_chunk(L, v))
 			continue;
 		r = lk_lookup(L, v, &st);
 		if (r != LK_NONE)
-			mark(L, r, st);
+			lk_mark(L, r, st);
 	}
 	return hs_interrupted ? -HS_E_INTERRUPTED : 0;
 }
@@ -244,11 +130,11 @@ static int scan_roots(struct lk *L, unsigned flags, struct hs_leaks_result *out)
 			uint64_t v = th->regs.r[k], r;
 			bool st = false;
 
-			if (!maybe_chunk(L, v))
+			if (!lk_maybe_chunk(L, v))
 				continue;
 			r = lk_lookup(L, v, &st);
 			if (r != LK_NONE)
-				mark(L, r, st);
+				lk_mark(L, r, st);
 		}
 	}
 	for (size_t i = 0; i < t->maps.n; i++) {
@@ -345,7 +231,7 @@ static bool refw_scan(struct refw *w, uint64_t ref, const unsigned char *p, size
 		bool st = false;
 
 		memcpy(&v, p + i, 8);
-		if (!maybe_chunk(L, v))
+		if (!lk_maybe_chunk(L, v))
 			continue;
 		r = lk_lookup(L, v, &st);
 		if (r == LK_NONE || r == ref)
