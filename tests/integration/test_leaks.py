@@ -123,6 +123,26 @@ class LeaksTest(TmpDirTestCase):
             self.assertEqual(rc, 0, err)
             self.check_c(v, doc)
 
+    def test_budget(self):
+        """An index larger than --max-mem is a clear fatal error, and the
+        target runs on."""
+        with Victim("leaky_worker", 200000, 16, "graph") as v:
+            rc, out, err = run("leaks", "-p", v.pid, "--max-mem", "1M")
+            self.assertEqual(rc, 2, err)
+            self.assertIn("--max-mem", err)
+            self.assertEqual(len(err.strip().splitlines()), 1, err)
+            self.assertNotIn(v.settled_state(), ("t", "T"))
+            doc, rc, err = run_json("leaks", "-p", v.pid, "--top", "3")
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(doc["leaked"]["count"], v.fact("leaked_chunks"))
+            self.assertEqual(doc["unreferenced"]["count"], v.fact("unref_chunks"))
+            self.assertEqual(doc["anchored"]["count"], v.fact("anchored_chunks") + 1)
+            # Records (88 bytes: chunk 0x60) are named by their string.
+            rec = [g for g in doc["groups"] if g["size"] == 0x60]
+            self.assertEqual(len(rec), 1)
+            self.assertEqual(rec[0]["string"], "couchbase.context_info")
+            self.assertEqual(rec[0]["leaked"]["count"], 200000 // 4)
+
     def test_fork(self):
         with Victim("leak_victim") as v:
             doc, rc, err = run_json("leaks", "-p", v.pid, "--fork", "--top", "0")
