@@ -238,6 +238,15 @@ class LeaksCxxTest(TmpDirTestCase):
             doc, rc, err = run_json("leaks", "-c", core, "--top", "0")
             self.assertEqual(rc, 0, err)
             self.check_cxx(v, doc)
+            if shutil.which("gcore"):
+                prefix = os.path.join(self.tmp, "gc")
+                p = subprocess.run(["gcore", "-o", prefix, str(v.pid)],
+                                   capture_output=True, text=True, timeout=120)
+                self.assertEqual(p.returncode, 0, p.stderr[-500:])
+                doc, rc, err = run_json("leaks", "-c", "%s.%d" % (prefix, v.pid),
+                                        "--top", "0")
+                self.assertIn(rc, (0, 1), err)
+                self.check_cxx(v, doc)
             # Without the symbols, nothing is named, the counts stand.
             plain, rc, err = run_json("leaks", "-p", v.pid, "--no-types", "--top", "0")
             self.assertEqual(rc, 0, err)
