@@ -405,6 +405,18 @@ static inline void lk_mark(struct lk *L, uint64_t r, bool start_def)
 	}
 }
 
+/*
+ * memcheck's interior-pointer heuristics (doc/leaks.md): true when v, a
+ * pointer into chunk r but not at its start, is one memcheck counts as a
+ * start pointer: 24 bytes in after a (length, capacity) pair that fills
+ * the chunk (std::string's old layout), 8 bytes in after the length of the
+ * rest or after an element count that divides it (new[]), or at a second
+ * vtable pointer of an object that starts with one (multiple
+ * inheritance).  The request size they compare is unknown to glibc: any
+ * size that rounds to r's chunk size passes.
+ */
+bool lk_heuristic(struct lk *L, uint64_t r, uint64_t v);
+
 static inline bool lk_maybe_chunk(const struct lk *L, uint64_t v)
 {
 	return v - 16 - L->lo_all < L->hi_all - L->lo_all ||
@@ -437,6 +449,8 @@ static inline void lk_visit(struct lk *L, uint64_t ref, hs_addr_t addr,
 			continue;
 		switch (L->phase) {
 		case LK_PH_MARK:
+			if (L->cur_def && !st && !lk_get(L, r, LK_MDEF))
+				st = lk_heuristic(L, r, v);
 			lk_mark(L, r, st && L->cur_def);
 			break;
 		case LK_PH_CLOSE:

@@ -36,6 +36,61 @@
 #include <string.h>
 #include <unistd.h>
 
+/* ---- memcheck's heuristics ---- */
+
+/* Reads n bytes of the target at a: from the current window when it holds
+ * them. */
+static bool peek(struct lk *L, hs_addr_t a, void *out, size_t n)
+{
+	if (L->wlen && a >= L->wlo && a + n <= L->wlo + L->wlen) {
+		memcpy(out, L->wbuf + (a - L->wlo), n);
+		return true;
+	}
+	return hs_target_read_full(L->t, a, out, n) == 0;
+}
+
+bool lk_heuristic(struct lk *L, uint64_t r, uint64_t v)
+{
+	hs_addr_t user = lk_addr(L, r) + 16;
+	uint64_t size, usable, lo, off = v - user, w[3];
+	bool mi = !(v & 7) && L->vt && L->vt->n;
+
+	if (off != 8 && off != 24 && !mi)
+		return false; /* most interior pointers: nothing to read */
+	size = lk_size(L, r);
+	/* The requests that give this chunk: glibc rounds request + 8 up
+	 * to 16 (32 at least); an mmapped chunk's request + 16 up to a page. */
+	if (r & LK_MM) {
+		usable = size - 16;
+		lo = usable > 4095 ? usable - 4095 : 0;
+	} else {
+		usable = size - 8;
+		lo = size <= 32 ? 0 : usable - 15;
+	}
+	if (off == 8 || off == 24) {
+		if (!peek(L, user, w, sizeof(w)))
+			return false;
+		if (off == 24 && w[0] <= w[1] && w[1] < usable &&
+		    24 + w[1] + 1 >= lo && 24 + w[1] + 1 <= usable)
+			return true; /* stdstring: length, capacity, refcount, chars */
+		if (off == 8 && w[0] > 0 && w[0] < usable) {
+			if (w[0] + 8 >= lo && w[0] + 8 <= usable)
+				return true; /* length64 */
+			for (uint64_t req = lo > 9 ? lo : 9; req <= usable; req++)
+				if ((req - 8) % w[0] == 0)
+					return true; /* newarray */
+		}
+	}
+	if (mi) {
+		uint64_t first, inner;
+
+		if (peek(L, user, &first, 8) && peek(L, v, &inner, 8) &&
+		    hs_vtables_find(L->vt, first) >= 0 && hs_vtables_find(L->vt, inner) >= 0)
+			return true; /* multiple inheritance */
+	}
+	return false;
+}
+
 /* ---- roots ---- */
 
 static int stream_cb(void *ud, hs_addr_t addr, const void *data, size_t len)
@@ -54,8 +109,11 @@ static int stream_cb(void *ud, hs_addr_t addr, const void *data, size_t len)
 		if (!lk_maybe_chunk(L, v))
 			continue;
 		r = lk_lookup(L, v, &st);
-		if (r != LK_NONE)
-			lk_mark(L, r, st);
+		if (r == LK_NONE)
+			continue;
+		if (!st)
+			st = lk_heuristic(L, r, v);
+		lk_mark(L, r, st);
 	}
 	return hs_interrupted ? -HS_E_INTERRUPTED : 0;
 }
@@ -133,8 +191,11 @@ static int scan_roots(struct lk *L, unsigned flags, struct hs_leaks_result *out)
 			if (!lk_maybe_chunk(L, v))
 				continue;
 			r = lk_lookup(L, v, &st);
-			if (r != LK_NONE)
-				lk_mark(L, r, st);
+			if (r == LK_NONE)
+				continue;
+			if (!st)
+				st = lk_heuristic(L, r, v);
+			lk_mark(L, r, st);
 		}
 	}
 	for (size_t i = 0; i < t->maps.n; i++) {

@@ -72,12 +72,14 @@ static void root(struct fake *f, uint64_t v)
  * unreferenced, E indirect); F <-> G a leaked cycle; X free in a fastbin,
  * pointed to by a root (anchors nothing); H: only a root pointing at its
  * successor's header, i.e. H's last word (possible); I: only a root at its
- * own size field (leaked), the last chunk before top (main_arena.top
- * points at top's header: must not anchor I).
+ * own size field (leaked); N and M: interior pointers memcheck's
+ * heuristics count as start pointers (anchored, not possible); the last
+ * chunk before top (main_arena.top points at top's header: must not
+ * anchor it).
  */
 static void build(struct fake *f)
 {
-	hs_addr_t A, B, C, D, E, F, G, X, H, I, topc;
+	hs_addr_t A, B, C, D, E, F, G, X, H, I, N, M, topc;
 
 	memset(f, 0, sizeof(*f));
 	for (int i = 1; i < 128; i++) {
@@ -99,6 +101,8 @@ static void build(struct fake *f)
 	G = chunk(f, 0x60);
 	X = chunk(f, 0x30);
 	H = chunk(f, 0x70);
+	N = chunk(f, 0x40);
+	M = chunk(f, 0x30);
 	I = chunk(f, 0x80);
 	topc = f->cur;
 	w64(f, topc + 8, (HEAP_A + HEAP_LEN - topc) | 1);
@@ -115,8 +119,16 @@ static void build(struct fake *f)
 	w64(f, F + 24, G + 16);
 	w64(f, G + 16, F + 16);
 	root(f, X + 16);
-	root(f, I);            /* H's last word: I's prev_size field */
+	root(f, H + 0x70);     /* H's last word: its successor's prev_size */
 	root(f, I + 8);        /* I's size field: in no chunk */
+	/* memcheck's heuristics make these interior pointers start pointers:
+	 * N as new[] of 3 elements of 16 bytes (request 56: chunk 0x40),
+	 * M as an object with a second vtable pointer at +16. */
+	w64(f, N + 16, 3);
+	root(f, N + 16 + 8);
+	w64(f, M + 16, VT_A + 16);
+	w64(f, M + 32, VT_A + 24);
+	root(f, M + 16 + 16);
 
 	assert_int_equal(hs_target_open_mem(&f->t), 0);
 	hs_target_mem_add(f->t, DATA_A, f->data, sizeof(f->data), HS_PERM_R | HS_PERM_W,
@@ -124,7 +136,6 @@ static void build(struct fake *f)
 	hs_target_mem_add(f->t, APP_A, f->app, sizeof(f->app), HS_PERM_R | HS_PERM_W, "/app");
 	hs_target_mem_add(f->t, HEAP_A, f->heap, sizeof(f->heap), HS_PERM_R | HS_PERM_W, "[heap]");
 	hs_classify(f->t);
-	(void)H;
 }
 
 static struct hs_glibc_heap *open_heap(struct fake *f)
@@ -160,8 +171,9 @@ static void check(struct fake *f, unsigned flags)
 	o.flags = flags;
 	o.vtables = &vt;
 	assert_int_equal(hs_leaks_run(h, &o, &r), 0);
-	assert_count(&r.inuse, 9, 0x30 + 0x30 + 0x40 + 0x30 + 0x50 + 0x60 + 0x60 + 0x70 + 0x80);
-	assert_count(&r.anchored, 4, 0x30 + 0x30 + 0x40 + 0x70);
+	assert_count(&r.inuse, 11, 0x30 + 0x30 + 0x40 + 0x30 + 0x50 + 0x60 + 0x60 + 0x70 + 0x80 +
+		     0x40 + 0x30);
+	assert_count(&r.anchored, 6, 0x30 + 0x30 + 0x40 + 0x70 + 0x40 + 0x30);
 	assert_count(&r.possible, 2, 0x40 + 0x70);
 	assert_count(&r.leaked, 5, 0x30 + 0x50 + 0x60 + 0x60 + 0x80);
 	assert_count(&r.unreferenced, 2, 0x30 + 0x80);
@@ -171,12 +183,17 @@ static void check(struct fake *f, unsigned flags)
 	assert_int_equal(r.leak_cycles, 1);
 	assert_true(r.ngroups >= 6);
 	for (size_t i = 0; i < r.ngroups; i++)
-		if (r.groups[i].type == 0) {
+		if (r.groups[i].type == 0 && r.groups[i].size == 0x40) {
+			/* C: reached only through its middle */
 			assert_false(typed);
 			typed = true;
-			assert_int_equal(r.groups[i].size, 0x40);
 			assert_count(&r.groups[i].possible, 1, 0x40);
 			assert_int_equal(r.groups[i].samples[0], HEAP_A + 0x60);
+		} else if (r.groups[i].type == 0) {
+			/* M: a second vtable pointer is a start pointer */
+			assert_int_equal(r.groups[i].size, 0x30);
+			assert_count(&r.groups[i].anchored, 1, 0x30);
+			assert_count(&r.groups[i].possible, 0, 0);
 		}
 	assert_true(typed);
 	hs_leaks_result_release(&r);
@@ -212,8 +229,8 @@ static void test_census(void **state)
 	assert_int_equal(n, 1);
 	assert_string_equal(v[0].name, "Vt");
 	assert_int_equal(v[0].type, 0);
-	assert_int_equal(v[0].count, 1);
-	assert_int_equal(v[0].bytes, 0x40);
+	assert_int_equal(v[0].count, 2); /* C and M */
+	assert_int_equal(v[0].bytes, 0x40 + 0x30);
 	assert_int_equal(v[0].sample, HEAP_A + 0x60);
 	free(v);
 	/* No vtables: an empty census. */
