@@ -13,7 +13,10 @@ pkgs=(build-essential cmake pkg-config libelf-dev libdw-dev libunwind-dev
       # swapon for the swap test (util-linux has mkswap and setpriv)
       mount
       # a real pre-fork server (tests/integration/test_nginx.py)
-      nginx-light)
+      nginx-light
+      # memcheck, the reference of the leaks tests (and its memcheck.h,
+      # for the victims' client requests)
+      valgrind)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
