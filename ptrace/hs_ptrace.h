@@ -73,6 +73,7 @@ int hs_proc_parse_status(FILE *f, struct hs_proc_info *info) HS_MUST_CHECK;
 struct hs_proc_status_extra {
 	pid_t tracer_pid;
 	bool kthread;        /* "Kthread: 1" (6.x), or no VmSize line */
+	bool exiting;        /* "Kthread: 0" and no VmSize: its memory is gone */
 	uint64_t cap_eff;
 	int threads;
 	int seccomp;         /* "Seccomp:" 0 off, 1 strict, 2 filter */

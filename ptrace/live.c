@@ -518,12 +518,23 @@ int hs_target_open_pid(pid_t pid, unsigned flags, struct hs_target **out)
 		ret = -HS_E_SELF;
 		goto err_info;
 	}
-	if (info.state == 'Z' || info.state == 'X') {
+	/*
+	 * A process that dies while we attach passes through "no memory"
+	 * (exit_mm), 'X' and 'Z': that is "it exited", not a kernel thread.
+	 * Only PF_KTHREAD in its stat flags makes a kernel thread, and only
+	 * a zombie that stays one (its parent never reaps it) is reported
+	 * as a zombie.
+	 */
+	if (info.state == 'X' || x.exiting) {
+		ret = -ESRCH;
+		goto err_info;
+	}
+	if (info.state == 'Z') {
 		ret = -HS_E_ZOMBIE;
 		goto err_info;
 	}
 	if (x.kthread || is_kthread(pid)) {
-		ret = -HS_E_KTHREAD;
+		ret = is_kthread(pid) ? -HS_E_KTHREAD : -ESRCH;
 		goto err_info;
 	}
 	if (x.tracer_pid && x.tracer_pid != getpid() && !(flags & HS_TARGET_NO_STOP)) {
