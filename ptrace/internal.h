@@ -32,6 +32,8 @@ struct live_priv {
 	unsigned char *from_parent;  /* per t->maps.v[i]: read it from pid
 					(MADV_DONTFORK/WIPEONFORK), or NULL */
 	bool forked;                 /* the last suspend made a snapshot */
+	pid_t guard_pid;             /* the guard process (fork.c), 0 none */
+	int guard_sock;              /* our end of its socket; -1 */
 	const char *fork_fallback;   /* why it did not, or NULL */
 };
 

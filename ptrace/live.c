@@ -562,6 +562,7 @@ int hs_target_open_pid(pid_t pid, unsigned flags, struct hs_target **out)
 	p->pid = pid;
 	p->mem_fd = -1;
 	p->snap_mem_fd = -1;
+	p->guard_sock = -1;
 	pthread_mutex_init(&p->lock, NULL);
 	{
 		const char *k = getenv("HEAPSCAN_TEST_KILL_AFTER_READS");
