@@ -6,6 +6,7 @@
  */
 #include "cli.h"
 #include "report-growth.h"
+#include "hs_outfile.h"
 
 #include <errno.h>
 #include <math.h>
@@ -21,6 +22,7 @@ enum {
 	OPT_SAVE_DIR,
 	OPT_TOP,
 	OPT_KEEP,
+	OPT_FORCE,
 };
 
 static const char usage_text[] =
@@ -36,6 +38,9 @@ static const char usage_text[] =
 	"      --interval S     seconds between samples (default 60, fractions ok)\n"
 	"      --count N        stop after N samples (default 0: until interrupted)\n"
 	"      --save-dir D     also write each sample's profile to D/PID-N.profile\n"
+	"                       (mode 0600, temporary name then rename; an existing\n"
+	"                       file, a symlink included, ends the watch)\n"
+	"      --force          replace existing D/PID-N.profile files\n"
 	"      --top N          items listed per kind (default 10, 0: all)\n"
 	"      --keep K         strings kept per sample (default 10000)\n";
 
@@ -129,23 +134,27 @@ static void sample_text(unsigned n, const struct hs_profile *first,
 	fflush(stdout);
 }
 
-static int save_profile(const char *dir, const struct hs_profile *p, unsigned n)
+static int save_profile(const char *dir, const struct hs_profile *p, unsigned n,
+			bool force)
 {
 	struct hs_buf path = HS_BUF_INIT;
+	struct hs_outfile of;
 	FILE *f;
 	int ret;
 
 	hs_buf_addf(&path, "%s/%d-%u.profile", dir, (int)p->pid, n);
-	f = fopen(path.buf, "w");
-	if (!f) {
-		hs_cli_err("cannot write '%s': %s", path.buf, strerror(errno));
-		hs_buf_release(&path);
-		return -1;
+	ret = hs_outfile_open(&of, path.buf, force ? HS_OUTFILE_FORCE : 0);
+	if (ret == 0) {
+		f = hs_outfile_stream(&of);
+		ret = f ? hs_profile_write(p, f) : -errno;
+		if (ret < 0)
+			hs_outfile_abort(&of);
+		else
+			ret = hs_outfile_commit(&of);
 	}
-	ret = hs_profile_write(p, f);
-	if (fclose(f) != 0 && !ret)
-		ret = -errno;
-	if (ret < 0)
+	if (ret == -EEXIST)
+		hs_cli_err("'%s' exists; use --force to replace it", path.buf);
+	else if (ret < 0)
 		hs_cli_err("cannot write '%s': %s", path.buf, hs_strerror(ret));
 	hs_buf_release(&path);
 	return ret < 0 ? -1 : 0;
@@ -160,6 +169,7 @@ int cmd_watch(int argc, char **argv)
 		{ "save-dir", required_argument, NULL, OPT_SAVE_DIR },
 		{ "top", required_argument, NULL, OPT_TOP },
 		{ "keep", required_argument, NULL, OPT_KEEP },
+		{ "force", no_argument, NULL, OPT_FORCE },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct hs_cli_opts o = { 0 };
@@ -173,7 +183,7 @@ int cmd_watch(int argc, char **argv)
 	const char *save_dir = NULL;
 	double interval = 60;
 	uint64_t count = 0, top = 10, v;
-	bool ndjson, have_first = false;
+	bool ndjson, have_first = false, force = false;
 	unsigned n = 0;
 	int c, ret = HS_EXIT_OK;
 
@@ -194,6 +204,9 @@ int cmd_watch(int argc, char **argv)
 			break;
 		case OPT_SAVE_DIR:
 			save_dir = optarg;
+			break;
+		case OPT_FORCE:
+			force = true;
 			break;
 		case OPT_TOP:
 			if (hs_cli_parse_u64(optarg, &top) || top > 1000000)
@@ -239,7 +252,7 @@ int cmd_watch(int argc, char **argv)
 			break;
 		}
 		n++;
-		if (save_dir && save_profile(save_dir, &cur, n) < 0) {
+		if (save_dir && save_profile(save_dir, &cur, n, force) < 0) {
 			hs_profile_release(&cur);
 			ret = HS_EXIT_FATAL;
 			break;
