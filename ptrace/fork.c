@@ -18,23 +18,40 @@
  * 0f 05 pair will do, even inside another instruction, because decoding
  * starts at rip.
  *
- * Safety, and what a SIGKILL of heapscan leaves behind:
- *  - SIGINT/SIGTERM only set hs_interrupted; an injection already started
- *    is always finished (waitpid's EINTR is retried), so the thread gets
- *    its registers back before anything else happens.
- *  - The child gets PTRACE_O_EXITKILL at its first stop: if heapscan dies
- *    it is killed by the kernel and stays a zombie of the target (no
- *    signal is sent, wait(2) without __WALL does not see it) until the
- *    target exits or waits with __WALL.
- *  - Between the clone and that first stop (microseconds), the child would
- *    run if heapscan died: it was cloned with every signal blocked and the
- *    trap flag set, so it executes at most one instruction (we check that
- *    it is not another syscall) and dies of the forced SIGTRAP.
- *  - If heapscan is SIGKILLed while the injected syscall itself is in
- *    flight (about 0.1 ms), the kernel detaches the thread with our
- *    registers: it takes the same SIGTRAP and the target dies.  That
- *    window cannot be closed from user space (CRIU has the same one); it
- *    is why the default stays stop-and-read (see heapscan(1)).
+ * Who does it: a guard process (guard_main), a child of heapscan in its
+ * own session.  heapscan seizes and stops every thread as for any read,
+ * picks the thread to run clone(), releases that one thread, and the
+ * guard seizes and stops it again (it resumes its interrupted syscall in
+ * between, as on any detach: harmless).  The guard alone traces it and
+ * the child; it injects clone(), restores the thread, releases it and
+ * hands heapscan an fd of /proc/CHILD/mem (SCM_RIGHTS) and the thread's
+ * registers.  heapscan then releases the other threads and reads.  At the
+ * end heapscan closes its socket; the guard kills the child, reaps it
+ * inside the target (wait4 injected in a thread it stops again) and exits.
+ *
+ * Why a second process (doc/fork.md): while a thread has the injected
+ * registers (or its signal mask all blocked), the death of its tracer
+ * resumes it with them: no order of ptrace requests avoids that, since
+ * clone's return value lands in rax after the page-table copy and only a
+ * live tracer can put the registers back.  So the tracer must not be the
+ * process people and the OOM killer kill.  If heapscan dies at any step
+ * the guard (which ignores SIGINT/SIGTERM/SIGHUP and sits in another
+ * process group) finishes the injection, restores, kills and reaps the
+ * child, and exits.  Only a SIGKILL of the guard itself during an
+ * injection leaves the thread harmed.
+ *
+ *  - The child is traced by the guard with PTRACE_O_EXITKILL from its
+ *    first stop: it never outlives the guard.  Between the clone and that
+ *    stop (microseconds), were the guard to die, the child would run: it
+ *    was cloned with every signal blocked and the trap flag set, so it
+ *    executes at most one instruction (we check that it is not another
+ *    syscall) and dies of the forced SIGTRAP.
+ *  - The child's exit signal is 0: no SIGCHLD for the target, and wait(2)
+ *    in the target without __WALL/__WCLONE never returns it (but see
+ *    doc/fork.md for a target that has run execve() since).
+ *  - wait4 is injected at a syscall instruction looked for again at the
+ *    end: the target may have run execve() in between, and the old
+ *    address would be garbage in the new program.
  *
  * Restarting the interrupted syscall: a thread stopped by PTRACE_INTERRUPT
  * inside a blocking syscall has rax = -ERESTART* and orig_rax = its number;
@@ -581,7 +598,7 @@ static int seize_one(pid_t tid, struct seized *s, struct hs_regs *regs)
 {
 	memset(s, 0, sizeof(*s));
 	s->tid = tid;
-	if (ptrace(PTRACE_SEIZE, tid, 0, (void *)(long)PTRACE_O_TRACEEXIT) < 0)
+	if (ptrace(PTRACE_SEIZE, tid, 0, 0) < 0)
 		return -errno;
 	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0) {
 		int err = errno;
