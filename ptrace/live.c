@@ -520,16 +520,11 @@ int hs_target_open_pid(pid_t pid, unsigned flags, struct hs_target **out)
 	}
 	/*
 	 * A process that dies while we attach passes through "no memory"
-	 * (exit_mm), 'X' and 'Z': that is "it exited", not a kernel thread.
-	 * Only PF_KTHREAD in its stat flags makes a kernel thread, and only
-	 * a zombie that stays one (its parent never reaps it) is reported
-	 * as a zombie.
+	 * (exit_mm), 'Z' and 'X': that is "it exited" (-HS_E_ZOMBIE), not a
+	 * kernel thread.  Only PF_KTHREAD in its stat flags makes a kernel
+	 * thread.
 	 */
-	if (info.state == 'X' || x.exiting) {
-		ret = -ESRCH;
-		goto err_info;
-	}
-	if (info.state == 'Z') {
+	if (info.state == 'Z' || info.state == 'X' || x.exiting) {
 		ret = -HS_E_ZOMBIE;
 		goto err_info;
 	}
