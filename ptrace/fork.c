@@ -76,6 +76,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -533,14 +534,31 @@ static int guard_test_step;   /* HEAPSCAN_TEST_FORK_STEP in the guard */
  */
 static void test_step(int k)
 {
-	struct pollfd pf = { .fd = guard_pidfd, .events = POLLIN };
+	struct pollfd pf[2] = { { .fd = guard_pidfd, .events = POLLIN },
+				{ .fd = -1, .events = POLLIN } };
+	sigset_t usr1, old;
 
 	if (k != guard_test_step || guard_pidfd < 0)
 		return;
+	/* SIGUSR1 to the guard also goes on (heapscan alive): a test sends
+	 * the target a signal at this step first. */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &usr1, &old);
+	pf[1].fd = signalfd(-1, &usr1, SFD_CLOEXEC);
 	fprintf(stderr, "heapscan: test: fork step %d guard %d\n", k, (int)getpid());
 	fflush(stderr);
-	while (poll(&pf, 1, -1) < 0 && errno == EINTR)
+	while (poll(pf, pf[1].fd >= 0 ? 2 : 1, -1) < 0 && errno == EINTR)
 		;
+	if (pf[1].fd >= 0) {
+		struct signalfd_siginfo si;
+
+		/* Consume it: unblocked, it would end the guard. */
+		if (pf[1].revents & POLLIN)
+			(void)!read(pf[1].fd, &si, sizeof(si));
+		close(pf[1].fd);
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
 /* /proc/PID/auxv differs from what heapscan read when it opened the

@@ -7,6 +7,7 @@ clock_nanosleep, a reader blocked on an empty pipe, main blocked on stdin).
 HEAPSCAN_TEST_HOLD=resume makes heapscan say "holding" once the snapshot
 exists and go on at SIGUSR1; HEAPSCAN_TEST_HOLD=1 waits for SIGINT/SIGTERM.
 """
+import ctypes
 import json
 import os
 import re
@@ -20,6 +21,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import harness as h  # noqa: E402
 from coreutil import NT_PRSTATUS, Core  # noqa: E402
 
+SYS_TGKILL = 234  # x86_64
 GEN = re.compile(r"^hs-fork-gen-(\d{8})$")
 
 
@@ -301,6 +303,36 @@ class Fork(h.TmpDirTestCase):
         for k in range(1, 10):
             with self.subTest(step=k):
                 self.kill_at_step(k)
+
+    def test_signal_at_each_step(self):
+        """A signal for the injected thread (SIGUSR2 sent to the main
+        thread with tgkill) arriving at any step of the dance is held while
+        the thread runs for us and delivered once it is released: handled
+        once, the blocked read restarted, the snapshot and the run
+        complete."""
+        libc = ctypes.CDLL(None, use_errno=True)
+        for k in (1, 2, 3, 4, 5, 8, 9):
+            with self.subTest(step=k), h.Victim("fork_victim") as v:
+                t0, s0 = tasks(v.pid), signal_state(v.pid)
+                env = dict(os.environ, HEAPSCAN_TEST_FORK_STEP=str(k))
+                p = subprocess.Popen([h.HEAPSCAN, "strings", "--fork", "-p", str(v.pid),
+                                      "--json", "--top", "20"], env=env, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                line = p.stderr.readline()
+                m = re.match(r"heapscan: test: fork step (\d+) guard (\d+)\n$", line)
+                if not m:
+                    p.kill()
+                    p.communicate()
+                    self.fail("no step line: %r" % line)
+                self.assertEqual(libc.syscall(SYS_TGKILL, v.pid, v.pid, signal.SIGUSR2), 0)
+                os.kill(int(m.group(2)), signal.SIGUSR1)
+                out, err = p.communicate(timeout=120)
+                self.assertEqual(p.returncode, 0, err)
+                self.assertEqual(err, "")
+                g = gens(json.loads(out)["strings"])
+                self.assertEqual(sum(g.values()), v.fact("slots"))
+                self.assertUnchanged(v, t0, s0)
+                self.assertEqual(v.fact("usr2"), 1)
 
     def test_exec_during_fork(self):
         """The target runs execve() (from its main thread, then from
