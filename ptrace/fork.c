@@ -776,6 +776,16 @@ static void guard_main(struct hs_target *t, struct live_priv *p, pid_t tid,
 	sigaction(SIGQUIT, &sa, NULL);
 	sigaction(SIGPIPE, &sa, NULL);
 	prctl(PR_SET_NAME, "heapscan-guard", 0, 0, 0);
+	/* As a fork of heapscan it shows heapscan's resident size, so the OOM
+	 * killer would rank it as high: exempt it where we may (root).  It
+	 * only waits on a socket; heapscan stays the one to kill. */
+	{
+		int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			(void)!write(fd, "-1000", 5);
+			close(fd);
+		}
+	}
 	/* heapscan's stdin and stdout are not ours (its report must end
 	 * when heapscan does), nor its other files: output files, the
 	 * target's mem fd.  stderr stays, for warnings. */

@@ -38,6 +38,21 @@ static void track(char *tmp, bool add)
 	}
 }
 
+/* True if path's directory was cleaned already by this process (watch
+ * writes a file per sample into one directory: scan it once). */
+static bool cleaned_for(const char *path)
+{
+	static char *last;
+	const char *slash = strrchr(path, '/');
+	size_t n = slash ? (size_t)(slash - path) : 0;
+
+	if (last && strlen(last) == n && !strncmp(last, path, n))
+		return true;
+	free(last);
+	last = hs_xstrndup(path, n);
+	return false;
+}
+
 /* "NAME.heapscan-tmp-PID-XXXXXX": the PID, or 0 if name is not one. */
 static pid_t stale_pid(const char *name)
 {
@@ -107,7 +122,8 @@ int hs_outfile_open(struct hs_outfile *of, const char *path, unsigned flags)
 	of->fd = -1;
 	if (!path || !*path)
 		return -EINVAL;
-	(void)hs_outfile_clean_stale(path);
+	if (!cleaned_for(path))
+		(void)hs_outfile_clean_stale(path);
 	if (!(flags & HS_OUTFILE_FORCE) && lstat(path, &sb) == 0)
 		return -EEXIST;
 	hs_buf_addf(&tmp, "%s" TMP_TAG "%d-XXXXXX", path, (int)getpid());
