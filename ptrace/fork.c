@@ -1,12 +1,11 @@
 /*
  * Low-pause snapshots: a copy-on-write fork made inside the target
- * (reference.md section 5; the technique of CRIU's compel, without a
- * parasite).
+ * (doc/fork.md; the technique of CRIU's compel, without a parasite).
  *
  * With every thread stopped, one thread is made to execute clone(2) with
  * no flags: a new process that shares nothing but copy-on-write memory,
  * has exit signal 0 (so no SIGCHLD, and wait(2) without __WALL/__WCLONE in
- * the target does not see it) and is born traced by us (PTRACE_O_TRACECLONE)
+ * the target does not see it) and is born traced (PTRACE_O_TRACECLONE)
  * and stopped.  The thread's registers and signal mask are put back, the
  * target runs again, and reads go to the child, which holds the memory as
  * it was at the clone.  Afterwards the child is SIGKILLed and waited for;

@@ -22,10 +22,10 @@
  * Open flag of the live backend only (next to enum hs_target_flags):
  * hs_target_suspend() stops the process just long enough to make a
  * copy-on-write fork of it inside the process (an injected clone(2)
- * syscall, reference.md section 5), lets the process run again, and
- * serves every read from that stopped child until hs_target_resume() or
- * hs_target_close() kill it and reap it (a second, shorter stop of one
- * thread).  Maps and thread registers are the parent's, taken during the
+ * syscall, made by a guard process: see ptrace/fork.c and doc/fork.md),
+ * lets the process run again, and serves every read from that stopped
+ * child until hs_target_resume() or hs_target_close() have the guard kill
+ * it and reap it (a second, shorter stop of one thread).  Maps and thread registers are the parent's, taken during the
  * stop.  Where a fork snapshot cannot be made (seccomp, 32-bit process,
  * a group-stopped process, no syscall instruction, clone failed) suspend
  * logs one warning and stops the process for the whole read instead;
