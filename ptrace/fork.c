@@ -750,12 +750,20 @@ static void wait_parent(int sock)
  * group), the guard finishes the injection, puts the thread back, kills
  * and reaps the child, and exits.  Never returns.
  */
-static void guard_main(struct hs_target *t, struct live_priv *p, pid_t tid,
-		       hs_addr_t insn, int sock, pid_t parent)
+struct guard_job {
+	pid_t tid;            /* the thread to run clone() */
+	hs_addr_t insn;       /* the syscall instruction to use */
+};
+
+static void guard_main(struct hs_target *t, struct live_priv *p, int sock, pid_t parent)
 {
 	struct inject in = { .nr = SYS_clone, .clone = true };
-	struct guard_reply r = { .code = GUARD_INJECT, .tid = tid };
+	struct guard_reply r = { .code = GUARD_INJECT };
 	struct guard_final fin = { .code = GUARD_OK };
+	struct guard_job job;
+	ssize_t got;
+	pid_t tid;
+	hs_addr_t insn;
 	struct seized s;
 	struct sigaction sa;
 	const char *step = getenv("HEAPSCAN_TEST_FORK_STEP");
@@ -802,6 +810,17 @@ static void guard_main(struct hs_target *t, struct live_priv *p, pid_t tid,
 	p->nseized = 0;        /* heapscan's tracees, not ours */
 	guard_pidfd = (int)syscall(SYS_pidfd_open, parent, 0);
 	guard_test_step = step ? atoi(step) : 0;
+
+	/* Ready before heapscan stops anything; the job comes once it has
+	 * released the thread.  EOF: no job (no snapshot after all, or
+	 * heapscan died), and the thread is free. */
+	do
+		got = recv(sock, &job, sizeof(job), MSG_WAITALL);
+	while (got < 0 && errno == EINTR);
+	if (got != (ssize_t)sizeof(job))
+		_exit(0);
+	tid = r.tid = job.tid;
+	insn = job.insn;
 
 	t0 = hs_now_ns();
 	ret = seize_one(tid, &s, &r.regs);
@@ -921,15 +940,53 @@ static int reseize(struct live_priv *p, pid_t tid)
 	return 0;
 }
 
+void hs_live_guard_start(struct hs_target *t, struct live_priv *p)
+{
+	int sv[2];
+	pid_t self = getpid(), g;
+
+	p->guard_why = NULL;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		p->guard_why = "no socket for the guard process";
+		return;
+	}
+	/* The guard leaves by _exit(): nothing buffered is written twice. */
+	g = fork();
+	if (g < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		p->guard_why = "no guard process (fork failed)";
+		return;
+	}
+	if (g == 0) {
+		close(sv[0]);
+		guard_main(t, p, sv[1], self);
+	}
+	close(sv[1]);
+	p->guard_pid = g;
+	p->guard_sock = sv[0];
+}
+
+void hs_live_guard_stop(struct live_priv *p)
+{
+	if (!p->guard_pid)
+		return;
+	close(p->guard_sock);
+	p->guard_sock = -1;
+	wait_guard(p->guard_pid);
+	p->guard_pid = 0;
+}
+
 int hs_live_fork_start(struct hs_target *t, struct live_priv *p)
 {
 	struct guard_reply r;
+	struct guard_job job;
 	struct hs_thread *th;
 	struct seized *s;
 	hs_addr_t insn = 0;
 	const char *why;
-	int mode = 0, ret, sv[2], fd;
-	pid_t tid, g, self;
+	int mode = 0, ret, fd;
+	pid_t tid;
 
 	p->forked = false;
 	p->fork_fallback = NULL;
@@ -952,57 +1009,33 @@ int hs_live_fork_start(struct hs_target *t, struct live_priv *p)
 		return refuse(p, "it is a 32-bit process");
 	if (find_syscall_insn(t, &insn) < 0)
 		return refuse(p, "no syscall instruction was found in its code");
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-		return refuse(p, "no socket for the guard process");
+	if (!p->guard_pid)
+		return refuse(p, p->guard_why ? p->guard_why : "no guard process");
 
 	/*
 	 * The thread goes to the guard: we let it go (it resumes what it was
 	 * doing, as on any detach) and the guard stops it again.  The other
 	 * threads stay stopped by us meanwhile.
 	 */
-	tid = s->tid;
-	self = getpid();
-	/* The guard leaves by _exit(): nothing buffered is written twice. */
-	g = fork();
-	if (g < 0) {
-		close(sv[0]);
-		close(sv[1]);
-		return refuse(p, "no guard process (fork failed)");
-	}
-	if (g == 0) {
-		char c;
-		ssize_t n;
-
-		close(sv[0]);
-		/* heapscan lets the thread go right after the fork, then
-		 * writes one byte; EOF: it died, and the thread is free. */
-		do
-			n = read(sv[1], &c, 1);
-		while (n < 0 && errno == EINTR);
-		if (n != 1)
-			_exit(0);
-		guard_main(t, p, tid, insn, sv[1], self);
-	}
-	close(sv[1]);
+	job.tid = tid = s->tid;
+	job.insn = insn;
 	ptrace(PTRACE_DETACH, tid, 0, 0);
 	*s = p->seized[--p->nseized];
-	while (write(sv[0], "g", 1) < 0 && errno == EINTR)
+	while (send(p->guard_sock, &job, sizeof(job), MSG_NOSIGNAL) < 0 && errno == EINTR)
 		;
-	ret = recv_reply(sv[0], &r, &fd);
+	ret = recv_reply(p->guard_sock, &r, &fd);
 	if (ret < 0 || r.code != GUARD_OK) {
 		/* The guard gave up, put the thread back and exited (or died:
 		 * then the thread is in whatever state it left it). */
-		close(sv[0]);
 		if (fd >= 0)
 			close(fd);
-		wait_guard(g);
+		hs_live_guard_stop(p);
 		if (ret < 0)
 			why = "the guard process died";
 		else if (r.code == GUARD_GONE)
 			return -ESRCH;
 		else
 			why = guard_reason(r.code);
-		t->stop_ns += ret < 0 ? 0 : r.stop_ns;
 		ret = reseize(p, tid);
 		if (ret == -ESRCH)
 			return ret;
@@ -1028,11 +1061,9 @@ int hs_live_fork_start(struct hs_target *t, struct live_priv *p)
 	p->snap_pid = r.child;
 	p->snap_insn = insn;
 	p->snap_mem_fd = fd;
-	p->guard_pid = g;
-	p->guard_sock = sv[0];
 	p->forked = true;
 	hs_log(HS_LOG_DEBUG, "fork snapshot: pid %d, syscall at %#llx, thread %d, guard %d",
-	       (int)r.child, (unsigned long long)insn, (int)tid, (int)g);
+	       (int)r.child, (unsigned long long)insn, (int)tid, (int)p->guard_pid);
 	return 0;
 }
 
@@ -1053,10 +1084,7 @@ void hs_live_fork_end(struct hs_target *t, struct live_priv *p)
 	do
 		n = read(p->guard_sock, &fin, sizeof(fin));
 	while (n < 0 && errno == EINTR);
-	close(p->guard_sock);
-	p->guard_sock = -1;
-	wait_guard(p->guard_pid);
-	p->guard_pid = 0;
+	hs_live_guard_stop(p);
 	if (n != (ssize_t)sizeof(fin)) {
 		hs_log(HS_LOG_WARN, "the fork guard process died before it reaped the "
 		       "snapshot child");

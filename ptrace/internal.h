@@ -34,6 +34,7 @@ struct live_priv {
 	bool forked;                 /* the last suspend made a snapshot */
 	pid_t guard_pid;             /* the guard process (fork.c), 0 none */
 	int guard_sock;              /* our end of its socket; -1 */
+	const char *guard_why;       /* why there is no guard, or NULL */
 	const char *fork_fallback;   /* why it did not, or NULL */
 };
 
@@ -54,6 +55,12 @@ void hs_live_wait_stop(struct seized *s);
  * reaps it inside the target, adding that stop to t->stop_ns.
  */
 int hs_live_fork_start(struct hs_target *t, struct live_priv *p);
+/* hs_live_guard_start: forks the guard process before the stop (its fork
+ * is not paid while the target is stopped); it waits for the job that
+ * hs_live_fork_start sends.  hs_live_guard_stop: ends a guard that got
+ * no job, or whose job is done, and waits for it.  Both idempotent. */
+void hs_live_guard_start(struct hs_target *t, struct live_priv *p);
+void hs_live_guard_stop(struct live_priv *p);
 void hs_live_fork_end(struct hs_target *t, struct live_priv *p);
 
 /* Reads /proc/PID/smaps (or maps) into t->maps and classifies. */

@@ -427,20 +427,26 @@ static int live_suspend(struct hs_target *t)
 
 	if (t->flags & HS_TARGET_NO_STOP)
 		return refresh(t, p->pid);
+	if (t->flags & HS_TARGET_FORK)
+		hs_live_guard_start(t, p);
 	p->stop_start = hs_now_ns();
 	ret = hs_live_seize_all(t, p);
 	if (ret < 0) {
+		hs_live_guard_stop(p);
 		t->stop_ns += hs_now_ns() - p->stop_start;
 		return ret;
 	}
 	t->state |= HS_TSTATE_SUSPENDED;
 	ret = refresh(t, p->pid);
 	if (ret < 0) {
+		hs_live_guard_stop(p);
 		hs_target_resume(t);
 		return ret;
 	}
 	if (t->flags & HS_TARGET_FORK) {
 		ret = hs_live_fork_start(t, p);
+		if (ret < 0)
+			hs_live_guard_stop(p);  /* it had no job */
 		if (ret == 0) {
 			/* The child holds the picture: let the target go. */
 			hs_live_detach_all(p);
@@ -477,6 +483,7 @@ static void live_close(struct hs_target *t)
 	if (!p)
 		return;
 	hs_live_fork_end(t, p);
+	hs_live_guard_stop(p);
 	hs_live_detach_all(p);
 	if (p->mem_fd >= 0)
 		close(p->mem_fd);
