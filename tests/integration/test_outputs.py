@@ -161,6 +161,30 @@ class Files(h.TmpDirTestCase):
             self.assertEqual(sorted(os.listdir(self.tmp)), sorted(["n.core", live]))
             self.assertEqual(v.settled_state(), "S")
 
+    def test_dump_killed_mid_copy_cleaned_by_next(self):
+        """SIGKILL while a dump copies memory: the temporary file stays
+        (nothing can remove it), the next run removes it.  heapscan is
+        frozen with SIGSTOP the moment its temporary file appears, so it
+        is killed mid-copy whatever the machine's speed."""
+        with h.Victim("leaky_worker", 400000) as v:
+            path = os.path.join(self.tmp, "m.core")
+            p = subprocess.Popen([h.HEAPSCAN, "dump", "-p", str(v.pid), "-o", path,
+                                  "--all"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            left = []
+            for _ in range(10000000):
+                left = [f for f in os.listdir(self.tmp) if TMP_RE.search(f)]
+                if left or p.poll() is not None:
+                    break
+            p.send_signal(signal.SIGSTOP)
+            p.kill()
+            p.communicate()
+            self.assertEqual(len(left), 1, "the dump ended before it was seen")
+            self.assertEqual(os.listdir(self.tmp), left)
+            self.assertEqual(v.settled_state(), "S")
+            rc, _, err = h.run("snapshot", "-p", v.pid, "-o", os.path.join(self.tmp, "s.profile"))
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(os.listdir(self.tmp), ["s.profile"])
+
     def test_interrupted_snapshot_leaves_nothing(self):
         with h.Victim("heap_victim") as v:
             path = os.path.join(self.tmp, "i.profile")
