@@ -256,6 +256,35 @@ static int settle(struct seized *s)
 	return -EIO;
 }
 
+/*
+ * ptrace says ESRCH both for a thread that is gone and for one that is not
+ * in a ptrace-stop: true when tid is gone, a zombie, or has SIGKILL
+ * pending (the process is being killed), not a thread we lost track of.
+ */
+static bool dying(pid_t tid)
+{
+	char path[64], line[256];
+	bool res = true;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	f = fopen(path, "re");
+	if (!f)
+		return true;
+	res = false;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long pend;
+
+		if (!strncmp(line, "State:", 6))
+			res |= strchr(line, 'Z') || strchr(line, 'X');
+		else if ((!strncmp(line, "SigPnd:", 7) || !strncmp(line, "ShdPnd:", 7)) &&
+			 sscanf(line + 7, "%llx", &pend) == 1)
+			res |= (pend >> (SIGKILL - 1)) & 1;
+	}
+	fclose(f);
+	return res;
+}
+
 struct inject {
 	long nr;
 	uint64_t args[6];
@@ -392,6 +421,12 @@ restore:
 	if (ret2 == 0 && get_regs(s->tid, &r) == 0 && memcmp(&r, orig, sizeof(r)))
 		hs_log(HS_LOG_WARN, "thread %d: registers differ after the injection",
 		       (int)s->tid);
+	if (ret2 == -ESRCH && dying(s->tid)) {
+		/* Killed meanwhile (SIGKILL to the process): nothing to restore. */
+		s->stopped = false;
+		ret = -ESRCH;
+		ret2 = 0;
+	}
 	if (ret2 < 0) {
 		hs_log(HS_LOG_ERROR, "thread %d: cannot restore its state: %s", (int)s->tid,
 		       hs_strerror(ret2));

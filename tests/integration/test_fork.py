@@ -334,6 +334,35 @@ class Fork(h.TmpDirTestCase):
                 self.assertUnchanged(v, t0, s0)
                 self.assertEqual(v.fact("usr2"), 1)
 
+    def test_target_killed_at_each_step(self):
+        """The target SIGKILLed while the guard is at step k: heapscan says
+        the process exited and exits 2 (no report), the guard ends."""
+        for k in (1, 2, 3, 4, 5):
+            with self.subTest(step=k), h.Victim("fork_victim") as v:
+                env = dict(os.environ, HEAPSCAN_TEST_FORK_STEP=str(k))
+                p = subprocess.Popen([h.HEAPSCAN, "strings", "--fork", "-p", str(v.pid)],
+                                     env=env, text=True, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+                line = p.stderr.readline()
+                m = re.match(r"heapscan: test: fork step (\d+) guard (\d+)\n$", line)
+                if not m:
+                    p.kill()
+                    p.communicate()
+                    self.fail("no step line: %r" % line)
+                gfd = os.pidfd_open(int(m.group(2)))
+                # SIGKILL wakes every thread out of its ptrace-stop before
+                # kill() returns: the guard's next request on the thread
+                # fails, whatever step it is at.  (The victim cannot be
+                # waited for here: its tracers have not reaped it yet.)
+                os.kill(v.pid, signal.SIGKILL)
+                os.kill(int(m.group(2)), signal.SIGUSR1)
+                out, err = p.communicate(timeout=120)
+                wait_exit(gfd)
+                self.assertEqual(p.returncode, 2, err)
+                self.assertEqual(out, "")
+                self.assertEqual(err, "heapscan: pid %d: the process exited while "
+                                 "heapscan attached\n" % v.pid)
+
     def test_exec_during_fork(self):
         """The target runs execve() (from its main thread, then from
         another thread) while the snapshot is held: the report is of the
