@@ -1,12 +1,11 @@
 /*
  * Low-pause snapshots: a copy-on-write fork made inside the target
- * (doc/ptrace.md; the technique of CRIU's compel, without a
- * parasite).
+ * (doc/fork.md; the technique of CRIU's compel, without a parasite).
  *
  * With every thread stopped, one thread is made to execute clone(2) with
  * no flags: a new process that shares nothing but copy-on-write memory,
  * has exit signal 0 (so no SIGCHLD, and wait(2) without __WALL/__WCLONE in
- * the target does not see it) and is born traced by us (PTRACE_O_TRACECLONE)
+ * the target does not see it) and is born traced (PTRACE_O_TRACECLONE)
  * and stopped.  The thread's registers and signal mask are put back, the
  * target runs again, and reads go to the child, which holds the memory as
  * it was at the clone.  Afterwards the child is SIGKILLed and waited for;
@@ -18,23 +17,40 @@
  * 0f 05 pair will do, even inside another instruction, because decoding
  * starts at rip.
  *
- * Safety, and what a SIGKILL of heapscan leaves behind:
- *  - SIGINT/SIGTERM only set hs_interrupted; an injection already started
- *    is always finished (waitpid's EINTR is retried), so the thread gets
- *    its registers back before anything else happens.
- *  - The child gets PTRACE_O_EXITKILL at its first stop: if heapscan dies
- *    it is killed by the kernel and stays a zombie of the target (no
- *    signal is sent, wait(2) without __WALL does not see it) until the
- *    target exits or waits with __WALL.
- *  - Between the clone and that first stop (microseconds), the child would
- *    run if heapscan died: it was cloned with every signal blocked and the
- *    trap flag set, so it executes at most one instruction (we check that
- *    it is not another syscall) and dies of the forced SIGTRAP.
- *  - If heapscan is SIGKILLed while the injected syscall itself is in
- *    flight (about 0.1 ms), the kernel detaches the thread with our
- *    registers: it takes the same SIGTRAP and the target dies.  That
- *    window cannot be closed from user space (CRIU has the same one); it
- *    is why the default stays stop-and-read (see heapscan(1)).
+ * Who does it: a guard process (guard_main), a child of heapscan in its
+ * own session.  heapscan seizes and stops every thread as for any read,
+ * picks the thread to run clone(), releases that one thread, and the
+ * guard seizes and stops it again (it resumes its interrupted syscall in
+ * between, as on any detach: harmless).  The guard alone traces it and
+ * the child; it injects clone(), restores the thread, releases it and
+ * hands heapscan an fd of /proc/CHILD/mem (SCM_RIGHTS) and the thread's
+ * registers.  heapscan then releases the other threads and reads.  At the
+ * end heapscan closes its socket; the guard kills the child, reaps it
+ * inside the target (wait4 injected in a thread it stops again) and exits.
+ *
+ * Why a second process (doc/fork.md): while a thread has the injected
+ * registers (or its signal mask all blocked), the death of its tracer
+ * resumes it with them: no order of ptrace requests avoids that, since
+ * clone's return value lands in rax after the page-table copy and only a
+ * live tracer can put the registers back.  So the tracer must not be the
+ * process people and the OOM killer kill.  If heapscan dies at any step
+ * the guard (which ignores SIGINT/SIGTERM/SIGHUP and sits in another
+ * process group) finishes the injection, restores, kills and reaps the
+ * child, and exits.  Only a SIGKILL of the guard itself during an
+ * injection leaves the thread harmed.
+ *
+ *  - The child is traced by the guard with PTRACE_O_EXITKILL from its
+ *    first stop: it never outlives the guard.  Between the clone and that
+ *    stop (microseconds), were the guard to die, the child would run: it
+ *    was cloned with every signal blocked and the trap flag set, so it
+ *    executes at most one instruction (we check that it is not another
+ *    syscall) and dies of the forced SIGTRAP.
+ *  - The child's exit signal is 0: no SIGCHLD for the target, and wait(2)
+ *    in the target without __WALL/__WCLONE never returns it (but see
+ *    doc/fork.md for a target that has run execve() since).
+ *  - wait4 is injected at a syscall instruction looked for again at the
+ *    end: the target may have run execve() in between, and the old
+ *    address would be garbage in the new program.
  *
  * Restarting the interrupted syscall: a thread stopped by PTRACE_INTERRUPT
  * inside a blocking syscall has rax = -ERESTART* and orig_rax = its number;
@@ -50,12 +66,17 @@
 #include "internal.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <elf.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -69,6 +90,8 @@
 #define USER_CS_64 0x33u
 #define SCAN_BUDGET (64u << 20)  /* bytes of code searched for 0f 05 */
 #define MAX_ODD_STOPS 64         /* unexpected stops tolerated per injection */
+
+static void test_step(int k);
 
 bool hs_live_forked(const struct hs_target *t)
 {
@@ -103,7 +126,19 @@ static bool has_token(const char *list, const char *tok)
 	return false;
 }
 
-/* Searches m's bytes for 0f 05 not followed by another syscall. */
+/*
+ * Running the instruction makes its page resident in the target: take one
+ * on a page the process has already (both bytes), so the injection does
+ * not grow its Rss (a vDSO page it never ran, say).  Unknown (no pagemap):
+ * any will do.
+ */
+static bool resident(struct hs_target *t, hs_addr_t a)
+{
+	return hs_live_page_present(t, a) != 0 && hs_live_page_present(t, a + 1) != 0;
+}
+
+/* Searches m's bytes for 0f 05 not followed by another syscall, on a
+ * resident page. */
 static int scan_map(struct hs_target *t, const struct hs_map *m, size_t *budget,
 		    hs_addr_t *out)
 {
@@ -121,7 +156,8 @@ static int scan_map(struct hs_target *t, const struct hs_map *m, size_t *budget,
 			return -HS_E_NOT_FOUND;
 		*budget -= n < *budget ? n : *budget;
 		for (size_t i = 0; i + 4 <= n; i++)
-			if (buf[i] == 0x0f && buf[i + 1] == 0x05 && !is_syscall_at(buf + i + 2)) {
+			if (buf[i] == 0x0f && buf[i + 1] == 0x05 && !is_syscall_at(buf + i + 2) &&
+			    resident(t, a + i)) {
 				*out = a + i;
 				return 0;
 			}
@@ -233,6 +269,35 @@ static int settle(struct seized *s)
 	return -EIO;
 }
 
+/*
+ * ptrace says ESRCH both for a thread that is gone and for one that is not
+ * in a ptrace-stop: true when tid is gone, a zombie, or has SIGKILL
+ * pending (the process is being killed), not a thread we lost track of.
+ */
+static bool dying(pid_t tid)
+{
+	char path[64], line[256];
+	bool res = true;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	f = fopen(path, "re");
+	if (!f)
+		return true;
+	res = false;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long pend;
+
+		if (!strncmp(line, "State:", 6))
+			res |= strchr(line, 'Z') || strchr(line, 'X');
+		else if ((!strncmp(line, "SigPnd:", 7) || !strncmp(line, "ShdPnd:", 7)) &&
+			 sscanf(line + 7, "%llx", &pend) == 1)
+			res |= (pend >> (SIGKILL - 1)) & 1;
+	}
+	fclose(f);
+	return res;
+}
+
 struct inject {
 	long nr;
 	uint64_t args[6];
@@ -301,6 +366,7 @@ static int inject(struct seized *s, const struct hs_regs *orig, hs_addr_t insn,
 	ret = set_regs(s->tid, &r);
 	if (ret < 0)
 		goto restore;
+	test_step(in->clone ? 2 : 8);
 	if (ptrace(PTRACE_SYSCALL, s->tid, 0, 0) < 0) {
 		ret = -errno;
 		goto restore;
@@ -316,13 +382,18 @@ static int inject(struct seized *s, const struct hs_regs *orig, hs_addr_t insn,
 		if (sig == (SIGTRAP | 0x80) && ev == 0) {
 			if (entered)
 				done = true;
+			else
+				test_step(in->clone ? 3 : 9);
 			entered = true;
 		} else if (ev == PTRACE_EVENT_CLONE && in->clone && entered && !in->child) {
 			unsigned long msg = 0;
 
 			if (ptrace(PTRACE_GETEVENTMSG, s->tid, 0, &msg) == 0 && msg) {
 				in->child = (pid_t)msg;
+				test_step(4);
 				ret2 = catch_child(in->child);
+				if (ret2 == 0)
+					test_step(5);
 				if (ret2 < 0) {
 					hs_log(HS_LOG_WARN, "fork snapshot: child %d: %s",
 					       (int)in->child, hs_strerror(ret2));
@@ -363,6 +434,12 @@ restore:
 	if (ret2 == 0 && get_regs(s->tid, &r) == 0 && memcmp(&r, orig, sizeof(r)))
 		hs_log(HS_LOG_WARN, "thread %d: registers differ after the injection",
 		       (int)s->tid);
+	if (ret2 == -ESRCH && dying(s->tid)) {
+		/* Killed meanwhile (SIGKILL to the process): nothing to restore. */
+		s->stopped = false;
+		ret = -ESRCH;
+		ret2 = 0;
+	}
 	if (ret2 < 0) {
 		hs_log(HS_LOG_ERROR, "thread %d: cannot restore its state: %s", (int)s->tid,
 		       hs_strerror(ret2));
@@ -443,14 +520,525 @@ static int refuse(struct live_priv *p, const char *why)
 	return -HS_E_UNSUPPORTED;
 }
 
-int hs_live_fork_start(struct hs_target *t, struct live_priv *p)
+/* ---- the guard process ---- */
+
+/*
+ * What the guard tells heapscan.  GUARD_* codes; the reasons P falls back
+ * to stop-and-read for are in guard_reason().
+ */
+enum {
+	GUARD_OK = 0,
+	GUARD_GONE,         /* the target exited */
+	GUARD_EXEC,         /* the target runs another program now */
+	GUARD_SIGNALLED,    /* the thread had a signal or a job-control stop */
+	GUARD_INSN,         /* the syscall instruction is not there any more */
+	GUARD_CLONE,        /* clone() failed in the target */
+	GUARD_INJECT,       /* ptrace refused a step of the injection */
+	GUARD_MEM,          /* the child's memory could not be opened */
+};
+
+struct guard_reply {
+	int32_t code;
+	pid_t child;
+	pid_t tid;
+	struct hs_regs regs;  /* tid's registers when it made the clone */
+	uint64_t stop_ns;     /* how long the guard held tid */
+};
+
+struct guard_final {
+	int32_t code;         /* GUARD_OK, GUARD_GONE or GUARD_EXEC */
+	uint64_t stop_ns;     /* the stop that reaped the child */
+};
+
+static const char *guard_reason(int code)
+{
+	switch (code) {
+	case GUARD_SIGNALLED:
+		return "a signal arrived for the thread chosen to run clone()";
+	case GUARD_INSN:
+		return "its code changed under the syscall instruction";
+	case GUARD_CLONE:
+		return "clone() failed in the process";
+	case GUARD_MEM:
+		return "the snapshot's memory could not be opened";
+	case GUARD_EXEC:
+		return "the process executed a new program";
+	default:
+		return "injecting clone() failed";
+	}
+}
+
+static int guard_pidfd = -1;  /* heapscan's, in the guard */
+static int guard_test_step;   /* HEAPSCAN_TEST_FORK_STEP in the guard */
+
+/*
+ * The test hook: at step k the guard says so on stderr and waits for
+ * heapscan to die (the test SIGKILLs it), then goes on.  Steps: 1 thread
+ * seized by the guard; 2 clone's registers set; 3 clone's entry stop;
+ * 4 PTRACE_EVENT_CLONE; 5 child caught, thread still injected; 6 thread
+ * restored and released, snapshot served; 7 child killed, not reaped;
+ * 8 wait4's registers set; 9 wait4's entry stop.
+ */
+static void test_step(int k)
+{
+	struct pollfd pf[2] = { { .fd = guard_pidfd, .events = POLLIN },
+				{ .fd = -1, .events = POLLIN } };
+	sigset_t usr1, old;
+
+	if (k != guard_test_step || guard_pidfd < 0)
+		return;
+	/* SIGUSR1 to the guard also goes on (heapscan alive): a test sends
+	 * the target a signal at this step first. */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &usr1, &old);
+	pf[1].fd = signalfd(-1, &usr1, SFD_CLOEXEC);
+	fprintf(stderr, "heapscan: test: fork step %d guard %d\n", k, (int)getpid());
+	fflush(stderr);
+	while (poll(pf, pf[1].fd >= 0 ? 2 : 1, -1) < 0 && errno == EINTR)
+		;
+	if (pf[1].fd >= 0) {
+		struct signalfd_siginfo si;
+
+		/* Consume it: unblocked, it would end the guard. */
+		if (pf[1].revents & POLLIN)
+			(void)!read(pf[1].fd, &si, sizeof(si));
+		close(pf[1].fd);
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+/* /proc/PID/auxv differs from what heapscan read when it opened the
+ * process: an execve() replaced the program (new stack, new entry). */
+static int identity(const struct hs_target *t, pid_t pid)
+{
+	char path[64];
+	struct hs_buf sb = HS_BUF_INIT;
+	int ret;
+
+	snprintf(path, sizeof(path), "/proc/%d/auxv", (int)pid);
+	ret = hs_buf_read_file(&sb, path);
+	if (ret < 0 || !sb.len)
+		ret = GUARD_GONE;
+	else if (t->info.auxv_len &&
+		 (sb.len != t->info.auxv_len || memcmp(sb.buf, t->info.auxv, sb.len)))
+		ret = GUARD_EXEC;
+	else
+		ret = GUARD_OK;
+	hs_buf_release(&sb);
+	if (ret == GUARD_OK) {
+		struct hs_proc_info info = { 0 };
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+		f = fopen(path, "re");
+		if (!f || hs_proc_parse_status(f, &info) < 0 || info.state == 'Z' ||
+		    info.state == 'X')
+			ret = GUARD_GONE;
+		if (f)
+			fclose(f);
+		hs_proc_info_release(&info);
+	}
+	return ret;
+}
+
+static void reap_child(pid_t child)
+{
+	int st;
+
+	kill(child, SIGKILL);
+	for (;;) {
+		pid_t r = waitpid(child, &st, __WALL);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 || WIFEXITED(st) || WIFSIGNALED(st))
+			break;
+	}
+}
+
+/* Seizes and stops one thread for an injection: 0, or -errno with
+ * nothing held. */
+static int seize_one(pid_t tid, struct seized *s, struct hs_regs *regs)
+{
+	memset(s, 0, sizeof(*s));
+	s->tid = tid;
+	if (ptrace(PTRACE_SEIZE, tid, 0, 0) < 0)
+		return -errno;
+	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0) {
+		int err = errno;
+		ptrace(PTRACE_DETACH, tid, 0, 0);
+		return -err;
+	}
+	hs_live_wait_stop(s);
+	if (!s->stopped)
+		return -ESRCH;
+	if (s->group_stop || s->pending_sig || get_regs(tid, regs) < 0 ||
+	    regs->r[HS_REG_CS] != USER_CS_64) {
+		ptrace(PTRACE_DETACH, tid, 0, (void *)(long)s->pending_sig);
+		s->stopped = false;
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+/*
+ * Reaps the killed child inside the target: wait4(child, NULL, __WALL |
+ * WNOHANG, NULL) injected into the first thread that stops cleanly.  The
+ * syscall instruction is looked for again in the maps of now: the
+ * process may have run execve() since the snapshot.  Returns 0 or an
+ * error; *stop_ns gets how long the thread was held.
+ */
+static int reap_in_target(struct hs_target *t, struct live_priv *p, pid_t child,
+			  uint64_t *stop_ns)
+{
+	char path[64];
+	struct seized s;
+	struct hs_regs orig;
+	hs_addr_t insn;
+	int ret = -ESRCH;
+	DIR *d;
+	struct dirent *de;
+	uint64_t t0;
+
+	p->snap_pid = 0;   /* reads now go to the target itself */
+	if (hs_live_read_maps(t, p->pid) < 0)
+		return -ESRCH;
+	if (find_syscall_insn(t, &insn) < 0)
+		return -HS_E_NOT_FOUND;
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)p->pid);
+	d = opendir(path);
+	if (!d)
+		return -ESRCH;
+	t0 = hs_now_ns();
+	while ((de = readdir(d))) {
+		char *end;
+		long tid = strtol(de->d_name, &end, 10);
+
+		if (*end || tid <= 0)
+			continue;
+		if (seize_one((pid_t)tid, &s, &orig) == 0) {
+			ret = 0;
+			break;
+		}
+	}
+	closedir(d);
+	if (ret == 0) {
+		/* The child is a zombie already (we waited for it as its
+		 * tracer), so this never blocks the thread. */
+		struct inject in = { .nr = SYS_wait4,
+				     .args = { (uint64_t)child, 0,
+					       (uint64_t)(__WALL | WNOHANG), 0 } };
+
+		ret = inject(&s, &orig, insn, &in);
+		if (ret == 0 && in.ret != child && in.ret != -ECHILD)
+			hs_log(HS_LOG_WARN, "could not reap snapshot child %d in pid %d (%ld)",
+			       (int)child, (int)p->pid, in.ret);
+		if (s.stopped && ptrace(PTRACE_DETACH, s.tid, 0, (void *)(long)s.pending_sig) < 0 &&
+		    errno != ESRCH)
+			hs_log(HS_LOG_WARN, "cannot detach thread %d: %s", (int)s.tid,
+			       strerror(errno));
+	}
+	*stop_ns = hs_now_ns() - t0;
+	return ret;
+}
+
+static void send_reply(int sock, const struct guard_reply *r, int fd)
+{
+	struct iovec iov = { (void *)r, sizeof(*r) };
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	memset(&u, 0, sizeof(u));
+	if (fd >= 0) {
+		struct cmsghdr *c;
+
+		mh.msg_control = u.buf;
+		mh.msg_controllen = sizeof(u.buf);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	/* heapscan may be dead: EPIPE (SIGPIPE is ignored), nothing to do. */
+	while (sendmsg(sock, &mh, MSG_NOSIGNAL) < 0 && errno == EINTR)
+		;
+}
+
+/* Blocks until heapscan closes its end or dies. */
+static void wait_parent(int sock)
+{
+	struct pollfd pf[2] = { { .fd = sock, .events = POLLIN },
+				{ .fd = guard_pidfd, .events = POLLIN } };
+	char c;
+
+	for (;;) {
+		int n = poll(pf, guard_pidfd >= 0 ? 2 : 1, -1);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || (pf[1].revents & POLLIN))
+			return;
+		if (pf[0].revents) {
+			ssize_t r = read(sock, &c, 1);
+			if (r <= 0 && !(r < 0 && errno == EINTR))
+				return;
+		}
+	}
+}
+
+/*
+ * The guard: a child of heapscan in its own session, which alone traces
+ * the thread that runs clone() and the snapshot child.  If heapscan dies
+ * at any moment (SIGKILL, the OOM killer, a timeout killing its process
+ * group), the guard finishes the injection, puts the thread back, kills
+ * and reaps the child, and exits.  Never returns.
+ */
+struct guard_job {
+	pid_t tid;            /* the thread to run clone() */
+	hs_addr_t insn;       /* the syscall instruction to use */
+};
+
+static void guard_main(struct hs_target *t, struct live_priv *p, int sock, pid_t parent)
 {
 	struct inject in = { .nr = SYS_clone, .clone = true };
-	const struct hs_thread *th;
+	struct guard_reply r = { .code = GUARD_INJECT };
+	struct guard_final fin = { .code = GUARD_OK };
+	struct guard_job job;
+	ssize_t got;
+	pid_t tid;
+	hs_addr_t insn;
+	struct seized s;
+	struct sigaction sa;
+	const char *step = getenv("HEAPSCAN_TEST_FORK_STEP");
+	unsigned char code[2];
+	size_t n = 0;
+	int memfd = -1, null, ret;
+	uint64_t t0;
+
+	/* Out of heapscan's process group and terminal: a Ctrl-C or a kill
+	 * of the group ends heapscan, and the guard then cleans up. */
+	setsid();
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGQUIT, &sa, NULL);
+	sigaction(SIGPIPE, &sa, NULL);
+	prctl(PR_SET_NAME, "heapscan-guard", 0, 0, 0);
+	/* As a fork of heapscan it shows heapscan's resident size, so the OOM
+	 * killer would rank it as high: exempt it where we may (root).  It
+	 * only waits on a socket; heapscan stays the one to kill. */
+	{
+		int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			(void)!write(fd, "-1000", 5);
+			close(fd);
+		}
+	}
+	/* heapscan's stdin and stdout are not ours (its report must end
+	 * when heapscan does), nor its other files: output files, the
+	 * target's mem fd.  stderr stays, for warnings. */
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0) {
+		dup2(null, STDIN_FILENO);
+		dup2(null, STDOUT_FILENO);
+		close(null);
+	}
+	if (sock > 3)
+		close_range(3, (unsigned)sock - 1, 0);
+	close_range((unsigned)sock + 1, ~0u, 0);
+	p->mem_fd = -1;
+	p->use_pread = false;
+	p->nseized = 0;        /* heapscan's tracees, not ours */
+	/* The reading policy's files went with the rest: open the target's
+	 * pagemap again, or the guard's own reads (the syscall instruction,
+	 * found again at the end) would fault pages into the target. */
+	hs_live_policy_reopen(t, p);
+	guard_pidfd = (int)syscall(SYS_pidfd_open, parent, 0);
+	guard_test_step = step ? atoi(step) : 0;
+
+	/* Ready before heapscan stops anything; the job comes once it has
+	 * released the thread.  EOF: no job (no snapshot after all, or
+	 * heapscan died), and the thread is free. */
+	do
+		got = recv(sock, &job, sizeof(job), MSG_WAITALL);
+	while (got < 0 && errno == EINTR);
+	if (got != (ssize_t)sizeof(job))
+		_exit(0);
+	tid = r.tid = job.tid;
+	insn = job.insn;
+
+	t0 = hs_now_ns();
+	ret = seize_one(tid, &s, &r.regs);
+	if (ret < 0) {
+		r.code = ret == -EAGAIN ? GUARD_SIGNALLED : GUARD_GONE;
+		goto reply;
+	}
+	test_step(1);
+	/* Between heapscan's release of the thread and our stop the process
+	 * ran: it may have run execve(), or unmapped the code we chose. */
+	r.code = identity(t, p->pid);
+	if (r.code == GUARD_OK &&
+	    (hs_target_read(t, insn, code, 2, &n) < 0 || n != 2 || code[0] != 0x0f ||
+	     code[1] != 0x05))
+		r.code = GUARD_INSN;
+	if (r.code != GUARD_OK) {
+		ptrace(PTRACE_DETACH, tid, 0, 0);
+		goto reply;
+	}
+	ret = inject(&s, &r.regs, insn, &in);
+	if (ret == -ESRCH)
+		r.code = GUARD_GONE;
+	else if (ret < 0)
+		r.code = GUARD_INJECT;
+	else if (in.ret < 0 || !in.child)
+		r.code = GUARD_CLONE;
+	if (r.code == GUARD_OK) {
+		char path[64];
+
+		snprintf(path, sizeof(path), "/proc/%d/mem", (int)in.child);
+		memfd = open(path, O_RDONLY | O_CLOEXEC);
+		if (memfd < 0)
+			r.code = GUARD_MEM;
+	}
+	if (s.stopped && ptrace(PTRACE_DETACH, tid, 0, (void *)(long)s.pending_sig) < 0 &&
+	    errno != ESRCH)
+		hs_log(HS_LOG_WARN, "cannot detach thread %d: %s", (int)tid, strerror(errno));
+	r.stop_ns = hs_now_ns() - t0;
+	if (r.code != GUARD_OK && in.child) {
+		uint64_t ns;
+
+		reap_child(in.child);
+		(void)reap_in_target(t, p, in.child, &ns);
+		in.child = 0;
+	}
+	r.child = in.child;
+
+reply:
+	send_reply(sock, &r, memfd);
+	if (memfd >= 0)
+		close(memfd);
+	if (r.code != GUARD_OK)
+		_exit(0);
+	test_step(6);
+	wait_parent(sock);
+
+	reap_child(in.child);
+	test_step(7);
+	fin.code = identity(t, p->pid);
+	ret = reap_in_target(t, p, in.child, &fin.stop_ns);
+	if (ret < 0 && ret != -ESRCH)
+		hs_log(HS_LOG_WARN, "snapshot child %d left as a zombie of pid %d: %s",
+		       (int)in.child, (int)p->pid, hs_strerror(ret));
+	while (write(sock, &fin, sizeof(fin)) < 0 && errno == EINTR)
+		;
+	_exit(0);
+}
+
+/* Reads the guard's reply, with the child's mem fd; EINTR is retried
+ * (the guard is quick and must not be abandoned mid-injection). */
+static int recv_reply(int sock, struct guard_reply *r, int *fd)
+{
+	struct iovec iov = { r, sizeof(*r) };
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *c;
+	ssize_t n;
+
+	*fd = -1;
+	do
+		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_WAITALL);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(*r))
+		return -EPIPE;
+	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+			memcpy(fd, CMSG_DATA(c), sizeof(int));
+	return 0;
+}
+
+static void wait_guard(pid_t g)
+{
+	int st;
+
+	while (waitpid(g, &st, 0) < 0 && errno == EINTR)
+		;
+}
+
+/* Takes back a thread the guard released (fallback: stop-and-read). */
+static int reseize(struct live_priv *p, pid_t tid)
+{
+	struct seized s = { .tid = tid };
+
+	if (ptrace(PTRACE_SEIZE, tid, 0, 0) < 0)
+		return -errno;
+	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 && errno != ESRCH)
+		return -errno;
+	hs_live_wait_stop(&s);
+	if (!s.stopped)
+		return -ESRCH;
+	HS_ALLOC_GROW(p->seized, p->nseized + 1, p->aseized);
+	p->seized[p->nseized++] = s;
+	return 0;
+}
+
+void hs_live_guard_start(struct hs_target *t, struct live_priv *p)
+{
+	int sv[2];
+	pid_t self = getpid(), g;
+
+	p->guard_why = NULL;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		p->guard_why = "no socket for the guard process";
+		return;
+	}
+	/* The guard leaves by _exit(): nothing buffered is written twice. */
+	g = fork();
+	if (g < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		p->guard_why = "no guard process (fork failed)";
+		return;
+	}
+	if (g == 0) {
+		close(sv[0]);
+		guard_main(t, p, sv[1], self);
+	}
+	close(sv[1]);
+	p->guard_pid = g;
+	p->guard_sock = sv[0];
+}
+
+void hs_live_guard_stop(struct live_priv *p)
+{
+	if (!p->guard_pid)
+		return;
+	close(p->guard_sock);
+	p->guard_sock = -1;
+	wait_guard(p->guard_pid);
+	p->guard_pid = 0;
+}
+
+int hs_live_fork_start(struct hs_target *t, struct live_priv *p)
+{
+	struct guard_reply r;
+	struct guard_job job;
+	struct hs_thread *th;
 	struct seized *s;
 	hs_addr_t insn = 0;
 	const char *why;
-	int mode = 0, ret;
+	int mode = 0, ret, fd;
+	pid_t tid;
 
 	p->forked = false;
 	p->fork_fallback = NULL;
@@ -466,30 +1054,49 @@ int hs_live_fork_start(struct hs_target *t, struct live_priv *p)
 		if (p->seized[i].group_stop)
 			return refuse(p, "the process is stopped (job control) already");
 	s = pick_thread(p);
-	th = s ? thread_of(t, s->tid) : NULL;
+	th = s ? (struct hs_thread *)thread_of(t, s->tid) : NULL;
 	if (!th || !th->has_regs)
 		return refuse(p, "no thread is in a state to run clone()");
 	if (th->regs.r[HS_REG_CS] != USER_CS_64)
 		return refuse(p, "it is a 32-bit process");
 	if (find_syscall_insn(t, &insn) < 0)
 		return refuse(p, "no syscall instruction was found in its code");
+	if (!p->guard_pid)
+		return refuse(p, p->guard_why ? p->guard_why : "no guard process");
 
-	/* clone(flags 0: no CLONE_*, exit signal 0; stack 0: the caller's). */
-	ret = inject(s, &th->regs, insn, &in);
-	if (ret == -ESRCH)
-		return ret;
-	if (ret < 0)
-		return refuse(p, "injecting clone() failed");
-	if (in.ret < 0 || !in.child) {
-		hs_log(HS_LOG_DEBUG, "clone in pid %d returned %ld", (int)p->pid, in.ret);
-		if (in.child) {
-			int st;
-			kill(in.child, SIGKILL);
-			while (waitpid(in.child, &st, __WALL) < 0 && errno == EINTR)
-				;
-		}
-		return refuse(p, "clone() failed in the process");
+	/*
+	 * The thread goes to the guard: we let it go (it resumes what it was
+	 * doing, as on any detach) and the guard stops it again.  The other
+	 * threads stay stopped by us meanwhile.
+	 */
+	job.tid = tid = s->tid;
+	job.insn = insn;
+	ptrace(PTRACE_DETACH, tid, 0, 0);
+	*s = p->seized[--p->nseized];
+	while (send(p->guard_sock, &job, sizeof(job), MSG_NOSIGNAL) < 0 && errno == EINTR)
+		;
+	ret = recv_reply(p->guard_sock, &r, &fd);
+	if (ret < 0 || r.code != GUARD_OK) {
+		/* The guard gave up, put the thread back and exited (or died:
+		 * then the thread is in whatever state it left it). */
+		if (fd >= 0)
+			close(fd);
+		hs_live_guard_stop(p);
+		if (ret < 0)
+			why = "the guard process died";
+		else if (r.code == GUARD_GONE)
+			return -ESRCH;
+		else
+			why = guard_reason(r.code);
+		ret = reseize(p, tid);
+		if (ret == -ESRCH)
+			return ret;
+		return refuse(p, why);
 	}
+	/* The registers the thread had at the clone: it may have moved
+	 * between our release and the guard's stop. */
+	th->regs = r.regs;
+	th->sp = r.regs.r[HS_REG_RSP];
 
 	/* Mappings the child does not have as they were: read the parent. */
 	free(p->from_parent);
@@ -503,107 +1110,48 @@ int hs_live_fork_start(struct hs_target *t, struct live_priv *p)
 		 * rest of the snapshot. */
 		p->from_parent[i] = has_token(vf, "dc") || has_token(vf, "wf");
 	}
-	p->snap_pid = in.child;
+	p->snap_pid = r.child;
 	p->snap_insn = insn;
-	p->snap_mem_fd = -1;
+	p->snap_mem_fd = fd;
 	p->forked = true;
-	hs_log(HS_LOG_DEBUG, "fork snapshot: pid %d, syscall at %#llx, thread %d",
-	       (int)in.child, (unsigned long long)insn, (int)s->tid);
+	hs_log(HS_LOG_DEBUG, "fork snapshot: pid %d, syscall at %#llx, thread %d, guard %d",
+	       (int)r.child, (unsigned long long)insn, (int)tid, (int)p->guard_pid);
 	return 0;
-}
-
-/* Stops one thread of the target to inject wait4(); 0 or an error. */
-static int reap_in_target(struct live_priv *p, pid_t child)
-{
-	char path[64];
-	struct seized s;
-	struct hs_regs orig;
-	int ret = -ESRCH;
-	DIR *d;
-	struct dirent *de;
-
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)p->pid);
-	d = opendir(path);
-	if (!d)
-		return -ESRCH;
-	/* The first thread that lets us stop it cleanly. */
-	while ((de = readdir(d))) {
-		char *end;
-		long tid = strtol(de->d_name, &end, 10);
-
-		if (*end || tid <= 0)
-			continue;
-		memset(&s, 0, sizeof(s));
-		s.tid = (pid_t)tid;
-		if (ptrace(PTRACE_SEIZE, s.tid, 0, 0) < 0)
-			continue;
-		if (ptrace(PTRACE_INTERRUPT, s.tid, 0, 0) < 0) {
-			ptrace(PTRACE_DETACH, s.tid, 0, 0);
-			continue;
-		}
-		hs_live_wait_stop(&s);
-		if (!s.stopped)
-			continue;
-		if (s.group_stop || s.pending_sig || get_regs(s.tid, &orig) < 0 ||
-		    orig.r[HS_REG_CS] != USER_CS_64) {
-			ptrace(PTRACE_DETACH, s.tid, 0, (void *)(long)s.pending_sig);
-			continue;
-		}
-		ret = 0;
-		break;
-	}
-	closedir(d);
-	if (ret < 0)
-		return ret;
-	{
-		/* wait4(child, NULL, __WALL | WNOHANG, NULL): the child is a
-		 * zombie already (we waited for it as its tracer), so this
-		 * never blocks the thread. */
-		struct inject in = { .nr = SYS_wait4,
-				     .args = { (uint64_t)child, 0,
-					       (uint64_t)(__WALL | WNOHANG), 0 } };
-
-		ret = inject(&s, &orig, p->snap_insn, &in);
-		if (ret == 0 && in.ret != child && in.ret != -ECHILD)
-			hs_log(HS_LOG_WARN, "could not reap snapshot child %d in pid %d (%ld)",
-			       (int)child, (int)p->pid, in.ret);
-	}
-	if (s.stopped && ptrace(PTRACE_DETACH, s.tid, 0, (void *)(long)s.pending_sig) < 0 &&
-	    errno != ESRCH)
-		hs_log(HS_LOG_WARN, "cannot detach thread %d: %s", (int)s.tid, strerror(errno));
-	return ret;
 }
 
 void hs_live_fork_end(struct hs_target *t, struct live_priv *p)
 {
-	pid_t child = p->snap_pid;
-	uint64_t t0;
-	int st, ret;
+	struct guard_final fin = { .code = GUARD_OK };
+	ssize_t n;
 
-	if (!child)
+	if (!p->snap_pid)
 		return;
 	p->snap_pid = 0;
 	if (p->snap_mem_fd >= 0) {
 		close(p->snap_mem_fd);
 		p->snap_mem_fd = -1;
 	}
-	kill(child, SIGKILL);
-	for (;;) {
-		pid_t r = waitpid(child, &st, __WALL);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0 || WIFEXITED(st) || WIFSIGNALED(st))
-			break;
+	/* The guard kills the child, reaps it in the target, and answers. */
+	shutdown(p->guard_sock, SHUT_WR);
+	do
+		n = read(p->guard_sock, &fin, sizeof(fin));
+	while (n < 0 && errno == EINTR);
+	hs_live_guard_stop(p);
+	if (n != (ssize_t)sizeof(fin)) {
+		hs_log(HS_LOG_WARN, "the fork guard process died before it reaped the "
+		       "snapshot child");
+	} else {
+		t->stop_ns += fin.stop_ns;
+		if (fin.code == GUARD_GONE) {
+			hs_log(HS_LOG_WARN, "pid %d exited during the run", (int)p->pid);
+			__atomic_or_fetch(&t->state, HS_TSTATE_GONE | HS_TSTATE_PARTIAL,
+					  __ATOMIC_RELAXED);
+		} else if (fin.code == GUARD_EXEC) {
+			hs_log(HS_LOG_WARN, "pid %d executed a new program during the run; "
+			       "the report is of the old one", (int)p->pid);
+			__atomic_or_fetch(&t->state, HS_TSTATE_PARTIAL, __ATOMIC_RELAXED);
+		}
 	}
-	/* Now the target's zombie: reap it there (a second, short stop of
-	 * one thread; the others keep running). */
-	t0 = hs_now_ns();
-	ret = reap_in_target(p, child);
-	if (ret < 0 && ret != -ESRCH)
-		hs_log(HS_LOG_WARN, "snapshot child %d left as a zombie of pid %d: %s",
-		       (int)child, (int)p->pid, hs_strerror(ret));
-	t->stop_ns += hs_now_ns() - t0;
 	free(p->from_parent);
 	p->from_parent = NULL;
 }

@@ -22,10 +22,10 @@
  * Open flag of the live backend only (next to enum hs_target_flags):
  * hs_target_suspend() stops the process just long enough to make a
  * copy-on-write fork of it inside the process (an injected clone(2)
- * syscall, doc/ptrace.md, "The fork snapshot"), lets the process run again, and
- * serves every read from that stopped child until hs_target_resume() or
- * hs_target_close() kill it and reap it (a second, shorter stop of one
- * thread).  Maps and thread registers are the parent's, taken during the
+ * syscall, made by a guard process: see ptrace/fork.c and doc/fork.md),
+ * lets the process run again, and serves every read from that stopped
+ * child until hs_target_resume() or hs_target_close() have the guard kill
+ * it and reap it (a second, shorter stop of one thread).  Maps and thread registers are the parent's, taken during the
  * stop.  Where a fork snapshot cannot be made (seccomp, 32-bit process,
  * a group-stopped process, no syscall instruction, clone failed) suspend
  * logs one warning and stops the process for the whole read instead;
@@ -138,6 +138,7 @@ int hs_proc_parse_status(FILE *f, struct hs_proc_info *info) HS_MUST_CHECK;
 struct hs_proc_status_extra {
 	pid_t tracer_pid;
 	bool kthread;        /* "Kthread: 1" (6.x), or no VmSize line */
+	bool exiting;        /* "Kthread: 0" and no VmSize: its memory is gone */
 	uint64_t cap_eff;
 	int threads;
 	int seccomp;         /* "Seccomp:" 0 off, 1 strict, 2 filter */

@@ -32,6 +32,9 @@ struct live_priv {
 	unsigned char *from_parent;  /* per t->maps.v[i]: read it from pid
 					(MADV_DONTFORK/WIPEONFORK), or NULL */
 	bool forked;                 /* the last suspend made a snapshot */
+	pid_t guard_pid;             /* the guard process (fork.c), 0 none */
+	int guard_sock;              /* our end of its socket; -1 */
+	const char *guard_why;       /* why there is no guard, or NULL */
 	const char *fork_fallback;   /* why it did not, or NULL */
 
 	/* Reading policy (pagemap.c): which pages may be read through the
@@ -74,6 +77,13 @@ int hs_live_policy_read(struct hs_target *t, hs_addr_t addr, void *buf, size_t l
 			size_t *nread);
 void hs_live_policy_maps_changed(struct live_priv *p);
 void hs_live_policy_release(struct live_priv *p);
+/* In a fork of heapscan that closed every file (the --fork guard): forget
+ * the policy's descriptors without closing them and open the target's
+ * pagemap again. */
+void hs_live_policy_reopen(struct hs_target *t, struct live_priv *p);
+/* 1 if the page at addr is in the target's page tables (pagemap, not
+ * cached), 0 if not, or a negative error where pagemap is not used. */
+int hs_live_page_present(struct hs_target *t, hs_addr_t addr);
 /* The file behind mapping m of process pid, read-only (map_files, else
  * /proc/PID/root/PATH, else PATH, each of m's inode): an fd or -errno. */
 int hs_live_open_map_file(pid_t pid, const struct hs_map *m);
@@ -95,6 +105,12 @@ void hs_live_wait_stop(struct seized *s);
  * reaps it inside the target, adding that stop to t->stop_ns.
  */
 int hs_live_fork_start(struct hs_target *t, struct live_priv *p);
+/* hs_live_guard_start: forks the guard process before the stop (its fork
+ * is not paid while the target is stopped); it waits for the job that
+ * hs_live_fork_start sends.  hs_live_guard_stop: ends a guard that got
+ * no job, or whose job is done, and waits for it.  Both idempotent. */
+void hs_live_guard_start(struct hs_target *t, struct live_priv *p);
+void hs_live_guard_stop(struct live_priv *p);
 void hs_live_fork_end(struct hs_target *t, struct live_priv *p);
 
 /* Reads /proc/PID/smaps (or maps) into t->maps and classifies. */

@@ -449,20 +449,26 @@ static int live_suspend(struct hs_target *t)
 
 	if (t->flags & HS_TARGET_NO_STOP)
 		return refresh(t, p->pid);
+	if (t->flags & HS_TARGET_FORK)
+		hs_live_guard_start(t, p);
 	p->stop_start = hs_now_ns();
 	ret = hs_live_seize_all(t, p);
 	if (ret < 0) {
+		hs_live_guard_stop(p);
 		t->stop_ns += hs_now_ns() - p->stop_start;
 		return ret;
 	}
 	t->state |= HS_TSTATE_SUSPENDED;
 	ret = refresh(t, p->pid);
 	if (ret < 0) {
+		hs_live_guard_stop(p);
 		hs_target_resume(t);
 		return ret;
 	}
 	if (t->flags & HS_TARGET_FORK) {
 		ret = hs_live_fork_start(t, p);
+		if (ret < 0)
+			hs_live_guard_stop(p);  /* it had no job */
 		if (ret == 0) {
 			/* The child holds the picture: let the target go. */
 			hs_live_detach_all(p);
@@ -499,6 +505,7 @@ static void live_close(struct hs_target *t)
 	if (!p)
 		return;
 	hs_live_fork_end(t, p);
+	hs_live_guard_stop(p);
 	hs_live_detach_all(p);
 	hs_live_policy_release(p);
 	if (p->mem_fd >= 0)
@@ -542,12 +549,18 @@ int hs_target_open_pid(pid_t pid, unsigned flags, struct hs_target **out)
 		ret = -HS_E_SELF;
 		goto err_info;
 	}
-	if (info.state == 'Z' || info.state == 'X') {
+	/*
+	 * A process that dies while we attach passes through "no memory"
+	 * (exit_mm), 'Z' and 'X': that is "it exited" (-HS_E_ZOMBIE), not a
+	 * kernel thread.  Only PF_KTHREAD in its stat flags makes a kernel
+	 * thread.
+	 */
+	if (info.state == 'Z' || info.state == 'X' || x.exiting) {
 		ret = -HS_E_ZOMBIE;
 		goto err_info;
 	}
 	if (x.kthread || is_kthread(pid)) {
-		ret = -HS_E_KTHREAD;
+		ret = is_kthread(pid) ? -HS_E_KTHREAD : -ESRCH;
 		goto err_info;
 	}
 	if (x.tracer_pid && x.tracer_pid != getpid() && !(flags & HS_TARGET_NO_STOP)) {
@@ -577,6 +590,7 @@ int hs_target_open_pid(pid_t pid, unsigned flags, struct hs_target **out)
 	p->pid = pid;
 	p->mem_fd = -1;
 	p->snap_mem_fd = -1;
+	p->guard_sock = -1;
 	pthread_mutex_init(&p->lock, NULL);
 	hs_live_policy_init(t, p);
 	{

@@ -231,6 +231,24 @@ void hs_live_policy_maps_changed(struct live_priv *p)
 	p->nfile_fd = 0;
 }
 
+void hs_live_policy_reopen(struct hs_target *t, struct live_priv *p)
+{
+	/* The descriptors are closed already (and their numbers may be
+	 * reused): forget them, do not close them. */
+	free(p->file_fd);
+	p->file_fd = NULL;
+	p->nfile_fd = 0;
+	p->pm_fd = -1;
+	p->pm_snap_fd = -1;
+	p->pm_snap_pid = 0;
+	__atomic_store_n(&p->pm_gen, __atomic_add_fetch(&pm_generation, 1, __ATOMIC_RELAXED),
+			 __ATOMIC_RELAXED);
+	if (p->policy == HS_READ_PAGEMAP && open_pagemap(p->pid, &p->pm_fd) < 0) {
+		p->policy = HS_READ_SMAPS;
+		t->page_policy = "smaps (pagemap unreadable)";
+	}
+}
+
 static void close_snap(struct live_priv *p)
 {
 	if (p->pm_snap_fd >= 0)
@@ -466,6 +484,18 @@ static void words_for(const struct hs_target *t, struct live_priv *p,
 	return;
 smaps:
 	smaps_words(m, n, w);
+}
+
+int hs_live_page_present(struct hs_target *t, hs_addr_t addr)
+{
+	struct live_priv *p = t->priv;
+	uint64_t w;
+
+	if (p->policy != HS_READ_PAGEMAP)
+		return -ENOTSUP;
+	if (pm_words(p, false, addr >> PG_SHIFT, 1, &w) < 0)
+		return -EIO;
+	return (w & HS_PM_PRESENT) != 0;
 }
 
 /* ---- files behind mappings ---- */

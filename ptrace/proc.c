@@ -195,7 +195,7 @@ int hs_proc_parse_status_extra(FILE *f, struct hs_proc_status_extra *x)
 {
 	char *line = NULL;
 	size_t cap = 0;
-	bool seen_vm = false, seen_name = false;
+	bool seen_vm = false, seen_name = false, seen_kthread = false;
 
 	memset(x, 0, sizeof(*x));
 	while (getline(&line, &cap, f) > 0) {
@@ -207,8 +207,10 @@ int hs_proc_parse_status_extra(FILE *f, struct hs_proc_status_extra *x)
 			seen_name = true;
 		else if (!strcmp(line, "TracerPid"))
 			x->tracer_pid = (pid_t)atoi(val);
-		else if (!strcmp(line, "Kthread"))
+		else if (!strcmp(line, "Kthread")) {
 			x->kthread = atoi(val) != 0;
+			seen_kthread = true;
+		}
 		else if (!strcmp(line, "CapEff"))
 			x->cap_eff = strtoull(val, NULL, 16);
 		else if (!strcmp(line, "Threads"))
@@ -219,8 +221,11 @@ int hs_proc_parse_status_extra(FILE *f, struct hs_proc_status_extra *x)
 			seen_vm = true;
 	}
 	free(line);
-	/* Kernels before "Kthread:" (6.2): a kernel thread has no Vm* lines. */
-	if (!seen_vm)
+	/* Kernels before "Kthread:" (6.2): a kernel thread has no Vm* lines.
+	 * Where the line exists it is the answer: a process that is exiting
+	 * has lost its Vm* lines too (x->exiting). */
+	if (!seen_vm && !seen_kthread)
 		x->kthread = true;
+	x->exiting = !seen_vm && seen_kthread && !x->kthread;
 	return seen_name ? 0 : -HS_E_FORMAT;
 }

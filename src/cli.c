@@ -267,6 +267,7 @@ int hs_cli_finish_options(const char *cmd, int argc, char **argv,
 
 int hs_cli_open_target(const struct hs_cli_opts *o, struct hs_target **out)
 {
+	bool opened;
 	int ret;
 
 	*out = NULL;
@@ -281,6 +282,7 @@ int hs_cli_open_target(const struct hs_cli_opts *o, struct hs_target **out)
 	ret = hs_target_open_pid(o->pid, (o->no_stop ? HS_TARGET_NO_STOP : 0) |
 				 (o->fork ? HS_TARGET_FORK : 0) |
 				 (o->no_swapin ? HS_TARGET_NO_SWAPIN : 0), out);
+	opened = ret == 0;
 	if (ret == 0 && !o->no_stop) {
 		ret = hs_target_suspend(*out);
 		if (ret < 0) {
@@ -292,7 +294,11 @@ int hs_cli_open_target(const struct hs_cli_opts *o, struct hs_target **out)
 		return 0;
 	switch (-ret) {
 	case ESRCH:
-		hs_cli_err("no such process: %d", (int)o->pid);
+		if (opened)
+			hs_cli_err("pid %d: the process exited while heapscan attached",
+				   (int)o->pid);
+		else
+			hs_cli_err("no such process: %d", (int)o->pid);
 		break;
 	case EPERM:
 	case EACCES: {

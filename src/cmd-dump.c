@@ -309,11 +309,7 @@ int cmd_dump(int argc, char **argv)
 			    st.bytes_unreadable, out);
 	ret = st.bytes_unreadable ? HS_EXIT_PARTIAL : hs_cli_exit_for(t);
 	hs_target_close(t);
-	if (fflush(stdout) != 0) {
-		hs_cli_err("cannot write the report: %s", strerror(errno));
-		return HS_EXIT_FATAL;
-	}
-	return ret;
+	return ret; /* main() checks that stdout was written */
 }
 
 /* ---- heapscan core FILE: 'scan' on a core file ---- */

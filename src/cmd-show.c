@@ -181,11 +181,7 @@ int cmd_show(int argc, char **argv)
 	hs_show_release(&s);
 	hs_glibc_close(h);
 	hs_target_close(t);
-	if (fflush(stdout) != 0) {
-		hs_cli_err("cannot write the report: %s", strerror(errno));
-		return HS_EXIT_FATAL;
-	}
-	return ret;
+	return ret; /* main() checks that stdout was written */
 
 failed:
 	if (err == -HS_E_INTERRUPTED || hs_interrupted)

@@ -4,6 +4,7 @@
  */
 #include "cli.h"
 #include "report-growth.h"
+#include "hs_outfile.h"
 #include "report-pprof.h"
 #include "report.h"
 
@@ -29,9 +30,12 @@ static const char usage_text[] =
 	"Pyroscope or Parca (see PPROF PROFILES in heapscan(1)).\n\n"
 	"options:\n"
 	"%s"
-	"  -o, --output FILE  the profile to write ('-' for stdout; required)\n"
+	"  -o, --output FILE  the profile to write ('-' for stdout; required): mode\n"
+	"                     0600, written under a temporary name then renamed;\n"
+	"                     an existing FILE is refused\n"
+	"  -f, --force        replace FILE if it exists\n"
 	"      --format F     profile (default: heapscan's text profile) or pprof\n"
-	"                     (samples inuse_objects and inuse_space; file mode 0600)\n"
+	"                     (samples inuse_objects and inuse_space)\n"
 	"      --keep K       strings kept: the K most frequent (default 10000);\n"
 	"                     a string below the cut diffs as '<=N', not 0\n"
 	"      --no-heap      skip the glibc heap walk\n"
@@ -45,19 +49,21 @@ int cmd_snapshot(int argc, char **argv)
 		{ "keep", required_argument, NULL, OPT_KEEP },
 		{ "no-heap", no_argument, NULL, OPT_NO_HEAP },
 		{ "no-strings", no_argument, NULL, OPT_NO_STRINGS },
+		{ "force", no_argument, NULL, 'f' },
 		{ "format", required_argument, NULL, OPT_FORMAT },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct hs_cli_opts o = { 0 };
 	struct hs_cli_parser ps = {
-		.cmd = "snapshot", .usage = usage_text, .shortopts = "o:",
+		.cmd = "snapshot", .usage = usage_text, .shortopts = "o:f",
 		.longopts = longopts, .o = &o, .argc = argc, .argv = argv,
 	};
 	struct hs_profile_opts po = { 0 };
 	struct hs_profile p;
 	struct hs_target *t = NULL;
 	const char *output = NULL;
-	bool pprof = false;
+	struct hs_outfile of = { .fd = -1 };
+	bool force = false, to_file, pprof = false;
 	size_t pprof_size = 0;
 	uint64_t v;
 	FILE *f;
@@ -65,6 +71,9 @@ int cmd_snapshot(int argc, char **argv)
 
 	while ((c = hs_cli_next_opt(&ps)) > 0) {
 		switch (c) {
+		case 'f':
+			force = true;
+			break;
 		case 'o':
 			output = optarg;
 			break;
@@ -98,36 +107,60 @@ int cmd_snapshot(int argc, char **argv)
 	if (pprof && !strcmp(output, "-") && isatty(1))
 		return hs_cli_usage_err("snapshot", "a pprof profile is binary: redirect "
 					"-o - to a file or a pipe");
+	/* The file first: a refusal must not stop the target. */
+	to_file = strcmp(output, "-") != 0;
+	if (to_file) {
+		ret = hs_outfile_open(&of, output, force ? HS_OUTFILE_FORCE : 0);
+		if (ret == -EEXIST) {
+			hs_cli_err("'%s' exists; use --force to replace it", output);
+			return HS_EXIT_FATAL;
+		}
+		if (ret < 0) {
+			hs_cli_err("cannot write '%s': %s", output, hs_strerror(ret));
+			return HS_EXIT_FATAL;
+		}
+	}
 	ret = hs_cli_open_target(&o, &t);
-	if (ret)
+	if (ret) {
+		hs_outfile_abort(&of);
 		return ret;
+	}
 	ret = hs_growth_profile_target(t, &po, &p);
 	if (ret) {
+		hs_outfile_abort(&of);
 		hs_profile_release(&p);
 		hs_target_close(t);
 		return ret;
 	}
-	if (pprof) {
-		ret = hs_report_pprof_write(output, &p, t->info.comm, &pprof_size);
-		if (ret)
-			goto out;
-		goto written;
-	}
-	f = strcmp(output, "-") ? fopen(output, "w") : stdout;
+	f = to_file ? hs_outfile_stream(&of) : stdout;
 	if (!f) {
+		hs_outfile_abort(&of);
 		hs_cli_err("cannot write '%s': %s", output, strerror(errno));
 		ret = HS_EXIT_FATAL;
 		goto out;
 	}
-	ret = hs_profile_write(&p, f);
-	if (f != stdout && fclose(f) != 0 && !ret)
-		ret = -errno;
-	if (ret < 0) {
-		hs_cli_err("cannot write '%s': %s", output, hs_strerror(ret));
+	ret = pprof ? hs_report_pprof_write(f, &p, t->info.comm, &pprof_size)
+		    : hs_profile_write(&p, f);
+	if (to_file) {
+		if (ret < 0)
+			hs_outfile_abort(&of);
+		else
+			ret = hs_outfile_commit(&of);
+	}
+	if (ret < 0 && !to_file && ferror(stdout)) {
+		/* main() says it, once. */
 		ret = HS_EXIT_FATAL;
 		goto out;
 	}
-written:
+	if (ret < 0) {
+		if (ret == -EEXIST)
+			hs_cli_err("'%s' exists; use --force to replace it", output);
+		else
+			hs_cli_err("cannot write '%s': %s; nothing written", output,
+				   hs_strerror(ret));
+		ret = HS_EXIT_FATAL;
+		goto out;
+	}
 	if (o.json) {
 		struct hs_json j;
 
@@ -141,7 +174,7 @@ written:
 		hs_json_u64(&j, "strings", p.nstrings);
 		hs_report_pages_json(&j, t);
 		hs_cli_json_end(&j);
-	} else if (strcmp(output, "-")) {
+	} else if (to_file) {
 		if (pprof)
 			printf("wrote %s (pprof, %zu bytes): %zu arenas, %zu chunk sizes, "
 			       "%zu strings", output, pprof_size, p.narenas, p.nchunks,
@@ -166,9 +199,5 @@ written:
 out:
 	hs_profile_release(&p);
 	hs_target_close(t);
-	if (fflush(stdout) != 0) {
-		hs_cli_err("cannot write the report: %s", strerror(errno));
-		return HS_EXIT_FATAL;
-	}
-	return ret;
+	return ret; /* main() checks that stdout was written */
 }

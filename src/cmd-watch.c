@@ -6,6 +6,7 @@
  */
 #include "cli.h"
 #include "report-growth.h"
+#include "hs_outfile.h"
 #include "report-pprof.h"
 
 #include <errno.h>
@@ -22,6 +23,7 @@ enum {
 	OPT_SAVE_DIR,
 	OPT_TOP,
 	OPT_KEEP,
+	OPT_FORCE,
 	OPT_FORMAT,
 };
 
@@ -38,8 +40,11 @@ static const char usage_text[] =
 	"      --interval S     seconds between samples (default 60, fractions ok)\n"
 	"      --count N        stop after N samples (default 0: until interrupted)\n"
 	"      --save-dir D     also write each sample's profile to D/PID-N.profile\n"
+	"                       (mode 0600, temporary name then rename; an existing\n"
+	"                       file, a symlink included, ends the watch)\n"
+	"      --force          replace existing D/PID-N.profile (.pb.gz) files\n"
 	"      --format F       with --save-dir: profile (default) or pprof, which\n"
-	"                       writes D/PID-N.pb.gz (gzip-compressed pprof, mode 0600)\n"
+	"                       writes D/PID-N.pb.gz (gzip-compressed pprof)\n"
 	"      --top N          items listed per kind (default 10, 0: all)\n"
 	"      --keep K         strings kept per sample (default 10000)\n";
 
@@ -134,29 +139,30 @@ static void sample_text(unsigned n, const struct hs_profile *first,
 }
 
 static int save_profile(const char *dir, const struct hs_profile *p, unsigned n,
-			bool pprof, const char *comm)
+			bool force, bool pprof, const char *comm)
 {
 	struct hs_buf path = HS_BUF_INIT;
+	struct hs_outfile of;
 	FILE *f;
 	int ret;
 
-	if (pprof) {
-		hs_buf_addf(&path, "%s/%d-%u.pb.gz", dir, (int)p->pid, n);
-		ret = hs_report_pprof_write(path.buf, p, comm, NULL);
-		hs_buf_release(&path);
-		return ret ? -1 : 0;
+	hs_buf_addf(&path, "%s/%d-%u.%s", dir, (int)p->pid, n, pprof ? "pb.gz" : "profile");
+	ret = hs_outfile_open(&of, path.buf, force ? HS_OUTFILE_FORCE : 0);
+	if (ret == 0) {
+		f = hs_outfile_stream(&of);
+		if (!f)
+			ret = -errno;
+		else
+			ret = pprof ? hs_report_pprof_write(f, p, comm, NULL)
+				    : hs_profile_write(p, f);
+		if (ret < 0)
+			hs_outfile_abort(&of);
+		else
+			ret = hs_outfile_commit(&of);
 	}
-	hs_buf_addf(&path, "%s/%d-%u.profile", dir, (int)p->pid, n);
-	f = fopen(path.buf, "w");
-	if (!f) {
-		hs_cli_err("cannot write '%s': %s", path.buf, strerror(errno));
-		hs_buf_release(&path);
-		return -1;
-	}
-	ret = hs_profile_write(p, f);
-	if (fclose(f) != 0 && !ret)
-		ret = -errno;
-	if (ret < 0)
+	if (ret == -EEXIST)
+		hs_cli_err("'%s' exists; use --force to replace it", path.buf);
+	else if (ret < 0)
 		hs_cli_err("cannot write '%s': %s", path.buf, hs_strerror(ret));
 	hs_buf_release(&path);
 	return ret < 0 ? -1 : 0;
@@ -171,6 +177,7 @@ int cmd_watch(int argc, char **argv)
 		{ "save-dir", required_argument, NULL, OPT_SAVE_DIR },
 		{ "top", required_argument, NULL, OPT_TOP },
 		{ "keep", required_argument, NULL, OPT_KEEP },
+		{ "force", no_argument, NULL, OPT_FORCE },
 		{ "format", required_argument, NULL, OPT_FORMAT },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -185,7 +192,7 @@ int cmd_watch(int argc, char **argv)
 	const char *save_dir = NULL;
 	double interval = 60;
 	uint64_t count = 0, top = 10, v;
-	bool ndjson, have_first = false, pprof = false, format_given = false;
+	bool ndjson, have_first = false, force = false, pprof = false, format_given = false;
 	unsigned n = 0;
 	int c, ret = HS_EXIT_OK;
 
@@ -207,6 +214,16 @@ int cmd_watch(int argc, char **argv)
 		case OPT_SAVE_DIR:
 			save_dir = optarg;
 			break;
+		case OPT_FORCE:
+			force = true;
+			break;
+		case OPT_FORMAT:
+			if (strcmp(optarg, "pprof") && strcmp(optarg, "profile"))
+				return hs_cli_usage_err("watch", "unknown --format '%s' "
+							"(profile or pprof)", optarg);
+			pprof = !strcmp(optarg, "pprof");
+			format_given = true;
+			break;
 		case OPT_TOP:
 			if (hs_cli_parse_u64(optarg, &top) || top > 1000000)
 				return hs_cli_usage_err("watch", "invalid --top '%s'", optarg);
@@ -215,13 +232,6 @@ int cmd_watch(int argc, char **argv)
 			if (hs_cli_parse_u64(optarg, &v) || v == 0 || v > HS_PROFILE_KEEP_MAX)
 				return hs_cli_usage_err("watch", "invalid --keep '%s'", optarg);
 			po.keep = (unsigned)v;
-			break;
-		case OPT_FORMAT:
-			if (strcmp(optarg, "pprof") && strcmp(optarg, "profile"))
-				return hs_cli_usage_err("watch", "unknown --format '%s' "
-							"(profile or pprof)", optarg);
-			pprof = !strcmp(optarg, "pprof");
-			format_given = true;
 			break;
 		}
 	}
@@ -261,7 +271,7 @@ int cmd_watch(int argc, char **argv)
 			break;
 		}
 		n++;
-		if (save_dir && save_profile(save_dir, &cur, n, pprof, t->info.comm) < 0) {
+		if (save_dir && save_profile(save_dir, &cur, n, force, pprof, t->info.comm) < 0) {
 			hs_profile_release(&cur);
 			ret = HS_EXIT_FATAL;
 			break;
@@ -281,6 +291,9 @@ int cmd_watch(int argc, char **argv)
 				    interval);
 		hs_diff_release(&d);
 		hs_profile_release(&cur);
+		/* Nobody reads us any more: main() says so and exits 2. */
+		if (ferror(stdout))
+			break;
 		if (count && n >= count)
 			break;
 		if (!wait_next(interval))
@@ -289,9 +302,5 @@ int cmd_watch(int argc, char **argv)
 	if (have_first)
 		hs_profile_release(&first);
 	hs_target_close(t);
-	if (fflush(stdout) != 0) {
-		hs_cli_err("cannot write the report: %s", strerror(errno));
-		return HS_EXIT_FATAL;
-	}
-	return ret;
+	return ret; /* main() checks that stdout was written */
 }

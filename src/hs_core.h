@@ -38,7 +38,7 @@
 	X(NOT_CORE, "not an ELF core file")                                     \
 	X(TRUNCATED, "file is truncated")                                       \
 	X(KTHREAD, "process is a kernel thread (it has no user memory)")        \
-	X(ZOMBIE, "process is a zombie (it has no memory left)")                \
+	X(ZOMBIE, "process has exited (a zombie: no memory left)")              \
 	X(SELF, "heapscan cannot inspect itself")                               \
 	X(TRACED, "process is already traced by another tracer")                \
 	X(INTERRUPTED, "interrupted by a signal")                               \

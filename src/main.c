@@ -7,9 +7,12 @@
 #include "cli.h"
 #include "hs_gitrev.h" /* generated: cmake/gitrev.cmake */
 
+#include <errno.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct cmd_struct {
 	const char *name;
@@ -58,7 +61,13 @@ static void on_signal(int sig)
 	hs_interrupted = 1;
 }
 
-static void install_signals(void)
+/*
+ * Installed from a constructor: before main() and before the constructors
+ * of the libraries linked after us, so a SIGINT/SIGTERM that comes in the
+ * first milliseconds (the dynamic loader's work is all that runs before)
+ * sets the flag instead of ending heapscan by the default action.
+ */
+__attribute__((constructor(101))) static void install_signals(void)
 {
 	struct sigaction sa;
 
@@ -82,11 +91,46 @@ static void log_to_stderr(enum hs_log_level lvl, const char *msg, void *ud)
 		msg);
 }
 
-int main(int argc, char **argv)
+/*
+ * Every command ends here: the report on stdout is only complete once it
+ * was written, so a failed write (a full disk, a closed pipe, /dev/full)
+ * turns a command's result into a fatal error with one line on stderr.
+ */
+static int finish_stdout(int rc)
+{
+	int err = 0;
+	bool failed = false;
+
+	if (fflush(stdout) != 0) {
+		err = errno;
+		failed = true;
+	}
+	/* An earlier write failed (its errno is long gone). */
+	if (ferror(stdout))
+		failed = true;
+	/* close() reports what a flush may not (NFS, some devices). */
+	if (!failed && close(STDOUT_FILENO) < 0 && errno != EBADF && errno != EINTR) {
+		err = errno;
+		failed = true;
+	}
+	if (!failed)
+		return rc;
+	if (err)
+		hs_cli_err("cannot write to stdout: %s", strerror(err));
+	else
+		hs_cli_err("cannot write to stdout: a write failed");
+	return HS_EXIT_FATAL;
+}
+
+static int run(int argc, char **argv)
 {
 	const char *name;
 
-	install_signals();
+	if (hs_interrupted) {
+		/* A signal before the first instruction of main(). */
+		hs_cli_err("interrupted");
+		return HS_EXIT_FATAL;
+	}
 	hs_log_set(log_to_stderr, NULL);
 	if (argc < 2) {
 		usage(stderr);
@@ -110,4 +154,9 @@ int main(int argc, char **argv)
 			return commands[i].fn(argc - 1, argv + 1);
 	hs_cli_err("'%s' is not a heapscan command; see 'heapscan --help'", name);
 	return HS_EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+	return finish_stdout(run(argc, argv));
 }

@@ -46,49 +46,8 @@ static int gzip(struct hs_buf *out, const void *data, size_t len)
 	return ret;
 }
 
-/*
- * Writes data to path as a private file (0600) that appears complete or
- * not at all: a temporary name in the same directory, then rename(2),
- * which replaces path itself even when it is a symlink, never its
- * target.  Returns 0 or -errno (the temporary file is removed).
- */
-static int write_private_file(const char *path, const void *data, size_t len)
-{
-	struct hs_buf tmp = HS_BUF_INIT;
-	const char *p = data;
-	int fd, ret = 0;
-
-	hs_buf_addf(&tmp, "%s.tmp-XXXXXX", path);
-	fd = mkostemp(tmp.buf, O_CLOEXEC); /* mode 0600, O_EXCL */
-	if (fd < 0) {
-		ret = -errno;
-		goto out;
-	}
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			ret = n < 0 ? -errno : -EIO;
-			break;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	if (close(fd) < 0 && !ret)
-		ret = -errno;
-	if (!ret && rename(tmp.buf, path) < 0)
-		ret = -errno;
-	if (ret)
-		unlink(tmp.buf);
-out:
-	hs_buf_release(&tmp);
-	return ret;
-}
-
-int hs_report_pprof_write(const char *path, const struct hs_profile *p,
-			  const char *comm, size_t *size)
+int hs_report_pprof_write(FILE *f, const struct hs_profile *p, const char *comm,
+			  size_t *size)
 {
 	struct hs_pprof pp;
 	struct hs_buf raw = HS_BUF_INIT, gz = HS_BUF_INIT;
@@ -102,23 +61,15 @@ int hs_report_pprof_write(const char *path, const struct hs_profile *p,
 		ret = hs_pprof_encode(&pp, &raw);
 	if (!ret)
 		ret = gzip(&gz, raw.buf, raw.len);
-	if (ret) {
-		hs_cli_err("cannot make the pprof profile: %s", hs_strerror(ret));
-		goto out;
-	}
-	if (!strcmp(path, "-")) {
-		if (fwrite(gz.buf, 1, gz.len, stdout) != gz.len || fflush(stdout) != 0)
-			ret = errno ? -errno : -EIO;
-	} else {
-		ret = write_private_file(path, gz.buf, gz.len);
-	}
 	if (ret)
-		hs_cli_err("cannot write '%s': %s", path, hs_strerror(ret));
+		goto out;
+	if (fwrite(gz.buf, 1, gz.len, f) != gz.len || fflush(f) != 0)
+		ret = errno ? -errno : -EIO;
 	else if (size)
 		*size = gz.len;
 out:
 	hs_buf_release(&gz);
 	hs_buf_release(&raw);
 	hs_pprof_release(&pp);
-	return ret ? HS_EXIT_FATAL : 0;
+	return ret;
 }

@@ -10,14 +10,13 @@
 #include "hs_heap.h"
 
 /*
- * Writes p's items as a pprof profile to path ('-': stdout) with the
- * labels pid, comm (may be NULL or "") and exe.  A file is written under
- * a temporary name in its directory, mode 0600, and renamed into place
- * (replacing path, never writing through a symlink).  Prints its
- * one-line error; returns 0 or HS_EXIT_FATAL.  *size (may be NULL)
- * receives the compressed size.
+ * Writes p's items as a gzip-compressed pprof profile to f with the
+ * labels pid, comm (may be NULL or "") and exe.  The caller opened f (an
+ * hs_outfile for a file: private and atomic) and checks its writes.
+ * Returns 0 or a negative error; *size (may be NULL) receives the
+ * compressed size.
  */
-int hs_report_pprof_write(const char *path, const struct hs_profile *p,
-			  const char *comm, size_t *size);
+int hs_report_pprof_write(FILE *f, const struct hs_profile *p, const char *comm,
+			  size_t *size) HS_MUST_CHECK;
 
 #endif

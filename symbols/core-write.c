@@ -7,6 +7,7 @@
  * Uses only the target interface: never /proc, never ptrace.
  */
 #include "internal.h"
+#include "hs_outfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -638,28 +639,13 @@ static uint32_t phdr_flags(unsigned perms)
 	       ((perms & HS_PERM_X) ? PF_X : 0);
 }
 
-/* Installs tmp as path: atomically refusing to replace unless force. */
-static int install(const char *tmp, const char *path, bool force)
-{
-	if (force)
-		return rename(tmp, path) ? -errno : 0;
-	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
-		return 0;
-	if (errno != EINVAL && errno != ENOSYS)
-		return -errno;
-	/* Filesystems without RENAME_NOREPLACE: link() refuses to replace. */
-	if (link(tmp, path))
-		return -errno;
-	unlink(tmp);
-	return 0;
-}
-
 int hs_dump_write(struct hs_target *t, const char *path,
 		  const struct hs_dump_opts *o, struct hs_dump_stats *st)
 {
 	static const struct hs_dump_opts defaults;
 	struct hs_dump_stats local;
-	struct hs_buf notes = HS_BUF_INIT, tmp = HS_BUF_INIT;
+	struct hs_buf notes = HS_BUF_INIT;
+	struct hs_outfile of;
 	struct seg *segs = NULL;
 	Elf64_Phdr *ph = NULL;
 	Elf64_Ehdr eh;
@@ -674,18 +660,12 @@ int hs_dump_write(struct hs_target *t, const char *path,
 	if (!st)
 		st = &local;
 	memset(st, 0, sizeof(*st));
-	if (!o->force && lstat(path, &sb) == 0) {
-		ret = -EEXIST;
+	ret = hs_outfile_open(&of, path, (o->force ? HS_OUTFILE_FORCE : 0) |
+			      (o->no_sync ? 0 : HS_OUTFILE_SYNC));
+	if (ret < 0)
 		goto out;
-	}
-	hs_buf_addf(&tmp, "%s.tmp-XXXXXX", path);
-	fd = mkostemp(tmp.buf, O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		goto out;
-	}
 	created = true;
-	(void)fchmod(fd, 0600);
+	fd = of.fd;
 
 	/* Layout: header, program headers, notes, then page-aligned data. */
 	build_notes(&notes, t);
@@ -784,29 +764,22 @@ int hs_dump_write(struct hs_target *t, const char *path,
 		st->file_size = off + sizeof(sh);
 	}
 	/* Trailing holes still belong to the file. */
-	if (ftruncate(fd, (off_t)st->file_size) || (!o->no_sync && fsync(fd))) {
+	if (ftruncate(fd, (off_t)st->file_size)) {
 		ret = -errno;
 		goto out;
 	}
 	if (fstat(fd, &sb) == 0)
 		st->disk_bytes = (uint64_t)sb.st_blocks * 512;
-	if (close(fd)) {
-		fd = -1;
-		ret = -errno;
-		goto out;
-	}
-	fd = -1;
-	ret = install(tmp.buf, path, o->force);
+	/* Syncs (unless no_sync), closes and renames; removes it on error. */
+	created = false;
+	ret = hs_outfile_commit(&of);
 
 out:
-	if (fd >= 0)
-		close(fd);
-	if (ret && created)
-		unlink(tmp.buf);
+	if (created)
+		hs_outfile_abort(&of);
 	free(ph);
 	free(segs);
 	hs_buf_release(&notes);
-	hs_buf_release(&tmp);
 	st->wall_ns = hs_now_ns() - t0;
 	return ret;
 }

@@ -125,8 +125,9 @@ enum hs_dump_policy hs_dump_policy_for(const struct hs_map *m,
  * page-aligned offsets.  The first thread in t->threads becomes gdb's
  * current thread.
  *
- * The file is written under a temporary name in path's directory (mode
- * 0600) and renamed to path only once complete and synced; on any error
+ * The file is written through hs_outfile (hs_outfile.h: a temporary name
+ * in path's directory, mode 0600, O_EXCL) and renamed to path only once
+ * complete and synced; on any error
  * (including -HS_E_INTERRUPTED) the temporary file is removed and nothing
  * is left at path.  Without o->force an existing path is -EEXIST (checked
  * again, atomically, at the rename).

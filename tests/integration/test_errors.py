@@ -54,7 +54,7 @@ class Errors(h.TmpDirTestCase):
             z = v.fact("zombie")
             rc, out, err = h.run("-p", z)
             self.assertEqual(rc, FATAL)
-            self.assertOneLine(err, "pid %d" % z, "zombie")
+            self.assertOneLine(err, "pid %d" % z, "exited", "zombie")
 
     def test_kernel_thread(self):
         pid = kernel_thread_pid()

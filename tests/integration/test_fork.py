@@ -7,6 +7,7 @@ clock_nanosleep, a reader blocked on an empty pipe, main blocked on stdin).
 HEAPSCAN_TEST_HOLD=resume makes heapscan say "holding" once the snapshot
 exists and go on at SIGUSR1; HEAPSCAN_TEST_HOLD=1 waits for SIGINT/SIGTERM.
 """
+import ctypes
 import json
 import os
 import re
@@ -20,6 +21,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import harness as h  # noqa: E402
 from coreutil import NT_PRSTATUS, Core  # noqa: E402
 
+SYS_TGKILL = 234  # x86_64
 GEN = re.compile(r"^hs-fork-gen-(\d{8})$")
 
 
@@ -251,28 +253,173 @@ class Fork(h.TmpDirTestCase):
         self.check_signal(signal.SIGTERM)
 
     def test_sigkill_of_heapscan(self):
-        """SIGKILL cannot be handled: the kernel kills the snapshot child
-        (PTRACE_O_EXITKILL) and it stays the target's zombie, unseen by
-        wait(2) without __WALL, until the target exits.  The target runs on
-        unharmed."""
+        """SIGKILL cannot be handled, but the snapshot child is traced by
+        heapscan's guard process, not by heapscan: the guard sees heapscan
+        die, kills the child and reaps it inside the target, then exits.
+        The target runs on with no child left."""
         with h.Victim("fork_victim") as v:
-            t0 = tasks(v.pid)
+            t0, s0 = tasks(v.pid), signal_state(v.pid)
             p = start(["strings", "--fork", "-p", v.pid], "1")
             kids = children(v.pid)
             self.assertEqual(len(kids), 1)
-            fd = os.pidfd_open(kids[0])
+            g = tracer_of(kids[0])
+            self.assertNotIn(g, (0, p.pid))
+            gfd = os.pidfd_open(g)
             p.kill()
             p.communicate()
-            # A pidfd becomes readable when its process has exited.
-            select.select([fd], [], [], 60)
-            os.close(fd)
-            self.assertEqual(tasks(v.pid), t0)
-            gen, early, piperr = ping(v)
-            self.assertEqual((early, piperr), (0, 0))
-            self.assertEqual(children(v.pid), kids)
-            self.assertEqual(proc_state(kids[0]), "Z")
-            for st in thread_states(v.pid):
-                self.assertNotIn(st, ("t", "T"))
+            wait_exit(gfd)
+            self.assertUnchanged(v, t0, s0)
+
+    def kill_at_step(self, k, victim_args=()):
+        """heapscan SIGKILLed while its guard is at step k of the fork
+        dance (HEAPSCAN_TEST_FORK_STEP): the guard stops there until
+        heapscan is dead, then finishes.  Whatever the step, the target
+        ends as it was: same threads and signal masks, not stopped, not
+        traced, no child, its blocked syscalls restarted, not ended."""
+        with h.Victim("fork_victim", *victim_args) as v:
+            t0, s0 = tasks(v.pid), signal_state(v.pid)
+            env = dict(os.environ, HEAPSCAN_TEST_FORK_STEP=str(k))
+            p = subprocess.Popen([h.HEAPSCAN, "strings", "--fork", "-p", str(v.pid)],
+                                 env=env, text=True, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+            line = p.stderr.readline()
+            m = re.match(r"heapscan: test: fork step (\d+) guard (\d+)\n$", line)
+            if not m:
+                p.kill()
+                p.communicate()
+                self.fail("no step line: %r" % line)
+            self.assertEqual(int(m.group(1)), k)
+            gfd = os.pidfd_open(int(m.group(2)))
+            p.kill()
+            out, err = p.communicate()
+            wait_exit(gfd)
+            self.assertEqual(err, "")
+            self.assertUnchanged(v, t0, s0)
+            # The injected main thread reads its commands again.
+            v.send("freeze 7")
+            self.assertEqual(v.fact("frozen"), 7)
+
+    def test_kill_at_each_step(self):
+        for k in range(1, 10):
+            with self.subTest(step=k):
+                self.kill_at_step(k)
+
+    def test_signal_at_each_step(self):
+        """A signal for the injected thread (SIGUSR2 sent to the main
+        thread with tgkill) arriving at any step of the dance is held while
+        the thread runs for us and delivered once it is released: handled
+        once, the blocked read restarted, the snapshot and the run
+        complete."""
+        libc = ctypes.CDLL(None, use_errno=True)
+        for k in (1, 2, 3, 4, 5, 8, 9):
+            with self.subTest(step=k), h.Victim("fork_victim") as v:
+                t0, s0 = tasks(v.pid), signal_state(v.pid)
+                env = dict(os.environ, HEAPSCAN_TEST_FORK_STEP=str(k))
+                p = subprocess.Popen([h.HEAPSCAN, "strings", "--fork", "-p", str(v.pid),
+                                      "--json", "--top", "20"], env=env, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                line = p.stderr.readline()
+                m = re.match(r"heapscan: test: fork step (\d+) guard (\d+)\n$", line)
+                if not m:
+                    p.kill()
+                    p.communicate()
+                    self.fail("no step line: %r" % line)
+                self.assertEqual(libc.syscall(SYS_TGKILL, v.pid, v.pid, signal.SIGUSR2), 0)
+                os.kill(int(m.group(2)), signal.SIGUSR1)
+                out, err = p.communicate(timeout=120)
+                self.assertEqual(p.returncode, 0, err)
+                self.assertEqual(err, "")
+                g = gens(json.loads(out)["strings"])
+                self.assertEqual(sum(g.values()), v.fact("slots"))
+                self.assertUnchanged(v, t0, s0)
+                self.assertEqual(v.fact("usr2"), 1)
+
+    def test_target_killed_at_each_step(self):
+        """The target SIGKILLed while the guard is at step k: heapscan says
+        the process exited and exits 2 (no report), the guard ends."""
+        for k in (1, 2, 3, 4, 5):
+            with self.subTest(step=k), h.Victim("fork_victim") as v:
+                env = dict(os.environ, HEAPSCAN_TEST_FORK_STEP=str(k))
+                p = subprocess.Popen([h.HEAPSCAN, "strings", "--fork", "-p", str(v.pid)],
+                                     env=env, text=True, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+                line = p.stderr.readline()
+                m = re.match(r"heapscan: test: fork step (\d+) guard (\d+)\n$", line)
+                if not m:
+                    p.kill()
+                    p.communicate()
+                    self.fail("no step line: %r" % line)
+                gfd = os.pidfd_open(int(m.group(2)))
+                # SIGKILL wakes every thread out of its ptrace-stop before
+                # kill() returns: the guard's next request on the thread
+                # fails, whatever step it is at.  (The victim cannot be
+                # waited for here: its tracers have not reaped it yet.)
+                os.kill(v.pid, signal.SIGKILL)
+                os.kill(int(m.group(2)), signal.SIGUSR1)
+                out, err = p.communicate(timeout=120)
+                wait_exit(gfd)
+                self.assertEqual(p.returncode, 2, err)
+                self.assertEqual(out, "")
+                self.assertEqual(err, "heapscan: pid %d: the process exited while "
+                                 "heapscan attached\n" % v.pid)
+
+    def test_exec_during_fork(self):
+        """The target runs execve() (from its main thread, then from
+        another thread) while the snapshot is held: the report is of the
+        old program, heapscan says so and exits 1; the new program runs
+        on and the snapshot child is reaped in it."""
+        for cmd in ("exec", "texec"):
+            with self.subTest(cmd=cmd), h.Victim("fork_victim") as v:
+                p = start(["strings", "--fork", "-p", v.pid, "--json", "--top", "5"],
+                          "resume")
+                kids = children(v.pid)
+                self.assertEqual(len(kids), 1)
+                gfd = os.pidfd_open(tracer_of(kids[0]))
+                v.send(cmd)
+                self.assertEqual(v.fact("pid"), v.pid)
+                p.send_signal(signal.SIGUSR1)
+                out, err = p.communicate(timeout=120)
+                wait_exit(gfd)
+                self.assertEqual(p.returncode, 1, err)
+                self.assertEqual(err, "heapscan: warning: pid %d executed a new program "
+                                 "during the run; the report is of the old one\n" % v.pid)
+                json.loads(out)
+                self.assertEqual(children(v.pid), [])
+                for st in thread_states(v.pid):
+                    self.assertNotIn(st, ("t", "T"))
+                self.assertEqual(ping(v)[1:], (0, 0))
+
+    def test_target_killed_during_fork(self):
+        with h.Victim("fork_victim") as v:
+            p = start(["strings", "--fork", "-p", v.pid, "--json"], "resume")
+            kids = children(v.pid)
+            gfd = os.pidfd_open(tracer_of(kids[0]))
+            os.kill(v.pid, signal.SIGKILL)
+            v.proc.wait()
+            p.send_signal(signal.SIGUSR1)
+            out, err = p.communicate(timeout=120)
+            wait_exit(gfd)
+            self.assertEqual(p.returncode, 1, err)
+            self.assertIn("heapscan: warning: pid %d exited during the run\n" % v.pid, err)
+            json.loads(out)
+
+
+def tracer_of(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("TracerPid:"):
+                return int(line.split()[1])
+    return 0
+
+
+def wait_exit(pidfd, timeout=60):
+    """A pidfd becomes readable when its process has exited."""
+    try:
+        r, _, _ = select.select([pidfd], [], [], timeout)
+        if not r:
+            raise AssertionError("the guard process did not exit")
+    finally:
+        os.close(pidfd)
 
 
 if __name__ == "__main__":

@@ -157,7 +157,8 @@ class PagemapTest(harness.TmpDirTestCase):
                 self.check_all_strings(d, "strings --all " + mode)
                 self.assertGreaterEqual(d["summary"]["unreadable_bytes"], 4096)
 
-                self.unchanged("snapshot " + mode, "snapshot", "-p", pid, "-o", prof, *extra)
+                self.unchanged("snapshot " + mode, "snapshot", "-p", pid, "-o", prof, "--force",
+                               *extra)
                 out, _ = self.unchanged("diff " + mode, "diff", prof, "-p", pid, "--json",
                                         "--top", "0", *extra)
                 d = json.loads(out)

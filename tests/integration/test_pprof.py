@@ -349,7 +349,13 @@ class PprofTest(harness.TmpDirTestCase):
                 f.write("keep me\n")
             link = self.path("link.pb.gz")
             os.symlink(target, link)
-            self.snap(v, "link.pb.gz")
+            # refused without --force: an existing name, a symlink included
+            rc, out, err = run("snapshot", "-p", v.pid, "--format", "pprof", "-o", link)
+            self.assertEqual(rc, 2, err)
+            self.assertIn("exists; use --force", err)
+            self.assertTrue(os.path.islink(link))
+            # with it, the symlink itself is replaced, never its target
+            self.snap(v, "link.pb.gz", "--force")
             with open(target) as f:
                 self.assertEqual(f.read(), "keep me\n")
             self.assertFalse(os.path.islink(link))

@@ -22,6 +22,9 @@ class ScanThreadsVictim(h.TmpDirTestCase):
     @classmethod
     def setUpClass(cls):
         cls.v = h.Victim("threads_victim", 3)
+        # after "ready" the main thread is on its way into read(): the
+        # report records the state it finds
+        cls.v.settled_state()
         # smaps before heapscan reads anything: reading memory maps file
         # pages (libc's version string) into the target, which moves its
         # file-backed Rss; heapscan takes its smaps before it reads.

@@ -97,7 +97,7 @@ static void test_errors(void **state)
 	(void)state;
 	assert_string_equal(hs_strerror(-ESRCH), strerror(ESRCH));
 	assert_string_equal(hs_strerror(-HS_E_ZOMBIE),
-			    "process is a zombie (it has no memory left)");
+			    "process has exited (a zombie: no memory left)");
 	assert_string_equal(hs_strerror(HS_E_KTHREAD),
 			    "process is a kernel thread (it has no user memory)");
 	assert_string_equal(hs_strerror(-99999), "unknown error");

@@ -165,6 +165,28 @@ static void test_status_kthread(void **state)
 	assert_true(x.kthread);
 }
 
+/* A process between exit_mm() and its zombie state has no Vm* lines: with
+ * a "Kthread:" line that is an exiting process, not a kernel thread. */
+static void test_status_exiting(void **state)
+{
+	const char *t = "Name:\tvictim\nState:\tR (running)\nTgid:\t42\nPPid:\t1\n"
+			"Kthread:\t0\nThreads:\t1\n";
+	const char *k = "Name:\tkworker/1:0\nState:\tI (idle)\nKthread:\t1\n";
+	struct hs_proc_status_extra x;
+	FILE *f = fmemopen((void *)t, strlen(t), "r");
+
+	(void)state;
+	assert_int_equal(hs_proc_parse_status_extra(f, &x), 0);
+	fclose(f);
+	assert_false(x.kthread);
+	assert_true(x.exiting);
+	f = fmemopen((void *)k, strlen(k), "r");
+	assert_int_equal(hs_proc_parse_status_extra(f, &x), 0);
+	fclose(f);
+	assert_true(x.kthread);
+	assert_false(x.exiting);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -173,6 +195,7 @@ int main(void)
 		cmocka_unit_test(test_edge_lines),
 		cmocka_unit_test(test_status),
 		cmocka_unit_test(test_status_kthread),
+		cmocka_unit_test(test_status_exiting),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

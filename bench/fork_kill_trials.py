@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""SIGKILL heapscan at random moments of `heap --fork` runs and count the harm.
+
+usage: bench/fork_kill_trials.py HEAPSCAN VICTIMS_DIR [TRIALS [RECORDS [MAX_MS]]]
+
+One leaky_worker RECORDS (default 2,000,000: about 200 MB of heap, so the
+clone's page-table copy takes milliseconds) is started per trial; heapscan
+`heap --fork -p PID` is SIGKILLed after a uniform random delay in
+[0, MAX_MS] ms (default 120).  Then, once no guard process is left, the
+trial counts: the target dead (and of which signal), stopped, traced, a
+child left behind, or not answering a command.  Not a test (timing-based,
+slow); it repeats the trials of issue 19 against a given binary.
+"""
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+
+def children(pid):
+    out = []
+    for t in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/children" % (pid, t)) as f:
+            out += f.read().split()
+    return out
+
+
+def guards():
+    res = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/comm" % d) as f:
+                    if f.read().strip() == "heapscan-guard":
+                        res.append(int(d))
+            except OSError:
+                pass
+    return res
+
+
+def status_field(pid, key):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return line.split()[1]
+    return "?"
+
+
+def main():
+    hs, victims = sys.argv[1], sys.argv[2]
+    trials = int(sys.argv[3]) if len(sys.argv) > 3 else 100
+    records = int(sys.argv[4]) if len(sys.argv) > 4 else 2000000
+    max_ms = float(sys.argv[5]) if len(sys.argv) > 5 else 120.0
+    harm = {"died": 0, "stopped": 0, "traced": 0, "child_left": 0, "no_answer": 0}
+    signals = {}
+    for _ in range(trials):
+        v = subprocess.Popen([os.path.join(victims, "leaky_worker"), str(records)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                             bufsize=1)
+        while v.stdout.readline().strip() != "ready":
+            pass
+        p = subprocess.Popen([hs, "heap", "--fork", "-p", str(v.pid)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(random.uniform(0, max_ms) / 1000.0)
+        p.kill()
+        p.wait()
+        deadline = time.monotonic() + 30
+        while guards() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if v.poll() is not None:
+            harm["died"] += 1
+            signals[-v.returncode] = signals.get(-v.returncode, 0) + 1
+            continue
+        st = status_field(v.pid, "State")
+        if st in ("t", "T"):
+            harm["stopped"] += 1
+        if status_field(v.pid, "TracerPid") != "0":
+            harm["traced"] += 1
+        if children(v.pid):
+            harm["child_left"] += 1
+        try:
+            v.stdin.write("leak 1\n")
+            v.stdin.flush()
+            ok = False
+            for line in v.stdout:
+                if line.strip() == "ready":
+                    ok = True
+                    break
+            if not ok:
+                harm["no_answer"] += 1
+        except OSError:
+            harm["no_answer"] += 1
+        v.kill()
+        v.wait()
+    print("trials %d, kill after 0-%g ms, %d records" % (trials, max_ms, records))
+    for k, n in harm.items():
+        print("%-11s %d" % (k, n))
+    if signals:
+        print("died of " + ", ".join("%s x%d" % (signal.Signals(s).name, n)
+                                     for s, n in signals.items()))
+
+
+if __name__ == "__main__":
+    main()
