@@ -120,4 +120,11 @@ static inline uint64_t hs_get_u64(const unsigned char *p)
 	return v;
 }
 
+/*
+ * Opens the file behind mapping m of t read-only: for a live target the
+ * file the process maps (through /proc/PID/root, or the mapping itself
+ * when deleted), for a core the path it names.  Returns an fd or -errno.
+ */
+int hs_open_mapped_file(const struct hs_target *t, const struct hs_map *m);
+
 #endif

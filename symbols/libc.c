@@ -12,6 +12,7 @@
  */
 #include "hs_libc.h"
 #include "hs_syms.h"
+#include "internal.h"
 
 #include <capstone/capstone.h>
 #include <errno.h>
@@ -86,7 +87,7 @@ static int open_regular(const char *p)
 
 /* Live: the file the process maps (its mount namespace, or the mapping
  * itself if deleted); a core: the path it names. */
-static int open_libc(const struct hs_target *t, const struct hs_map *m)
+int hs_open_mapped_file(const struct hs_target *t, const struct hs_map *m)
 {
 	char p[4096 + 64];
 	int fd;
@@ -207,7 +208,7 @@ int hs_libc_main_arena_disasm(struct hs_target *t, hs_addr_t *out, size_t max, s
 	*n = 0;
 	if (!base)
 		return -HS_E_NOT_FOUND;
-	fd = open_libc(t, base);
+	fd = hs_open_mapped_file(t, base);
 	if (fd < 0)
 		return -HS_E_NOT_FOUND;
 	memset(&sc, 0, sizeof(sc));

@@ -1,0 +1,401 @@
+/*
+ * Which allocator a target uses, and jemalloc's entry points; see
+ * hs_alloc.h, and doc/jemalloc.md for the facts about Debian 12's
+ * libjemalloc.so.2 (5.3.0) relied on here.
+ */
+#include "hs_alloc.h"
+#include "hs_syms.h"
+#include "internal.h"
+
+#include <capstone/capstone.h>
+#include <errno.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_PHDRS 64
+#define MAX_DYNSYMS (1u << 20)
+#define CODE_BYTES 0x300
+#define MAX_INSNS 160
+/* The rtree_t: a pointer, a 0x70-byte mutex, 2^18 root pointers. */
+#define RTREE_BYTES (0x78ull + (8ull << 18))
+
+static const char *const alloc_names[] = {
+#define HS_X_(n, s) s,
+	HS_ALLOCATORS(HS_X_)
+#undef HS_X_
+};
+
+const char *hs_alloc_name(enum hs_alloc_kind k)
+{
+	return (unsigned)k < HS_ALLOC_N ? alloc_names[k] : "unknown";
+}
+
+static const char *base_name(const char *p)
+{
+	const char *b = strrchr(p, '/');
+
+	return b ? b + 1 : p;
+}
+
+static bool prefix(const char *s, const char *p)
+{
+	return !strncmp(s, p, strlen(p));
+}
+
+static enum hs_alloc_kind kind_of_module(const char *path)
+{
+	const char *b = base_name(path);
+
+	if (prefix(b, "libjemalloc"))
+		return HS_ALLOC_JEMALLOC;
+	if (prefix(b, "libtcmalloc"))
+		return HS_ALLOC_TCMALLOC;
+	if (prefix(b, "libmimalloc"))
+		return HS_ALLOC_MIMALLOC;
+	if (prefix(b, "ld-musl") || prefix(b, "libc.musl"))
+		return HS_ALLOC_MUSL;
+	if (!strcmp(b, "libc.so.6") || (prefix(b, "libc-2.") && strstr(b, ".so")))
+		return HS_ALLOC_GLIBC;
+	return HS_ALLOC_UNKNOWN;
+}
+
+/* The executable's first mapping (file offset 0). */
+static const struct hs_map *exe_map(const struct hs_target *t)
+{
+	const char *exe = t->info.exe;
+
+	for (size_t i = 0; i < t->maps.n; i++) {
+		const struct hs_map *m = &t->maps.v[i];
+
+		if (m->offset == 0 && m->path[0] == '/' &&
+		    ((exe && exe[0] && !strcmp(m->path, exe)) || !exe || !exe[0]))
+			return m;
+	}
+	return NULL;
+}
+
+static const struct {
+	const char *sym;
+	enum hs_alloc_kind kind;
+} linked_syms[] = {
+	{ "je_malloc", HS_ALLOC_JEMALLOC },
+	{ "je_mallctl", HS_ALLOC_JEMALLOC },
+	{ "je_malloc_conf", HS_ALLOC_JEMALLOC },
+	{ "je_arena_emap_global", HS_ALLOC_JEMALLOC },
+	{ "mallctl", HS_ALLOC_JEMALLOC },
+	{ "malloc_conf", HS_ALLOC_JEMALLOC },
+	{ "tc_malloc", HS_ALLOC_TCMALLOC },
+	{ "mi_malloc", HS_ALLOC_MIMALLOC },
+	{ "__libc_malloc", HS_ALLOC_GLIBC },
+};
+
+void hs_alloc_detect(struct hs_target *t, struct hs_alloc_info *out)
+{
+	enum hs_alloc_kind best = HS_ALLOC_UNKNOWN;
+	const struct hs_map *bm = NULL, *em;
+
+	memset(out, 0, sizeof(*out));
+	/* A library allocator wins over libc: it interposes malloc. */
+	for (size_t i = 0; i < t->maps.n; i++) {
+		const struct hs_map *m = &t->maps.v[i];
+		enum hs_alloc_kind k;
+
+		if (m->offset != 0 || m->path[0] != '/')
+			continue;
+		k = kind_of_module(m->path);
+		if (k == HS_ALLOC_UNKNOWN)
+			continue;
+		if (best == HS_ALLOC_UNKNOWN || best == HS_ALLOC_GLIBC ||
+		    (best == HS_ALLOC_MUSL && k != HS_ALLOC_GLIBC)) {
+			best = k;
+			bm = m;
+		}
+	}
+	if (best != HS_ALLOC_UNKNOWN && best != HS_ALLOC_GLIBC && best != HS_ALLOC_MUSL)
+		goto found_module;
+	/* Linked into the executable: its symbols say so. */
+	em = exe_map(t);
+	if (em && kind_of_module(em->path) == HS_ALLOC_UNKNOWN) {
+		struct hs_syms *s = NULL;
+
+		if (hs_syms_open(t, 0, &s) == 0) {
+			for (size_t i = 0; i < HS_ARRAY_SIZE(linked_syms); i++) {
+				hs_addr_t a;
+
+				if (linked_syms[i].kind == HS_ALLOC_GLIBC && best != HS_ALLOC_UNKNOWN)
+					continue;
+				if (hs_syms_by_name(s, em->path, linked_syms[i].sym, &a, NULL) == 0) {
+					out->kind = linked_syms[i].kind;
+					out->linked_in = true;
+					snprintf(out->module, sizeof(out->module), "%s", em->path);
+					snprintf(out->how, sizeof(out->how), "symbol %s",
+						 linked_syms[i].sym);
+					break;
+				}
+			}
+			hs_syms_close(s);
+		}
+		if (out->kind != HS_ALLOC_UNKNOWN)
+			return;
+	}
+found_module:
+	out->kind = best;
+	if (bm) {
+		snprintf(out->module, sizeof(out->module), "%s", bm->path);
+		snprintf(out->how, sizeof(out->how), "module name");
+	}
+}
+
+/* ---- jemalloc's entry points ---- */
+
+struct lib {
+	int fd;
+	Elf *e;
+	GElf_Phdr ph[MAX_PHDRS];
+	size_t nph;
+	uint64_t bias;
+};
+
+static const GElf_Phdr *load_for(const struct lib *L, uint64_t vaddr, uint32_t need)
+{
+	for (size_t i = 0; i < L->nph; i++) {
+		const GElf_Phdr *p = &L->ph[i];
+
+		if (p->p_type == PT_LOAD && (p->p_flags & need) == need &&
+		    vaddr >= p->p_vaddr && vaddr - p->p_vaddr < p->p_memsz)
+			return p;
+	}
+	return NULL;
+}
+
+static int lib_open(struct lib *L, struct hs_target *t, const struct hs_map *m)
+{
+	GElf_Ehdr eh;
+	bool have_bias = false;
+
+	memset(L, 0, sizeof(*L));
+	L->fd = hs_open_mapped_file(t, m);
+	if (L->fd < 0)
+		return -HS_E_NOT_FOUND;
+	elf_version(EV_CURRENT);
+	L->e = elf_begin(L->fd, ELF_C_READ_MMAP, NULL);
+	if (!L->e || elf_kind(L->e) != ELF_K_ELF || !gelf_getehdr(L->e, &eh) ||
+	    eh.e_machine != EM_X86_64 || gelf_getclass(L->e) != ELFCLASS64 ||
+	    elf_getphdrnum(L->e, &L->nph) || L->nph == 0 || L->nph > MAX_PHDRS)
+		return -HS_E_NOT_FOUND;
+	for (size_t i = 0; i < L->nph; i++) {
+		if (!gelf_getphdr(L->e, (int)i, &L->ph[i]))
+			return -HS_E_NOT_FOUND;
+		if (L->ph[i].p_type == PT_LOAD && L->ph[i].p_offset == 0 && !have_bias) {
+			L->bias = m->start - (L->ph[i].p_vaddr & ~(uint64_t)0xfff);
+			have_bias = true;
+		}
+	}
+	return have_bias ? 0 : -HS_E_NOT_FOUND;
+}
+
+static void lib_close(struct lib *L)
+{
+	if (L->e)
+		elf_end(L->e);
+	if (L->fd >= 0)
+		close(L->fd);
+}
+
+/* A dynamic symbol's value (file vaddr), or 0. */
+static uint64_t dynsym(struct lib *L, const char *want)
+{
+	Elf_Scn *scn = NULL;
+
+	while ((scn = elf_nextscn(L->e, scn))) {
+		GElf_Shdr sh;
+		Elf_Data *d;
+		size_t n;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_DYNSYM || !sh.sh_entsize)
+			continue;
+		d = elf_getdata(scn, NULL);
+		n = sh.sh_size / sh.sh_entsize;
+		for (size_t k = 0; d && k < n && k < MAX_DYNSYMS; k++) {
+			GElf_Sym sym;
+			const char *name;
+
+			if (!gelf_getsym(d, (int)k, &sym) || sym.st_shndx == SHN_UNDEF)
+				continue;
+			name = elf_strptr(L->e, sh.sh_link, sym.st_name);
+			if (name && !strcmp(name, want))
+				return sym.st_value;
+		}
+	}
+	return 0;
+}
+
+static void add_cand(struct hs_alloc_jemalloc *out, uint64_t a)
+{
+	for (size_t i = 0; i < out->nrtree; i++)
+		if (out->rtree[i] == a)
+			return;
+	if (out->nrtree < HS_ARRAY_SIZE(out->rtree))
+		out->rtree[out->nrtree++] = a;
+}
+
+/* Decodes the first instructions of function fn (file vaddr). */
+static void scan_fn(struct lib *L, csh cs, uint64_t fn, struct hs_alloc_jemalloc *out)
+{
+	const GElf_Phdr *ph = load_for(L, fn, PF_X);
+	uint8_t code[CODE_BYTES];
+	const uint8_t *p = code;
+	uint64_t off, a = fn;
+	size_t len;
+	ssize_t got;
+	cs_insn *insn;
+
+	if (!fn || !ph || (off = fn - ph->p_vaddr) >= ph->p_filesz)
+		return;
+	len = ph->p_filesz - off < CODE_BYTES ? (size_t)(ph->p_filesz - off) : CODE_BYTES;
+	got = pread(L->fd, code, len, (off_t)(ph->p_offset + off));
+	if (got <= 0 || !(insn = cs_malloc(cs)))
+		return;
+	len = (size_t)got;
+	for (unsigned k = 0; k < MAX_INSNS && cs_disasm_iter(cs, &p, &len, &a, insn); k++) {
+		const cs_x86 *x = &insn->detail->x86;
+
+		if (insn->id == X86_INS_LEA && x->op_count == 2 &&
+		    x->operands[1].type == X86_OP_MEM && x->operands[1].mem.base == X86_REG_RIP &&
+		    x->operands[1].mem.index == X86_REG_INVALID) {
+			uint64_t tg = insn->address + insn->size + (uint64_t)x->operands[1].mem.disp;
+			const GElf_Phdr *w = load_for(L, tg, PF_W | PF_R);
+
+			/* Room for the whole tree in the writable segment. */
+			if (w && tg + RTREE_BYTES <= w->p_vaddr + w->p_memsz)
+				add_cand(out, L->bias + tg);
+		} else if (insn->id == X86_INS_CMP && !out->tsd_state_off && x->op_count == 2 &&
+			   x->operands[0].type == X86_OP_MEM &&
+			   x->operands[0].mem.segment == X86_REG_FS &&
+			   x->operands[0].mem.base != X86_REG_INVALID &&
+			   x->operands[0].size == 1 && x->operands[1].type == X86_OP_IMM &&
+			   x->operands[1].imm == 0 && x->operands[0].mem.disp > 0 &&
+			   x->operands[0].mem.disp < 0x10000) {
+			/* tsd_fast(): `cmpb $0, %fs:STATE(%reg)`, reg the TLS offset. */
+			out->tsd_state_off = (unsigned)x->operands[0].mem.disp;
+		}
+	}
+	cs_free(insn, 1);
+}
+
+/* The TLS block's offset from the thread pointer, from the GOT slot of
+ * the library's R_X86_64_TPOFF64 relocation (ld.so wrote it there). */
+static void find_tpoff(struct lib *L, struct hs_target *t, struct hs_alloc_jemalloc *out)
+{
+	Elf_Scn *scn = NULL;
+
+	for (size_t i = 0; i < L->nph; i++)
+		if (L->ph[i].p_type == PT_TLS)
+			out->tsd_size = L->ph[i].p_memsz;
+	while ((scn = elf_nextscn(L->e, scn)) && !out->have_tpoff) {
+		GElf_Shdr sh;
+		Elf_Data *d;
+		size_t n;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_RELA || !sh.sh_entsize)
+			continue;
+		d = elf_getdata(scn, NULL);
+		n = sh.sh_size / sh.sh_entsize;
+		for (size_t k = 0; d && k < n && k < MAX_DYNSYMS; k++) {
+			GElf_Rela r;
+			uint64_t v;
+
+			if (!gelf_getrela(d, (int)k, &r) ||
+			    GELF_R_TYPE(r.r_info) != R_X86_64_TPOFF64 || GELF_R_SYM(r.r_info) != 0)
+				continue;
+			if (hs_read_u64(t, L->bias + r.r_offset, &v) < 0)
+				continue;
+			out->tsd_tpoff = (int64_t)v - r.r_addend;
+			/* Variant II: the block lies below the thread pointer. */
+			if (out->tsd_tpoff < 0 && out->tsd_tpoff > -(1ll << 32)) {
+				out->have_tpoff = true;
+				break;
+			}
+		}
+	}
+}
+
+/* "5.3.0-0-g<40 hex>" in the library's read-only data. */
+static void find_version(struct lib *L, struct hs_alloc_jemalloc *out)
+{
+	size_t sz = 0;
+	const char *img = elf_rawfile(L->e, &sz);
+
+	for (size_t i = 0; img && i + 44 < sz; i++) {
+		const char *g = memchr(img + i, '-', sz - i - 44);
+		size_t s, e;
+
+		if (!g)
+			break;
+		i = (size_t)(g - img);
+		if (g[1] != '0' && (g[1] < '1' || g[1] > '9'))
+			continue;
+		/* digits "-g" 40 hex */
+		e = i + 1;
+		while (e < sz && img[e] >= '0' && img[e] <= '9')
+			e++;
+		if (e + 42 > sz || img[e] != '-' || img[e + 1] != 'g' ||
+		    strspn(img + e + 2, "0123456789abcdef") < 40)
+			continue;
+		for (s = i; s > 0 && ((img[s - 1] >= '0' && img[s - 1] <= '9') || img[s - 1] == '.');
+		     s--)
+			;
+		if (s == i || i - s > 12)
+			continue;
+		snprintf(out->version, sizeof(out->version), "%.*s", (int)(e + 42 - s), img + s);
+		return;
+	}
+}
+
+int hs_alloc_jemalloc_find(struct hs_target *t, const struct hs_alloc_info *info,
+			   struct hs_alloc_jemalloc *out)
+{
+	const struct hs_map *m = NULL;
+	struct lib L = { .fd = -1 };
+	csh cs = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (info->kind != HS_ALLOC_JEMALLOC || !info->module[0])
+		return -HS_E_NOT_FOUND;
+	if (info->linked_in) {
+		struct hs_syms *s = NULL;
+		hs_addr_t a;
+
+		if (hs_syms_open(t, 0, &s) < 0)
+			return -HS_E_NOT_FOUND;
+		if (hs_syms_by_name(s, info->module, "je_arena_emap_global", &a, NULL) == 0) {
+			out->rtree[out->nrtree++] = a;
+			out->rtree_how = "symbol";
+		}
+		hs_syms_close(s);
+		return out->nrtree ? 0 : -HS_E_NOT_FOUND;
+	}
+	for (size_t i = 0; i < t->maps.n && !m; i++)
+		if (t->maps.v[i].offset == 0 && !strcmp(t->maps.v[i].path, info->module))
+			m = &t->maps.v[i];
+	if (!m || lib_open(&L, t, m) < 0)
+		goto out;
+	if (cs_open(CS_ARCH_X86, CS_MODE_64, &cs) != CS_ERR_OK) {
+		cs = 0;
+		goto out;
+	}
+	cs_option(cs, CS_OPT_DETAIL, CS_OPT_ON);
+	scan_fn(&L, cs, dynsym(&L, "malloc_usable_size"), out);
+	scan_fn(&L, cs, dynsym(&L, "sallocx"), out);
+	out->rtree_how = "disasm";
+	find_tpoff(&L, t, out);
+	find_version(&L, out);
+out:
+	if (cs)
+		cs_close(&cs);
+	lib_close(&L);
+	return out->nrtree ? 0 : -HS_E_NOT_FOUND;
+}
