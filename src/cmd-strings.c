@@ -228,14 +228,14 @@ int cmd_strings(int argc, char **argv)
 	if (show_progress)
 		so.progress = progress;
 	/* Chunk space first: it decides the ranges with --chunks. */
-	ret = hs_report_strings_where(t, NULL, &where, &why);
+	ret = hs_report_strings_where_any(t, NULL, NULL, &where, &why);
 	if (ret == -HS_E_INTERRUPTED || ret == -ESRCH || (ret < 0 && loc_mask)) {
 		if (ret == -HS_E_INTERRUPTED)
 			hs_cli_err("interrupted; target released");
 		else if (ret == -ESRCH)
 			hs_cli_err("%s exited during the scan", t->source);
 		else
-			hs_cli_err("--chunks %s needs the glibc heap: %s", chunks, why.buf);
+			hs_cli_err("--chunks %s needs the heap: %s", chunks, why.buf);
 		hs_buf_release(&why);
 		hs_target_close(t);
 		return HS_EXIT_FATAL;
