@@ -207,7 +207,7 @@ void hs_report_strings_text(FILE *out, const struct hs_str_result *res,
 		res->scan_ns ? (double)res->bytes_scanned / ((double)res->scan_ns / 1e9) / 1e6 : 0.0,
 		hs_fmt_bytes(b3, sizeof(b3), res->mem_peak));
 	if (!res->where_known)
-		fprintf(out, "  where: unknown (no glibc heap information)\n");
+		fprintf(out, "  where: unknown (no malloc heap walked)\n");
 	else
 		fprintf(out, "  where: in in-use malloc chunks, in free chunks, or outside "
 			"malloc's chunks%s\n", res->where_approximate ?

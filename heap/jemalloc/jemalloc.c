@@ -161,8 +161,14 @@ static bool edata_ok(const uint64_t *ed, hs_addr_t q, uint64_t leaf_bits)
 	if (!size || (eb_slab(bits) && (ed[ED_ADDR / 8] & (PAGE - 1))) || addr > q || q - addr >= size ||
 	    size > (1ull << 46) || st > HS_JE_RETAINED)
 		return false;
-	/* The leaf mirrors the edata's state and slab flag. */
-	if (((leaf_bits >> 2) & 7) != st || (leaf_bits & 1) != (uint64_t)eb_slab(bits))
+	/* The leaf mirrors the edata's state; while active, its slab flag
+	 * too.  A freed slab keeps its slab flag, and its leaf the old
+	 * class and flag: both mean nothing once the extent is not active. */
+	if (((leaf_bits >> 2) & 7) != st)
+		return false;
+	if (st != HS_JE_ACTIVE)
+		return true;
+	if ((leaf_bits & 1) != (uint64_t)eb_slab(bits))
 		return false;
 	if (eb_slab(bits)) {
 		uint64_t reg = hs_je_index2size(eb_szind(bits));
@@ -232,7 +238,9 @@ static int walk_range(struct walk *w, hs_addr_t start, hs_addr_t end)
 			continue;
 		}
 		n = got / 8;
-		for (k = 0; k < n && !ent[k]; k++)
+		/* An entry without an edata (jemalloc writes {NULL, SC_NSIZES}
+		 * when it clears one) is empty. */
+		for (k = 0; k < n && !(ent[k] & ((1ull << LG_VADDR) - EDATA_SIZE)); k++)
 			;
 		if (k == n) {
 			p += n * PAGE;
@@ -586,7 +594,7 @@ static void count_extents(struct hs_jemalloc_heap *h)
 			h->narenas = eb_arena(e->bits) + 1;
 		if (st != HS_JE_ACTIVE)
 			continue;
-		if (eb_slab(e->bits)) {
+		if (eb_slab(e->bits) && st == HS_JE_ACTIVE) {
 			uint64_t reg = hs_je_index2size(ind);
 			unsigned nregs = (unsigned)(e->size / reg), nfree = 0;
 
