@@ -54,9 +54,10 @@ static const char usage_text[] =
 	"      --chunks KIND    inuse: only bytes in in-use malloc chunks; free:\n"
 	"                       only bytes in free chunks; all (default): every\n"
 	"                       byte of the regions (inuse and free need the\n"
-	"                       glibc heap)\n\n"
-	"Each string says where it lives: in in-use malloc chunks, in free chunks,\n"
-	"or outside malloc's chunks (\"unknown\" without a glibc heap).\n"
+	"                       glibc or the jemalloc heap)\n\n"
+	"Each string says where it lives: in in-use malloc chunks (jemalloc:\n"
+	"regions), in free ones (thread-cached included), or outside them\n"
+	"(\"unknown\" when no malloc heap is walked).\n"
 	"Printable means ASCII 0x20-0x7e and tab, as strings(1).  The target is\n"
 	"stopped only while its memory is read (never with --no-stop); the\n"
 	"report says for how long.\n";
@@ -235,7 +236,7 @@ int cmd_strings(int argc, char **argv)
 		else if (ret == -ESRCH)
 			hs_cli_err("%s exited during the scan", t->source);
 		else
-			hs_cli_err("--chunks %s needs the heap: %s", chunks, why.buf);
+			hs_cli_err("--chunks %s needs the glibc heap or jemalloc's: %s", chunks, why.buf);
 		hs_buf_release(&why);
 		hs_target_close(t);
 		return HS_EXIT_FATAL;
