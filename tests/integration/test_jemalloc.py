@@ -138,9 +138,27 @@ class JemallocTest(harness.TmpDirTestCase):
             dead = found["hsje-dead"]
             self.assertEqual(dead["count"], 500)
             self.assertEqual(dead["where"]["free"], 500)
-            # heap's view of the same blocks: each freed one is cached or free
-            rc, out, err = run("show", v.facts["freed"][0], "-p", v.pid)
-            self.assertEqual(rc, 0, err)
+
+    def test_victim_show(self):
+        with self.start_victim() as v:
+            marks = [l.split()[1:] for l in v.lines if l.startswith("marker ")]
+            freed = [l.split()[1] for l in v.lines if l.startswith("freed ")]
+            for addr, name in marks[:1] + marks[-2:]:
+                # any byte inside names the region that holds it
+                inside = "%#x" % (int(addr, 16) + 5)
+                d, rc, err = run_json("show", inside, "-p", v.pid)
+                self.assertEqual(rc, 0, err)
+                b = d["block"]
+                self.assertEqual(b["allocator"], "jemalloc")
+                self.assertEqual(b["addr"], addr, name)
+                self.assertEqual(b["offset"], 5)
+                self.assertEqual(b["state"], "inuse", name)
+                self.assertEqual(bytes.fromhex(d["dump"]["hex"])[:len(name)].decode(), name)
+            for addr in freed:
+                d, rc, err = run_json("show", addr, "-p", v.pid)
+                self.assertEqual(rc, 0, err)
+                self.assertIn(d["block"]["state"], ("cached", "free"), addr)
+                self.assertEqual(d["block"]["class"], 48)
 
     def test_victim_cores(self):
         with self.start_victim() as v:
