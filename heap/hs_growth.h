@@ -142,6 +142,12 @@ struct hs_profile_opts {
 	/* How to open the glibc heap (main_arena, candidates); NULL: the
 	 * walker's own scan. */
 	const struct hs_glibc_opts *glibc;
+	/* Another allocator's heap as blocks (hs_block.h); when set it is
+	 * profiled instead of glibc's: its arenas by index (address 0,
+	 * system memory the bytes of its blocks), "chunk" records per
+	 * arena and size class for the blocks in use (cached and free ones
+	 * count as free).  NULL: glibc. */
+	const struct hs_blocks *blocks;
 };
 
 /*

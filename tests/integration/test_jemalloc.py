@@ -181,6 +181,25 @@ class JemallocTest(harness.TmpDirTestCase):
             h = self.heap("-c", gcore)
             self.check_classes(h, truth, "gcore")
 
+    def test_victim_snapshot(self):
+        # growth's profile: in-use blocks per arena and size class, as heap
+        # counts them (both threads' arenas)
+        with self.start_victim() as v:
+            h = self.heap("-p", v.pid)
+            prof = os.path.join(self.tmp, "je.prof")
+            rc, out, err = run("snapshot", "-p", v.pid, "-o", prof)
+            self.assertEqual(rc, 0, err)
+            per_size, arenas = {}, set()
+            with open(prof) as f:
+                for line in f:
+                    p = line.split()
+                    if p[0] == "chunk":
+                        arenas.add(int(p[1]))
+                        per_size[int(p[2])] = per_size.get(int(p[2]), 0) + int(p[3])
+            self.assertEqual(per_size, {c["size"]: c["in_use"] for c in h["size_classes"]
+                                        if c["in_use"]})
+            self.assertEqual(arenas, {0, 1})
+
     def test_victim_rss_unchanged(self):
         def rss(pid):
             return [(s, e, perms, path, f.get("Rss")) for s, e, perms, path, f
