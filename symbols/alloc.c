@@ -205,8 +205,9 @@ static void lib_close(struct lib *L)
 		close(L->fd);
 }
 
-/* A dynamic symbol's value (file vaddr), or 0. */
-static uint64_t dynsym(struct lib *L, const char *want)
+/* A symbol's value (file vaddr; TLS: offset in the TLS image) from the
+ * table of type `type` (SHT_DYNSYM, SHT_SYMTAB) into *val; false if absent. */
+static bool sym_in(struct lib *L, uint32_t type, const char *want, uint64_t *val)
 {
 	Elf_Scn *scn = NULL;
 
@@ -215,7 +216,7 @@ static uint64_t dynsym(struct lib *L, const char *want)
 		Elf_Data *d;
 		size_t n;
 
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_DYNSYM || !sh.sh_entsize)
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != type || !sh.sh_entsize)
 			continue;
 		d = elf_getdata(scn, NULL);
 		n = sh.sh_size / sh.sh_entsize;
@@ -226,11 +227,20 @@ static uint64_t dynsym(struct lib *L, const char *want)
 			if (!gelf_getsym(d, (int)k, &sym) || sym.st_shndx == SHN_UNDEF)
 				continue;
 			name = elf_strptr(L->e, sh.sh_link, sym.st_name);
-			if (name && !strcmp(name, want))
-				return sym.st_value;
+			if (name && !strcmp(name, want)) {
+				*val = sym.st_value;
+				return true;
+			}
 		}
 	}
-	return 0;
+	return false;
+}
+
+static uint64_t dynsym(struct lib *L, const char *want)
+{
+	uint64_t v = 0;
+
+	return sym_in(L, SHT_DYNSYM, want, &v) ? v : 0;
 }
 
 static void add_cand(struct hs_alloc_jemalloc *out, uint64_t a)
@@ -355,6 +365,38 @@ static void find_version(struct lib *L, struct hs_alloc_jemalloc *out)
 	}
 }
 
+/*
+ * jemalloc linked into the executable: its globals by their .symtab names
+ * (je_arena_emap_global; je_tsd_tls, a TLS symbol).  The executable's TLS
+ * block is the first (x86_64 variant II): it ends at the thread pointer,
+ * at offset roundup(memsz - firstbyte, align) + firstbyte below it, with
+ * firstbyte = -p_vaddr mod align (glibc's _dl_determine_tlsoffset).
+ */
+static void linked_in(struct lib *L, struct hs_alloc_jemalloc *out)
+{
+	uint64_t rt = 0, tsd = 0;
+	bool have_tsd = sym_in(L, SHT_SYMTAB, "je_tsd_tls", &tsd);
+
+	if (sym_in(L, SHT_SYMTAB, "je_arena_emap_global", &rt)) {
+		out->rtree[out->nrtree++] = L->bias + rt;
+		out->rtree_how = "symbol";
+	}
+	for (size_t i = 0; i < L->nph; i++) {
+		const GElf_Phdr *p = &L->ph[i];
+		uint64_t align = p->p_align ? p->p_align : 1, first, off;
+
+		if (p->p_type != PT_TLS || (align & (align - 1)) || p->p_memsz > (1u << 24))
+			continue;
+		first = (0 - (p->p_vaddr & (align - 1))) & (align - 1);
+		off = ((p->p_memsz - first + align - 1) & ~(align - 1)) + first;
+		if (have_tsd && tsd < p->p_memsz) {
+			out->tsd_tpoff = -(int64_t)off + (int64_t)tsd;
+			out->tsd_size = p->p_memsz - tsd;
+			out->have_tpoff = true;
+		}
+	}
+}
+
 int hs_alloc_jemalloc_find(struct hs_target *t, const struct hs_alloc_info *info,
 			   struct hs_alloc_jemalloc *out)
 {
@@ -365,24 +407,16 @@ int hs_alloc_jemalloc_find(struct hs_target *t, const struct hs_alloc_info *info
 	memset(out, 0, sizeof(*out));
 	if (info->kind != HS_ALLOC_JEMALLOC || !info->module[0])
 		return -HS_E_NOT_FOUND;
-	if (info->linked_in) {
-		struct hs_syms *s = NULL;
-		hs_addr_t a;
-
-		if (hs_syms_open(t, 0, &s) < 0)
-			return -HS_E_NOT_FOUND;
-		if (hs_syms_by_name(s, info->module, "je_arena_emap_global", &a, NULL) == 0) {
-			out->rtree[out->nrtree++] = a;
-			out->rtree_how = "symbol";
-		}
-		hs_syms_close(s);
-		return out->nrtree ? 0 : -HS_E_NOT_FOUND;
-	}
 	for (size_t i = 0; i < t->maps.n && !m; i++)
 		if (t->maps.v[i].offset == 0 && !strcmp(t->maps.v[i].path, info->module))
 			m = &t->maps.v[i];
 	if (!m || lib_open(&L, t, m) < 0)
 		goto out;
+	find_version(&L, out);
+	if (info->linked_in) {
+		linked_in(&L, out);
+		goto out;
+	}
 	if (cs_open(CS_ARCH_X86, CS_MODE_64, &cs) != CS_ERR_OK) {
 		cs = 0;
 		goto out;
@@ -392,7 +426,6 @@ int hs_alloc_jemalloc_find(struct hs_target *t, const struct hs_alloc_info *info
 	scan_fn(&L, cs, dynsym(&L, "sallocx"), out);
 	out->rtree_how = "disasm";
 	find_tpoff(&L, t, out);
-	find_version(&L, out);
 out:
 	if (cs)
 		cs_close(&cs);

@@ -98,10 +98,22 @@ class JemallocTest(harness.TmpDirTestCase):
                 self.assertEqual(c["in_use"] + c["tcache"] + c["free"],
                                  c["slabs"] * c["regs_per_slab"], c)
 
-    def start_victim(self):
-        if not os.path.exists(harness.victim_path("jemalloc_victim")):
-            self.skipTest("jemalloc_victim not built (libjemalloc-dev missing)")
-        return Victim("jemalloc_victim")
+    def start_victim(self, name="jemalloc_victim"):
+        if not os.path.exists(harness.victim_path(name)):
+            self.skipTest("%s not built (libjemalloc-dev missing)" % name)
+        return Victim(name)
+
+    def test_linked_in(self):
+        # jemalloc inside the executable: found by its symbols, same counts
+        with self.start_victim("jemalloc_static_victim") as v:
+            h = self.heap("-p", v.pid)
+            self.assertTrue(h["linked_in"])
+            self.assertTrue(h["allocator_source"].startswith("symbol "))
+            self.assertEqual(h["rtree_source"], "symbol")
+            self.assertEqual(h["jemalloc_version"], v.facts["version"][0])
+            self.check_classes(h, victim_classes(v), "linked in")
+            tids = {t["tid"]: t for t in h["tcaches"]}
+            self.assertEqual(tids[v.fact("thread_tid")]["count"], 32)
 
     def test_victim_live(self):
         with self.start_victim() as v:
