@@ -6,8 +6,10 @@ pkgs=(build-essential cmake pkg-config libelf-dev libdw-dev libunwind-dev
       libcapstone-dev libcmocka-dev python3 gdb elfutils util-linux
       libc6-dbg # libc6-dbg: main_arena's symbol for heap tests, glibc's
                 # internal function names in stack tests
-      libjemalloc-dev redis-server redis-tools) # jemalloc tests: a victim
+      libjemalloc-dev redis-server redis-tools # jemalloc tests: a victim
                 # linked with it, python3 preloading it, redis-server on it
+      libtcmalloc-minimal4 libmimalloc2.0 musl-tools) # allocators heapscan
+                # must name (and say it does not walk)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -55,7 +55,11 @@ static enum hs_alloc_kind kind_of_module(const char *path)
 		return HS_ALLOC_TCMALLOC;
 	if (prefix(b, "libmimalloc"))
 		return HS_ALLOC_MIMALLOC;
-	if (prefix(b, "ld-musl") || prefix(b, "libc.musl"))
+	/* musl's libc is also its dynamic loader: ld-musl-ARCH.so.1 is a
+	 * link to it (Debian: /usr/lib/x86_64-linux-musl/libc.so, Alpine:
+	 * /lib/ld-musl-x86_64.so.1 or libc.musl-x86_64.so.1). */
+	if (prefix(b, "ld-musl") || prefix(b, "libc.musl") ||
+	    (prefix(b, "libc.so") && strstr(path, "musl")))
 		return HS_ALLOC_MUSL;
 	if (!strcmp(b, "libc.so.6") || (prefix(b, "libc-2.") && strstr(b, ".so")))
 		return HS_ALLOC_GLIBC;
@@ -89,7 +93,12 @@ static const struct {
 	{ "malloc_conf", HS_ALLOC_JEMALLOC },
 	{ "tc_malloc", HS_ALLOC_TCMALLOC },
 	{ "mi_malloc", HS_ALLOC_MIMALLOC },
-	{ "__libc_malloc", HS_ALLOC_GLIBC },
+	/* Both libcs define __libc_malloc: musl's malloc has these, glibc's
+	 * ptmalloc its _int_malloc and main_arena (static binaries). */
+	{ "__libc_malloc_impl", HS_ALLOC_MUSL },
+	{ "__malloc_donate", HS_ALLOC_MUSL },
+	{ "_int_malloc", HS_ALLOC_GLIBC },
+	{ "main_arena", HS_ALLOC_GLIBC },
 };
 
 void hs_alloc_detect(struct hs_target *t, struct hs_alloc_info *out)
@@ -125,7 +134,9 @@ void hs_alloc_detect(struct hs_target *t, struct hs_alloc_info *out)
 			for (size_t i = 0; i < HS_ARRAY_SIZE(linked_syms); i++) {
 				hs_addr_t a;
 
-				if (linked_syms[i].kind == HS_ALLOC_GLIBC && best != HS_ALLOC_UNKNOWN)
+				if ((linked_syms[i].kind == HS_ALLOC_GLIBC ||
+				     linked_syms[i].kind == HS_ALLOC_MUSL) &&
+				    best != HS_ALLOC_UNKNOWN)
 					continue;
 				if (hs_syms_by_name(s, em->path, linked_syms[i].sym, &a, NULL) == 0) {
 					out->kind = linked_syms[i].kind;

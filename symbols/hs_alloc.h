@@ -45,10 +45,11 @@ struct hs_alloc_info {
  * Names t's allocator.  Never fails: UNKNOWN when nothing is recognised
  * (a static binary without symbols, an allocator heapscan does not
  * know).  A library is recognised by its file name (libjemalloc*,
- * libtcmalloc*, libmimalloc*, ld-musl / libc.musl), an allocator linked
- * into the executable by its exported or .symtab symbols (je_malloc,
- * mallctl, malloc_conf / tc_malloc / mi_malloc), glibc by libc.so.6 or
- * by __libc_malloc in a static executable.
+ * libtcmalloc*, libmimalloc*; ld-musl, libc.musl, or a libc.so on a path
+ * naming musl), an allocator linked into the executable by its exported
+ * or .symtab symbols (je_malloc, mallctl, malloc_conf / tc_malloc /
+ * mi_malloc / musl's __libc_malloc_impl or __malloc_donate / glibc's
+ * _int_malloc or main_arena), glibc by libc.so.6.
  */
 void hs_alloc_detect(struct hs_target *t, struct hs_alloc_info *out);
 

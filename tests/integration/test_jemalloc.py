@@ -38,6 +38,23 @@ sys.stdin.read()
 """
 
 
+# A C program that mallocs, prints its pid and "ready", and waits.
+WAIT_C = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+int main(void)
+{
+	char *volatile p = malloc(100);
+	(void)p;
+	printf("pid %d\nready\n", (int)getpid());
+	fflush(stdout);
+	getchar();
+	return 0;
+}
+"""
+
+
 def victim_classes(v):
     """{size: count} from the victim's curregs and curlextents lines."""
     truth = {}
@@ -283,6 +300,40 @@ class JemallocTest(harness.TmpDirTestCase):
 
     def test_mimalloc_named(self):
         self.other_allocator(LIBMI, "mimalloc")
+
+    def built_named(self, cc, flags, name):
+        """Compiles WAIT_C with cc, runs it, checks heap names `name`."""
+        if not shutil.which(cc):
+            self.skipTest("%s is not installed" % cc)
+        src = os.path.join(self.tmp, "w.c")
+        exe = os.path.join(self.tmp, "w")
+        with open(src, "w") as f:
+            f.write(WAIT_C)
+        p = subprocess.run([cc] + flags + ["-o", exe, src], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = subprocess.Popen([exe], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            pid = int(p.stdout.readline().split()[1])
+            self.assertEqual(p.stdout.readline().strip(), "ready")
+            rc, out, err = run("heap", "-p", pid, "--json")
+            d = json.loads(out)
+            self.assertEqual(d["heap"]["allocator"], name, d["heap"])
+            self.assertEqual(rc, 0 if d["heap"]["supported"] else 2, err)
+            return d["heap"]
+        finally:
+            p.stdin.close()
+            p.wait(timeout=30)
+
+    def test_musl_named(self):
+        h = self.built_named("musl-gcc", [], "musl")
+        self.assertIn("musl", h["allocator_module"])
+        self.assertFalse(h["supported"])
+        h = self.built_named("musl-gcc", ["-static"], "musl")
+        self.assertEqual(h["allocator_source"][:7], "symbol ")
+
+    def test_static_glibc_named(self):
+        # glibc linked in: named glibc (its heap walk needs libc.so.6)
+        self.built_named("gcc", ["-static"], "glibc")
 
     def test_glibc_still_glibc(self):
         with Victim("heap_victim") as v:
