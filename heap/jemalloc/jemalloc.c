@@ -306,7 +306,8 @@ static int walk_tree(struct hs_jemalloc_heap *h, hs_addr_t rtree, uint64_t *bad)
 	if (ret)
 		return ret;
 	/* Sorted, with duplicates (an extent met from two mappings) dropped. */
-	qsort(h->ext, h->next, sizeof(*h->ext), cmp_extent);
+	if (h->next)
+		qsort(h->ext, h->next, sizeof(*h->ext), cmp_extent);
 	{
 		size_t j = 0;
 
@@ -366,6 +367,8 @@ static int add_cached(struct hs_jemalloc_heap *h, size_t *alloc, const uint64_t 
 		h->truncated = true;
 		n = cap > h->ncached ? cap - h->ncached : 0;
 	}
+	if (!n)
+		return 0;
 	if (h->ncached + n > *alloc) {
 		size_t na = *alloc ? *alloc : 1024;
 		hs_addr_t *nv;
@@ -464,7 +467,8 @@ static int read_tcaches(struct hs_jemalloc_heap *h)
 				goto out;
 		}
 	}
-	qsort(h->cached, h->ncached, sizeof(*h->cached), cmp_addr);
+	if (h->ncached)
+		qsort(h->cached, h->ncached, sizeof(*h->cached), cmp_addr);
 out:
 	free(w);
 	free(ptrs);
