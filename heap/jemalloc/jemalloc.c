@@ -20,7 +20,6 @@
 #define RT_LEAF_SPAN (1ull << (LG_PAGE + RT_BITS)) /* 1 GiB per leaf */
 #define RT_ROOT_OFF 0x78   /* rtree_t: base_t * (8), malloc_mutex_t (0x70) */
 #define RT_NROOT (1u << RT_BITS)
-#define LEAF_BATCH 512     /* entries per read: one page of a leaf */
 
 #define EDATA_SIZE 128     /* EDATA_ALIGNMENT; sizeof(edata_t) */
 #define ED_ADDR 8
@@ -115,6 +114,16 @@ static bool extent_map(const struct hs_maps *ms, size_t i)
 
 struct walk {
 	struct hs_jemalloc_heap *h;
+	/* The page of edata_t last read: jemalloc's base allocator packs
+	 * them, so neighbouring extents' edata share pages (which it wrote:
+	 * reading them faults nothing in). */
+	hs_addr_t epage;
+	size_t egot;
+	uint64_t ebuf[PAGE / 8];
+	/* The page of leaf entries last read (the part of it read). */
+	hs_addr_t lpage;
+	size_t llo, lhi;         /* bytes [llo, lhi) of it are in lbuf */
+	uint64_t lbuf[PAGE / 8];
 	hs_addr_t root;
 	uint64_t cur_slot;
 	hs_addr_t leaf;          /* leaf of cur_slot, 0 if none */
@@ -180,6 +189,56 @@ static bool edata_ok(const uint64_t *ed, hs_addr_t q, uint64_t leaf_bits)
 	return true;
 }
 
+static int read_edata(struct walk *w, hs_addr_t ea, uint64_t *ed)
+{
+	hs_addr_t pg = ea & ~(PAGE - 1);
+
+	if (pg != w->epage || !w->egot) {
+		w->epage = pg;
+		w->egot = 0;
+		if (hs_target_read(w->h->t, pg, w->ebuf, PAGE, &w->egot) < 0)
+			w->egot = 0;
+	}
+	/* edata_t is 128-byte aligned: one never straddles a page. */
+	if (ea - pg + EDATA_SIZE > w->egot)
+		return hs_target_read_full(w->h->t, ea, ed, EDATA_SIZE);
+	memcpy(ed, (const uint8_t *)w->ebuf + (ea - pg), EDATA_SIZE);
+	return 0;
+}
+
+/*
+ * n leaf entries at a (all in one page of the leaf) into ent, through a
+ * one-page cache: consecutive small extents read the same leaf page.
+ * Only [a, end of the range asked) is ever read from the target, as
+ * without the cache.
+ */
+static int read_leaf(struct walk *w, hs_addr_t a, uint64_t *ent, uint64_t n, size_t *got)
+{
+	hs_addr_t pg = a & ~(PAGE - 1);
+	size_t lo = (size_t)(a - pg), hi = lo + (size_t)n * 8;
+	int ret;
+
+	if (hi > PAGE) /* the caller keeps to one page */
+		return -EINVAL;
+
+	if (pg != w->lpage || lo < w->llo || hi > w->lhi) {
+		size_t g = 0;
+
+		w->lpage = pg;
+		w->llo = w->lhi = 0;
+		ret = hs_target_read(w->h->t, a, (uint8_t *)w->lbuf + lo, hi - lo, &g);
+		if (ret < 0)
+			return ret;
+		w->llo = lo;
+		w->lhi = lo + (g & ~(size_t)7);
+	}
+	*got = (w->lhi > lo ? w->lhi - lo : 0);
+	if (*got > hi - lo)
+		*got = hi - lo;
+	memcpy(ent, (const uint8_t *)w->lbuf + lo, *got);
+	return 0;
+}
+
 static int read_root(struct walk *w, uint64_t slot)
 {
 	uint64_t v = 0;
@@ -200,7 +259,7 @@ static int read_root(struct walk *w, uint64_t slot)
 static int walk_range(struct walk *w, hs_addr_t start, hs_addr_t end)
 {
 	struct hs_jemalloc_heap *h = w->h;
-	uint64_t ent[LEAF_BATCH];
+	uint64_t ent[PAGE / 8];
 	hs_addr_t p = start;
 	int ret;
 
@@ -225,12 +284,16 @@ static int walk_range(struct walk *w, hs_addr_t start, hs_addr_t end)
 			continue;
 		}
 		idx = (p >> LG_PAGE) & (RT_NROOT - 1);
-		n = LEAF_BATCH - idx % LEAF_BATCH;
+		/* To the end of the target page holding this entry (a leaf
+		 * is 8-byte aligned, not page-aligned), and of the leaf. */
+		n = (PAGE - ((w->leaf + idx * 8) & (PAGE - 1))) / 8;
+		if (n > RT_NROOT - idx)
+			n = RT_NROOT - idx;
 		if (n > (end - p) >> LG_PAGE)
 			n = (end - p) >> LG_PAGE;
 		if (!n)
 			return 0;
-		ret = hs_target_read(h->t, w->leaf + idx * 8, ent, n * 8, &got);
+		ret = read_leaf(w, w->leaf + idx * 8, ent, n, &got);
 		if (ret == -ESRCH)
 			return ret;
 		if (ret < 0 || got < 8) {
@@ -250,8 +313,7 @@ static int walk_range(struct walk *w, hs_addr_t start, hs_addr_t end)
 		/* Compact leaf: edata in bits 47..7 (sign-extended), szind in
 		 * 63..48, state 4..2, is_head 1, slab 0. */
 		ea = (hs_addr_t)((int64_t)(ent[k] << 16) >> 16) & ~(hs_addr_t)(EDATA_SIZE - 1);
-		if (!ea || hs_target_read_full(h->t, ea, ed, sizeof(ed)) < 0 ||
-		    !edata_ok(ed, q, ent[k])) {
+		if (!ea || read_edata(w, ea, ed) < 0 || !edata_ok(ed, q, ent[k])) {
 			if (w->bad++ < 4)
 				problem(h, q, "rtree leaf entry %#llx names no valid extent",
 					(unsigned long long)ent[k]);
@@ -475,7 +537,8 @@ out:
 	return ret;
 }
 
-bool hs_jemalloc_is_cached(const struct hs_jemalloc_heap *h, hs_addr_t p)
+/* Index of the first cached pointer >= p. */
+static size_t cached_lower(const struct hs_jemalloc_heap *h, hs_addr_t p)
 {
 	size_t lo = 0, hi = h->ncached;
 
@@ -487,6 +550,13 @@ bool hs_jemalloc_is_cached(const struct hs_jemalloc_heap *h, hs_addr_t p)
 		else
 			hi = mid;
 	}
+	return lo;
+}
+
+bool hs_jemalloc_is_cached(const struct hs_jemalloc_heap *h, hs_addr_t p)
+{
+	size_t lo = cached_lower(h, p);
+
 	return lo < h->ncached && h->cached[lo] == p;
 }
 
@@ -536,14 +606,19 @@ int hs_jemalloc_for_each_region(struct hs_jemalloc_heap *h, unsigned flags,
 		{
 			uint64_t reg = hs_je_index2size(ind);
 			unsigned nregs = (unsigned)(e->size / reg);
+			/* Regions come in address order: one cursor into the
+			 * sorted cached pointers serves the whole slab. */
+			size_t ci = cached_lower(h, e->addr);
 
 			r.size = reg;
 			r.szind = ind;
 			for (unsigned i = 0; i < nregs; i++) {
 				r.addr = e->addr + i * reg;
+				while (ci < h->ncached && h->cached[ci] < r.addr)
+					ci++;
 				if (reg_free(e, i))
 					r.state = HS_JE_REG_FREE;
-				else if (hs_jemalloc_is_cached(h, r.addr))
+				else if (ci < h->ncached && h->cached[ci] == r.addr)
 					r.state = HS_JE_REG_TCACHE;
 				else
 					r.state = HS_JE_REG_INUSE;
@@ -623,7 +698,7 @@ int hs_jemalloc_open(struct hs_target *t, const struct hs_jemalloc_opts *opts,
 		     struct hs_jemalloc_heap **out)
 {
 	struct hs_jemalloc_heap *h = calloc(1, sizeof(*h));
-	uint64_t t0 = now_ns(), bad = 0;
+	uint64_t t0 = now_ns(), t1, t2, bad = 0;
 	int ret = -HS_E_NOT_FOUND;
 
 	*out = NULL;
@@ -655,13 +730,17 @@ int hs_jemalloc_open(struct hs_target *t, const struct hs_jemalloc_opts *opts,
 	}
 	if (ret)
 		goto err;
+	t1 = now_ns();
 	ret = read_tcaches(h);
 	if (ret)
 		goto err;
+	t2 = now_ns();
 	count_extents(h);
 	ret = hs_jemalloc_for_each_region(h, 0, count_region, h);
 	if (ret)
 		goto err;
+	hs_log(HS_LOG_DEBUG, "jemalloc: tree %.3f s, tcaches %.3f s, count %.3f s",
+	       (double)(t1 - t0) / 1e9, (double)(t2 - t1) / 1e9, (double)(now_ns() - t2) / 1e9);
 	/* A cached pointer that is in no region of its bin's class. */
 	{
 		uint64_t tc = 0;
