@@ -1,7 +1,9 @@
 /*
- * heapscan heap: walk the glibc heap.  Every arena and its heaps, chunks in
- * use and free by kind (tcache, fastbin, unsorted, small, large, top),
- * fragmentation, mmapped chunks, in-use chunks by size, problems found.
+ * heapscan heap: name the allocator and walk its heap: jemalloc's (extents,
+ * regions per size class, thread caches), or glibc's (every arena and its
+ * heaps, chunks in use and free by kind: tcache, fastbin, unsorted, small,
+ * large, top; fragmentation, mmapped chunks, in-use chunks by size), with
+ * the problems found.
  */
 #include "cli.h"
 #include "report.h"

@@ -22,14 +22,16 @@ enum {
 static const char usage_text[] =
 	"usage: heapscan [scan] (-p PID | -c CORE) [options]\n\n"
 	"Reports where the target's memory is: regions by class (from smaps),\n"
-	"the largest regions, the file-backed modules, the glibc heap (arenas,\n"
-	"chunks in use and free, sizes by bytes) and the top strings.\n"
+	"the largest regions, the file-backed modules, the malloc heap (which\n"
+	"allocator; glibc: arenas, chunks in use and free, sizes by bytes;\n"
+	"jemalloc: extents, regions in use, cached and free, size classes) and the\n"
+	"top strings.\n"
 	"'heapscan heap' and 'heapscan strings' give each analysis in full.\n\n"
 	"options:\n"
 	"%s"
 	"      --top-regions N  how many of the largest regions to list (default 10)\n"
 	"      --top N          how many strings and chunk sizes to list (default 10)\n"
-	"      --no-heap        skip the glibc heap section\n"
+	"      --no-heap        skip the malloc heap section\n"
 	"      --no-strings     skip the strings section\n";
 
 int cmd_scan(int argc, char **argv)

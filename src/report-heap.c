@@ -1,4 +1,5 @@
-/* The glibc heap report; see report-heap.h. */
+/* The malloc heap report (glibc's, jemalloc's, or the allocator named);
+ * see report-heap.h. */
 #include "report-heap.h"
 #include "hs_libc.h"
 
