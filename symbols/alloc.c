@@ -101,6 +101,9 @@ static const struct {
 	{ "main_arena", HS_ALLOC_GLIBC },
 };
 
+struct lib;
+static int link_index(struct hs_target *t, const struct hs_map *exe, const char *path);
+
 void hs_alloc_detect(struct hs_target *t, struct hs_alloc_info *out)
 {
 	enum hs_alloc_kind best = HS_ALLOC_UNKNOWN;
@@ -123,10 +126,41 @@ void hs_alloc_detect(struct hs_target *t, struct hs_alloc_info *out)
 			bm = m;
 		}
 	}
-	if (best != HS_ALLOC_UNKNOWN && best != HS_ALLOC_GLIBC && best != HS_ALLOC_MUSL)
-		goto found_module;
-	/* Linked into the executable: its symbols say so. */
 	em = exe_map(t);
+	if (best != HS_ALLOC_UNKNOWN && best != HS_ALLOC_GLIBC && best != HS_ALLOC_MUSL) {
+		/*
+		 * Mapped is not enough: malloc binds to the first object of
+		 * the global scope that defines it, ld.so's link map order
+		 * (the executable, LD_PRELOAD, then DT_NEEDED breadth-first;
+		 * dlopen'd objects after them, RTLD_LOCAL ones outside it).
+		 * An allocator library behind libc there serves nobody's
+		 * malloc: then the allocator is libc's.
+		 */
+		const struct hs_map *lc = NULL;
+		int ia, ic;
+
+		for (size_t i = 0; i < t->maps.n && !lc; i++) {
+			const struct hs_map *m = &t->maps.v[i];
+			enum hs_alloc_kind k = m->offset == 0 && m->path[0] == '/'
+					       ? kind_of_module(m->path) : HS_ALLOC_UNKNOWN;
+
+			if (k == HS_ALLOC_GLIBC || k == HS_ALLOC_MUSL)
+				lc = m;
+		}
+		ia = em && lc ? link_index(t, em, bm->path) : -1;
+		ic = ia >= 0 ? link_index(t, em, lc->path) : -1;
+		hs_log(HS_LOG_DEBUG, "alloc: link map: %s at %d, %s at %d", bm->path, ia,
+		       lc ? lc->path : "-", ic);
+		if (ia >= 0 && ic >= 0 && ic < ia) {
+			out->kind = kind_of_module(lc->path);
+			snprintf(out->module, sizeof(out->module), "%s", lc->path);
+			snprintf(out->how, sizeof(out->how), "link map (%s after libc)",
+				 hs_alloc_name(best));
+			return;
+		}
+		goto found_module;
+	}
+	/* Linked into the executable: its symbols say so. */
 	if (em && kind_of_module(em->path) == HS_ALLOC_UNKNOWN) {
 		struct hs_syms *s = NULL;
 
@@ -406,6 +440,59 @@ static void linked_in(struct lib *L, struct hs_alloc_jemalloc *out)
 			out->have_tpoff = true;
 		}
 	}
+}
+
+#define MAX_LINK_MAPS 4096
+
+/*
+ * The position of the object whose file is `path` (compared by basename:
+ * ld.so may name /lib/... for the /usr/lib/... the maps show) in ld.so's
+ * link map, reached through the executable's DT_DEBUG (&_r_debug, which
+ * ld.so fills in at start: r_map at +8; link_map: l_name +8, l_next +24).
+ * All read in the target (the executable's dynamic section and ld.so's
+ * data, written at start-up: resident).  -1 when not found or not
+ * readable (a static binary has no DT_DEBUG).
+ */
+static int link_index(struct hs_target *t, const struct hs_map *exe, const char *path)
+{
+	struct lib L = { .fd = -1 };
+	const char *want = base_name(path);
+	uint64_t dyn = 0, dynsz = 0, dbg = 0, lm = 0;
+	int ret = -1;
+
+	if (lib_open(&L, t, exe) < 0)
+		goto out;
+	for (size_t i = 0; i < L.nph; i++)
+		if (L.ph[i].p_type == PT_DYNAMIC) {
+			dyn = L.bias + L.ph[i].p_vaddr;
+			dynsz = L.ph[i].p_memsz;
+		}
+	for (uint64_t off = 0; dyn && off + 16 <= dynsz && off < 16 * 512; off += 16) {
+		uint64_t e[2];
+
+		if (hs_target_read_full(t, dyn + off, e, sizeof(e)) < 0 || e[0] == DT_NULL)
+			break;
+		if (e[0] == DT_DEBUG)
+			dbg = e[1];
+	}
+	if (!dbg || hs_read_u64(t, dbg + 8, &lm) < 0)
+		goto out;
+	for (int i = 0; lm && i < MAX_LINK_MAPS; i++) {
+		uint64_t w[4];
+		char name[512];
+
+		if (hs_target_read_full(t, lm, w, sizeof(w)) < 0)
+			break;
+		if (w[1] && hs_read_cstr(t, w[1], name, sizeof(name)) >= 0 &&
+		    !strcmp(base_name(name), want)) {
+			ret = i;
+			break;
+		}
+		lm = w[3];
+	}
+out:
+	lib_close(&L);
+	return ret;
 }
 
 int hs_alloc_jemalloc_find(struct hs_target *t, const struct hs_alloc_info *info,

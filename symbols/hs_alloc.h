@@ -4,8 +4,9 @@
  * target's ELF modules).
  *
  * Detection looks at mapped module names first (an allocator in its own
- * shared library interposes malloc for the whole process), then at the
- * executable's symbols (an allocator linked in), then at libc.  This
+ * shared library interposes malloc for the whole process, when ld.so's
+ * link map has it before libc: one dlopen'd later serves no malloc), then
+ * at the executable's symbols (an allocator linked in), then at libc.  This
  * layer knows nothing of the allocators' structures beyond where the
  * jemalloc walker's entry points are: heap/ checks what it is given.
  */

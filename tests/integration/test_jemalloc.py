@@ -267,6 +267,30 @@ class JemallocTest(harness.TmpDirTestCase):
             p.stdin.close()
             p.wait(timeout=30)
 
+    def test_dlopened_jemalloc_is_not_malloc(self):
+        # libjemalloc dlopen'd after start (its initial-exec TLS needs the
+        # tunable's static TLS room): mapped, initialised, but malloc is
+        # still glibc's, which the link map order shows
+        if not os.path.exists(LIBJE):
+            self.skipTest("libjemalloc2 not installed")
+        env = dict(os.environ, GLIBC_TUNABLES="glibc.rtld.optional_static_tls=65536")
+        code = "import ctypes; ctypes.CDLL(%r)\n" % LIBJE + PY_VICTIM
+        p = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True, env=env)
+        try:
+            pid = int(p.stdout.readline().split()[1])
+            self.assertEqual(p.stdout.readline().strip(), "ready")
+            self.assertTrue(any(path.endswith("libjemalloc.so.2")
+                                for _, _, _, path, _ in read_smaps(pid)))
+            d, rc, err = run_json("heap", "-p", pid)
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(d["heap"]["allocator"], "glibc")
+            self.assertTrue(d["heap"]["supported"])
+            self.assertGreater(d["heap"]["totals"]["inuse"]["count"], 100)
+        finally:
+            p.stdin.close()
+            p.wait(timeout=30)
+
     def other_allocator(self, lib, name):
         if not os.path.exists(lib):
             self.skipTest("%s not installed" % lib)
