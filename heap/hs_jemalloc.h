@@ -59,8 +59,8 @@ struct hs_jemalloc_opts {
 	 * the tcache is found by its self-references). */
 	unsigned tsd_state_off;
 	char version[32];        /* "5.3.0-0-g..." if the caller read it */
-	size_t max_extents;      /* 0: 4 Mi */
-	size_t max_cached;       /* cached pointers kept; 0: 4 Mi */
+	size_t max_extents;      /* extents kept (104 bytes each); 0: 1 Mi */
+	size_t max_cached;       /* cached pointers kept (8 bytes each); 0: 4 Mi */
 };
 
 struct hs_je_count {
