@@ -59,6 +59,11 @@ struct hs_jemalloc_opts {
 	 * the tcache is found by its self-references). */
 	unsigned tsd_state_off;
 	char version[32];        /* "5.3.0-0-g..." if the caller read it */
+	/* Anonymous ranges that are no allocator's (the bss tails of the
+	 * mapped objects), [start, end) sorted by start; never walked.
+	 * Borrowed for hs_jemalloc_open; may be NULL. */
+	const hs_addr_t (*skip)[2];
+	size_t nskip;
 	size_t max_extents;      /* extents kept (104 bytes each); 0: 1 Mi */
 	size_t max_cached;       /* cached pointers kept (8 bytes each); 0: 4 Mi */
 };

@@ -439,6 +439,8 @@ int hs_report_alloc_collect(struct hs_target *t, struct hs_report_alloc *ra)
 	jo.tsd_tpoff = ra->jf.tsd_tpoff;
 	jo.tsd_size = ra->jf.tsd_size;
 	jo.tsd_state_off = ra->jf.tsd_state_off;
+	jo.skip = (const hs_addr_t(*)[2])ra->jf.bss;
+	jo.nskip = ra->jf.nbss;
 	ra->je_err = hs_jemalloc_open(t, &jo, &ra->je);
 	if (ra->je_err == -ESRCH || ra->je_err == -HS_E_INTERRUPTED)
 		return ra->je_err;
@@ -451,6 +453,7 @@ void hs_report_alloc_release(struct hs_report_alloc *ra)
 		return;
 	hs_jemalloc_close(ra->je);
 	ra->je = NULL;
+	hs_alloc_jemalloc_release(&ra->jf);
 }
 
 bool hs_report_alloc_glibc(const struct hs_report_alloc *ra)

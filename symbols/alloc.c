@@ -12,6 +12,7 @@
 #include <gelf.h>
 #include <libelf.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -495,6 +496,62 @@ out:
 	return ret;
 }
 
+static int cmp_range(const void *a, const void *b)
+{
+	const hs_addr_t *x = a, *y = b;
+
+	return x[0] < y[0] ? -1 : x[0] > y[0];
+}
+
+/* The bss tail of each ELF object mapped in t (its first mapping, file
+ * offset 0): page-rounded [vaddr + filesz, vaddr + memsz) of each
+ * writable PT_LOAD, plus the load bias. */
+static void find_bss(struct hs_target *t, struct hs_alloc_jemalloc *out)
+{
+	size_t alloc = 0;
+
+	for (size_t i = 0; i < t->maps.n; i++) {
+		const struct hs_map *m = &t->maps.v[i];
+		struct lib L = { .fd = -1 };
+
+		if (m->offset != 0 || m->path[0] != '/')
+			continue;
+		/* Once per object: its later mappings have offsets > 0. */
+		if (lib_open(&L, t, m) == 0)
+			for (size_t k = 0; k < L.nph; k++) {
+				const GElf_Phdr *p = &L.ph[k];
+				uint64_t lo = (p->p_vaddr + p->p_filesz + 0xfff) & ~0xfffull;
+				uint64_t hi = (p->p_vaddr + p->p_memsz + 0xfff) & ~0xfffull;
+
+				if (p->p_type != PT_LOAD || !(p->p_flags & PF_W) || hi <= lo ||
+				    p->p_memsz > (1ull << 40))
+					continue;
+				if (out->nbss == alloc) {
+					size_t na = alloc ? alloc * 2 : 64;
+					hs_addr_t (*nv)[2] = realloc(out->bss, na * sizeof(*nv));
+
+					if (!nv)
+						break;
+					out->bss = nv;
+					alloc = na;
+				}
+				out->bss[out->nbss][0] = L.bias + lo;
+				out->bss[out->nbss][1] = L.bias + hi;
+				out->nbss++;
+			}
+		lib_close(&L);
+	}
+	if (out->nbss)
+		qsort(out->bss, out->nbss, sizeof(*out->bss), cmp_range);
+}
+
+void hs_alloc_jemalloc_release(struct hs_alloc_jemalloc *j)
+{
+	free(j->bss);
+	j->bss = NULL;
+	j->nbss = 0;
+}
+
 int hs_alloc_jemalloc_find(struct hs_target *t, const struct hs_alloc_info *info,
 			   struct hs_alloc_jemalloc *out)
 {
@@ -505,6 +562,7 @@ int hs_alloc_jemalloc_find(struct hs_target *t, const struct hs_alloc_info *info
 	memset(out, 0, sizeof(*out));
 	if (info->kind != HS_ALLOC_JEMALLOC || !info->module[0])
 		return -HS_E_NOT_FOUND;
+	find_bss(t, out);
 	for (size_t i = 0; i < t->maps.n && !m; i++)
 		if (t->maps.v[i].offset == 0 && !strcmp(t->maps.v[i].path, info->module))
 			m = &t->maps.v[i];

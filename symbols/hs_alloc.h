@@ -64,7 +64,14 @@ struct hs_alloc_jemalloc {
 	uint64_t tsd_size;       /* the library's PT_TLS p_memsz */
 	unsigned tsd_state_off;  /* from `cmpb $0, %fs:OFF(reg)`, 0 if not seen */
 	char version[64];        /* "5.3.0-0-g54eaed1d8b56..." or "" */
+	/* The zero-fill tails (.bss past the file's bytes) of every mapped
+	 * ELF object, [start, end) pairs sorted by start: anonymous memory
+	 * that is no allocator's.  Owned; free with hs_alloc_jemalloc_release. */
+	hs_addr_t (*bss)[2];
+	size_t nbss;
 };
+
+void hs_alloc_jemalloc_release(struct hs_alloc_jemalloc *j);
 
 /*
  * For the jemalloc that info names (a shared library: its file on disk,
@@ -76,7 +83,9 @@ struct hs_alloc_jemalloc {
  *     symbol;
  *   - the tsd: the library's R_X86_64_TPOFF64 relocation names a GOT slot
  *     that ld.so filled with the TLS block's offset from the thread
- *     pointer; that slot is read in the target (RELRO data ld.so wrote).
+ *     pointer; that slot is read in the target (RELRO data ld.so wrote);
+ *   - every mapped ELF object's bss tail (its writable PT_LOAD's memsz
+ *     past filesz, from the files' program headers).
  * Returns 0 (out->nrtree >= 1), -HS_E_NOT_FOUND, -ENOMEM.
  */
 int hs_alloc_jemalloc_find(struct hs_target *t, const struct hs_alloc_info *info,

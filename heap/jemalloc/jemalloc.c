@@ -94,8 +94,10 @@ static uint64_t now_ns(void)
 }
 
 /* Anonymous private read-write memory jemalloc may have mapped (its
- * mmaps, or [heap] for dss): not file-backed, not a thread stack, not
- * the bss tail of a library (it follows the library's writable data). */
+ * mmaps, or [heap] for dss): not file-backed, not a thread stack.  The
+ * bss tails of the mapped objects are cut out by the caller's skip
+ * ranges (an anonymous mapping that follows a library's data may be its
+ * bss, jemalloc's, or both merged). */
 static bool extent_map(const struct hs_maps *ms, size_t i)
 {
 	const struct hs_map *m = &ms->v[i];
@@ -106,11 +108,9 @@ static bool extent_map(const struct hs_maps *ms, size_t i)
 		return false;
 	if (m->path[0] && strcmp(m->path, "[heap]"))
 		return false;
-	if (!m->path[0] && i > 0 && ms->v[i - 1].end == m->start && ms->v[i - 1].path[0] &&
-	    ms->v[i - 1].path[0] != '[' && (ms->v[i - 1].perms & HS_PERM_W))
-		return false;
 	return true;
 }
+
 
 struct walk {
 	struct hs_jemalloc_heap *h;
@@ -338,6 +338,28 @@ static int walk_range(struct walk *w, hs_addr_t start, hs_addr_t end)
 	return 0;
 }
 
+/* Walks [start, end) less the skip ranges (sorted by start). */
+static int walk_map(struct walk *w, hs_addr_t start, hs_addr_t end)
+{
+	const struct hs_jemalloc_opts *o = &w->h->opts;
+	hs_addr_t a = start;
+	int ret;
+
+	for (size_t k = 0; o->skip && k < o->nskip && a < end; k++) {
+		hs_addr_t s = o->skip[k][0], e = o->skip[k][1];
+
+		if (e <= a || s >= end)
+			continue;
+		if (s > a) {
+			ret = walk_range(w, a, s);
+			if (ret)
+				return ret;
+		}
+		a = e;
+	}
+	return a < end ? walk_range(w, a, end) : 0;
+}
+
 static int cmp_extent(const void *a, const void *b)
 {
 	const struct hs_je_extent *x = a, *y = b;
@@ -361,9 +383,16 @@ static int walk_tree(struct hs_jemalloc_heap *h, hs_addr_t rtree, uint64_t *bad)
 
 	h->next = 0;
 	h->truncated = false;
-	for (size_t i = 0; i < ms->n && !ret; i++)
-		if (extent_map(ms, i))
-			ret = walk_range(&w, ms->v[i].start, ms->v[i].end);
+	for (size_t i = 0; i < ms->n && !ret; i++) {
+		size_t before = h->next;
+
+		if (!extent_map(ms, i))
+			continue;
+		ret = walk_map(&w, ms->v[i].start, ms->v[i].end);
+		hs_log(HS_LOG_DEBUG, "jemalloc: %#llx-%#llx: %zu extents",
+		       (unsigned long long)ms->v[i].start, (unsigned long long)ms->v[i].end,
+		       h->next - before);
+	}
 	*bad = w.bad;
 	if (ret)
 		return ret;
@@ -753,6 +782,8 @@ int hs_jemalloc_open(struct hs_target *t, const struct hs_jemalloc_opts *opts,
 				(unsigned long long)h->tcache.count);
 	}
 	h->walk_ns = now_ns() - t0;
+	h->opts.skip = NULL; /* borrowed for the walk only */
+	h->opts.nskip = 0;
 	*out = h;
 	return 0;
 err:

@@ -189,6 +189,24 @@ class JemallocTest(harness.TmpDirTestCase):
                 self.assertIn(d["block"]["state"], ("cached", "free"), addr)
                 self.assertEqual(d["block"]["class"], 48)
 
+    def test_malloc_conf_variants(self):
+        # jemalloc's own options change where extents lie and what caches
+        # hold: without retained memory its mappings land next to the
+        # libraries' bss (which the walk must tell apart), without tcache
+        # there are no caches, the HPA makes its own extents
+        if not os.path.exists(harness.victim_path("jemalloc_victim")):
+            self.skipTest("jemalloc_victim not built (libjemalloc-dev missing)")
+        for conf in ("retain:false", "retain:false,narenas:3", "tcache:false",
+                     "hpa:true", "dirty_decay_ms:0,muzzy_decay_ms:0", "narenas:1"):
+            env = dict(os.environ, MALLOC_CONF=conf)
+            with Victim("jemalloc_victim", env=env) as v:
+                before = [(s, e, f.get("Rss")) for s, e, _, _, f in read_smaps(v.pid)]
+                h = self.heap("-p", v.pid)
+                self.check_classes(h, victim_classes(v), conf)
+                self.assertEqual(len(h["tcaches"]), 0 if conf == "tcache:false" else 2, conf)
+                self.assertEqual([(s, e, f.get("Rss")) for s, e, _, _, f in read_smaps(v.pid)],
+                                 before, conf)
+
     def test_victim_cores(self):
         with self.start_victim() as v:
             truth = victim_classes(v)
