@@ -7,10 +7,12 @@
  * tree keyed by page (the emap's rtree, a global of the library).  Full
  * slabs and large extents of the automatic arenas are on no list, so the
  * tree is the only complete index: hs_jemalloc_open() walks it over the
- * target's anonymous mappings, extent by extent (one leaf entry and one
- * 128-byte edata_t read per extent; the interior entries of an extent are
- * never read, so the untouched interior pages of the tree's leaves are
- * not faulted in).  A slab's free regions are a bitmap in its edata.
+ * target's anonymous mappings (less opts.skip, the objects' bss tails),
+ * extent by extent: the leaf entry of an extent's first page and its
+ * 128-byte edata_t, both through one-page caches; the interior entries of
+ * an extent are never read, so the untouched interior pages of the tree's
+ * leaves are not faulted in.  A slab's free regions are a bitmap in its
+ * edata.
  * Thread caches are stacks of freed pointers in each thread's tsd, a
  * static TLS variable of the library found from the thread's fs_base.
  *
