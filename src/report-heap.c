@@ -635,6 +635,10 @@ static void json_je(struct hs_json *j, const struct hs_report_alloc *ra, unsigne
 		hs_json_u64(j, "in_use", c->in_use);
 		hs_json_u64(j, "tcache", c->tcache);
 		hs_json_u64(j, "free", c->free);
+		/* usable bytes: count times the class's size */
+		hs_json_u64(j, "in_use_bytes", c->in_use * c->size);
+		hs_json_u64(j, "tcache_bytes", c->tcache * c->size);
+		hs_json_u64(j, "free_bytes", c->free * c->size);
 		if (i < HS_JE_NBINS) {
 			hs_json_u64(j, "slabs", c->slabs);
 			hs_json_u64(j, "regs_per_slab", c->nregs);

@@ -111,6 +111,8 @@ class JemallocTest(harness.TmpDirTestCase):
         self.assertEqual(got, truth, what)
         for c in h["size_classes"]:
             self.assertGreaterEqual(c["free"], 0)
+            for k in ("in_use", "tcache", "free"):
+                self.assertEqual(c[k + "_bytes"], c[k] * c["size"])
             if c["small"]:
                 self.assertEqual(c["in_use"] + c["tcache"] + c["free"],
                                  c["slabs"] * c["regs_per_slab"], c)
