@@ -169,6 +169,13 @@ class JemallocTest(harness.TmpDirTestCase):
             dead = found["hsje-dead"]
             self.assertEqual(dead["count"], 500)
             self.assertEqual(dead["where"]["free"], 500)
+            # --chunks free: only the bytes of free and cached regions
+            d, rc, err = run_json("strings", "-p", v.pid, "--min-len", "9",
+                                  "--top", "100000", "--chunks", "free")
+            self.assertEqual(rc, 0, err)
+            found = {s["string"]: s for s in d["strings"]}
+            self.assertEqual(found["hsje-dead"]["count"], 500)
+            self.assertFalse([s for s in found if s.startswith("hsje-live-")])
 
     def test_victim_show(self):
         with self.start_victim() as v:
