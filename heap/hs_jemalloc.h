@@ -111,6 +111,7 @@ struct hs_jemalloc_heap {
 	struct hs_target *t;     /* borrowed: must outlive the heap */
 	struct hs_jemalloc_opts opts;
 	hs_addr_t rtree;         /* the rtree kept */
+	unsigned root_off;       /* offset of its root array (0x78 on Debian) */
 	const char *rtree_how;
 	hs_addr_t tsd_off_tcache; /* tcache_t's offset in tsd_t, 0 if none */
 	unsigned narenas;        /* highest arena index seen + 1 */

@@ -606,6 +606,7 @@ static void json_je(struct hs_json *j, const struct hs_report_alloc *ra, unsigne
 	else
 		hs_json_null(j, "jemalloc_version");
 	hs_json_addr(j, "rtree", h->rtree);
+	hs_json_u64(j, "rtree_root_offset", h->root_off);
 	hs_json_str(j, "rtree_source", h->rtree_how);
 	hs_json_u64(j, "extents_walked", h->next);
 	hs_json_double(j, "walk_seconds", (double)h->walk_ns / 1e9);

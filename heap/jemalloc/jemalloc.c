@@ -18,7 +18,12 @@
 /* Two levels of 18 bits: root index = bits 47..30, leaf index 29..12. */
 #define RT_BITS 18
 #define RT_LEAF_SPAN (1ull << (LG_PAGE + RT_BITS)) /* 1 GiB per leaf */
-#define RT_ROOT_OFF 0x78   /* rtree_t: base_t * (8), malloc_mutex_t (0x70) */
+/* rtree_t: base_t * (8), malloc_mutex_t (0x70 in Debian's build), root[].
+ * Other builds' mutex may differ in size (debug witnesses): the walk tries
+ * 0x78 first, then the other 8-aligned offsets up to RT_ROOT_OFF_MAX. */
+#define RT_ROOT_OFF 0x78
+#define RT_ROOT_OFF_MIN 0x30
+#define RT_ROOT_OFF_MAX 0x100
 #define RT_NROOT (1u << RT_BITS)
 
 #define EDATA_SIZE 128     /* EDATA_ALIGNMENT; sizeof(edata_t) */
@@ -375,9 +380,9 @@ static int cmp_addr(const void *a, const void *b)
 }
 
 /* Walks the tree at rtree over every candidate mapping. */
-static int walk_tree(struct hs_jemalloc_heap *h, hs_addr_t rtree, uint64_t *bad)
+static int walk_tree(struct hs_jemalloc_heap *h, hs_addr_t root, uint64_t *bad)
 {
-	struct walk w = { .h = h, .root = rtree + RT_ROOT_OFF };
+	struct walk w = { .h = h, .root = root };
 	const struct hs_maps *ms = &h->t->maps;
 	int ret = 0;
 
@@ -738,24 +743,33 @@ int hs_jemalloc_open(struct hs_target *t, const struct hs_jemalloc_opts *opts,
 		h->opts = *opts;
 	for (unsigned i = 0; i < HS_JE_NSIZES; i++)
 		h->cls[i].size = hs_je_index2size(i);
-	/* The first candidate whose tree gives extents, none of them bad. */
-	for (size_t c = 0; c < h->opts.nrtree && c < HS_JE_MAX_CANDIDATES; c++) {
-		int r;
+	/* The first candidate (and root offset) whose tree gives extents,
+	 * at most one in eight of the entries met bad. */
+	for (size_t c = 0; ret && c < h->opts.nrtree && c < HS_JE_MAX_CANDIDATES; c++) {
+		for (unsigned off = RT_ROOT_OFF_MIN - 8; off <= RT_ROOT_OFF_MAX; off += 8) {
+			unsigned ro = off < RT_ROOT_OFF_MIN ? RT_ROOT_OFF : off;
+			int r;
 
-		h->nproblems = 0;
-		r = walk_tree(h, h->opts.rtree[c], &bad);
-		if (r == -ESRCH || r == -HS_E_INTERRUPTED || r == -ENOMEM) {
-			ret = r;
-			goto err;
+			if (off >= RT_ROOT_OFF_MIN && off == RT_ROOT_OFF)
+				continue; /* tried first */
+			h->nproblems = 0;
+			r = walk_tree(h, h->opts.rtree[c] + ro, &bad);
+			if (r == -ESRCH || r == -HS_E_INTERRUPTED || r == -ENOMEM) {
+				ret = r;
+				goto err;
+			}
+			if (r == 0 && h->next > 0 && bad * 8 <= h->next) {
+				h->rtree = h->opts.rtree[c];
+				h->root_off = ro;
+				h->rtree_how = h->opts.rtree_how[c] ? h->opts.rtree_how[c]
+								    : "candidate";
+				ret = 0;
+				break;
+			}
+			hs_log(HS_LOG_DEBUG, "jemalloc: rtree %#llx root +%#x: %zu extents, "
+			       "%llu bad", (unsigned long long)h->opts.rtree[c], ro, h->next,
+			       (unsigned long long)bad);
 		}
-		if (r == 0 && h->next > 0 && bad * 8 <= h->next) {
-			h->rtree = h->opts.rtree[c];
-			h->rtree_how = h->opts.rtree_how[c] ? h->opts.rtree_how[c] : "candidate";
-			ret = 0;
-			break;
-		}
-		hs_log(HS_LOG_DEBUG, "jemalloc: rtree candidate %#llx: %zu extents, %llu bad",
-		       (unsigned long long)h->opts.rtree[c], h->next, (unsigned long long)bad);
 	}
 	if (ret)
 		goto err;

@@ -79,12 +79,12 @@ static void build(struct space *s)
 	s->leaf[10] = 0x00e8000000000000ull; /* cleared: {NULL, SC_NSIZES} */
 }
 
-static struct hs_target *open_space(struct space *s, bool thread)
+static struct hs_target *open_space_at(struct space *s, bool thread, unsigned root_off)
 {
 	struct hs_target *t = NULL;
 
 	assert_int_equal(hs_target_open_mem(&t), 0);
-	hs_target_mem_add(t, RT_A + 0x78 + (EXT_A >> 30) * 8, &s->root, 8, HS_PERM_R | HS_PERM_W,
+	hs_target_mem_add(t, RT_A + root_off + (EXT_A >> 30) * 8, &s->root, 8, HS_PERM_R | HS_PERM_W,
 			  "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2");
 	hs_target_mem_add(t, LEAF_A + ((EXT_A >> 12) & 0x3ffff) * 8, s->leaf, sizeof(s->leaf),
 			  HS_PERM_R | HS_PERM_W, NULL);
@@ -113,6 +113,11 @@ static struct hs_target *open_space(struct space *s, bool thread)
 		t->threads[0].regs.r[HS_REG_FS_BASE] = FS_BASE;
 	}
 	return t;
+}
+
+static struct hs_target *open_space(struct space *s, bool thread)
+{
+	return open_space_at(s, thread, 0x78);
 }
 
 static struct hs_jemalloc_opts opts(void)
@@ -227,6 +232,27 @@ static void test_garbage(void **state)
 	free(s);
 }
 
+/* Another build's rtree_t, whose mutex is larger: the root is found at
+ * its offset all the same. */
+static void test_root_offset(void **state)
+{
+	struct space *s = calloc(1, sizeof(*s));
+	struct hs_jemalloc_opts o = opts();
+	struct hs_jemalloc_heap *h = NULL;
+	struct hs_target *t;
+
+	(void)state;
+	build(s);
+	t = open_space_at(s, false, 0x98);
+	assert_int_equal(hs_jemalloc_open(t, &o, &h), 0);
+	assert_int_equal(h->rtree, RT_A);
+	assert_int_equal(h->root_off, 0x98);
+	assert_int_equal(h->cls[3].in_use, 256 - 10);
+	hs_jemalloc_close(h);
+	hs_target_close(t);
+	free(s);
+}
+
 static void test_sizes(void **state)
 {
 	static const uint64_t want[][2] = {
@@ -245,6 +271,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_clean),
 		cmocka_unit_test(test_garbage),
+		cmocka_unit_test(test_root_offset),
 		cmocka_unit_test(test_sizes),
 	};
 
