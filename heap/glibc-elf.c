@@ -13,7 +13,9 @@
  * symbol.  From the x86_64 libc.abilist at each glibc tag (2.17-2.42):
  * releases 2.19, 2.20, 2.21 define nothing after GLIBC_2.18, 2.31 nothing
  * after GLIBC_2.30, 2.37 nothing after GLIBC_2.36, 2.40 nothing after
- * GLIBC_2.39; every other release defines its own GLIBC_2.N.  Each such
+ * GLIBC_2.39; every other release defines its own GLIBC_2.N (2.12-2.16,
+ * which predate the abilists, too: each tag's Versions files give libc a
+ * GLIBC_2.N of its own).  Each such
  * group falls inside one row of the offset tables, so the verdef always
  * selects the layout exactly; only the release number may be a range.
  * One range is split by a private symbol: 2.37 dropped
@@ -40,8 +42,8 @@
 
 /*
  * Highest release sharing GLIBC_2.<verdef> as its newest version, for
- * verdef 17..42 (x86_64 abilists); a verdef beyond the table is taken as
- * exact.
+ * verdef 12..42 (x86_64 abilists, Versions files before 2.17); a verdef
+ * beyond the table is taken as exact.
  */
 static unsigned release_hi(unsigned verdef)
 {

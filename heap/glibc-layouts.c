@@ -4,7 +4,7 @@
  * Sources: the struct definitions of malloc/malloc.c and malloc/arena.c at
  * each glibc tag (malloc_state, malloc_par, heap_info,
  * tcache_perthread_struct), cross-checked with gdb + libc6-dbg on
- * Debian 12's 2.36 (see /work/shared/reference.md section 1.2).  Changes
+ * Debian 12's 2.36 (doc/glibc-malloc.md).  Changes
  * that split the rows:
  *   2.23  malloc_state gains attached_threads (after next_free);
  *   2.24  malloc_par loses max_total_mem;
@@ -14,12 +14,25 @@
  *   2.32  safe-linking of tcache next and fastbin fd;
  *   2.35  heap_info gains pagesize (0x20 -> 0x30); malloc_par gains
  *         thp_pagesize, hp_pagesize, hp_flags.
- * Every row was re-checked against the structs at each tag glibc-2.17 ..
- * glibc-2.40 (malloc/malloc.c, malloc/arena.c; PER_THREAD is always
- * defined by malloc/Makefile on 2.17-2.18, THREAD_STATS defaults to 0,
- * HAVE_TUNABLES is on by default 2.35-2.37 and unconditional from 2.38;
- * no other struct change in the range); test_heap_glibc.c restates the
- * older rows independently.
+ *   2.15  malloc_par loses the cached `unsigned int pagesize` (after
+ *         no_dyn_threshold; mmapped_mem moves from 0x40 to 0x38).
+ * Every row was re-checked against the structs at each tag glibc-2.12 ..
+ * glibc-2.40 (malloc/malloc.c, malloc/arena.c; PER_THREAD is defined by
+ * malloc/Makefile from 2.15 on, and on 2.12-2.14 by configure
+ * --enable-experimental-malloc, which Red Hat's RHEL 6 glibc 2.12 build
+ * passes; THREAD_STATS defaults to 0, HAVE_TUNABLES is on by default
+ * 2.35-2.37 and unconditional from 2.38; no other struct change in the
+ * range); test_heap_glibc.c restates the older rows independently.
+ *
+ * Backports (rows no version selects; hs_glibc_layout_backport):
+ * RHEL 7's glibc 2.17 carries the fix for upstream bug 19048 (its spec:
+ * "Backport of fix for malloc arena free list management", upstream
+ * commit a62719ba "malloc: Prevent arena free_list from turning cyclic"),
+ * which adds `INTERNAL_SIZE_T attached_threads` between next_free and
+ * system_mem: system_mem moves from 0x878 to 0x880, sizeof from 0x888 to
+ * 0x890.  Read with the upstream row, system_mem is attached_threads
+ * ("system 1B").  The walker picks the variant from the arena's own
+ * figures (see doc/glibc-layouts.md).
  */
 #include "hs_glibc.h"
 
@@ -27,7 +40,17 @@
 
 static const struct hs_glibc_layout layouts[] = {
 	{
-		.min_minor = 17, .max_minor = 22, .name = "2.17-2.22",
+		.min_minor = 12, .max_minor = 14, .name = "2.12-2.14",
+		.ms_fastbins = 0x08, .ms_top = 0x58, .ms_last_remainder = 0x60,
+		.ms_bins = 0x68, .ms_next = 0x868, .ms_next_free = 0x870,
+		.ms_attached_threads = NO, .ms_system_mem = 0x878, .ms_size = 0x888,
+		.hi_size = 0x20,
+		.mp_mmap_threshold = 0x10, .mp_arena_test = 0x18, .mp_n_mmaps = 0x28,
+		.mp_n_mmaps_max = 0x2c, .mp_mmapped_mem = 0x40, .mp_sbrk_base = 0x58,
+		.mp_tcache_bins = NO, .mp_tcache_count = NO, .mp_size = 0x60,
+	},
+	{
+		.min_minor = 15, .max_minor = 22, .name = "2.15-2.22",
 		.ms_fastbins = 0x08, .ms_top = 0x58, .ms_last_remainder = 0x60,
 		.ms_bins = 0x68, .ms_next = 0x868, .ms_next_free = 0x870,
 		.ms_attached_threads = NO, .ms_system_mem = 0x878, .ms_size = 0x888,
@@ -114,6 +137,43 @@ static const struct hs_glibc_layout layouts[] = {
 		.safe_linking = true,
 	},
 };
+
+/* The rows above with attached_threads backported (version ranges as
+ * the row they vary; never chosen by version alone). */
+static const struct hs_glibc_layout backports[] = {
+	{
+		.min_minor = 12, .max_minor = 14,
+		.name = "2.12-2.14 with attached_threads backported",
+		.ms_fastbins = 0x08, .ms_top = 0x58, .ms_last_remainder = 0x60,
+		.ms_bins = 0x68, .ms_next = 0x868, .ms_next_free = 0x870,
+		.ms_attached_threads = 0x878, .ms_system_mem = 0x880, .ms_size = 0x890,
+		.hi_size = 0x20,
+		.mp_mmap_threshold = 0x10, .mp_arena_test = 0x18, .mp_n_mmaps = 0x28,
+		.mp_n_mmaps_max = 0x2c, .mp_mmapped_mem = 0x40, .mp_sbrk_base = 0x58,
+		.mp_tcache_bins = NO, .mp_tcache_count = NO, .mp_size = 0x60,
+	},
+	{
+		.min_minor = 15, .max_minor = 22,
+		.name = "2.17 RHEL 7 (attached_threads backported)",
+		.ms_fastbins = 0x08, .ms_top = 0x58, .ms_last_remainder = 0x60,
+		.ms_bins = 0x68, .ms_next = 0x868, .ms_next_free = 0x870,
+		.ms_attached_threads = 0x878, .ms_system_mem = 0x880, .ms_size = 0x890,
+		.hi_size = 0x20,
+		.mp_mmap_threshold = 0x10, .mp_arena_test = 0x18, .mp_n_mmaps = 0x28,
+		.mp_n_mmaps_max = 0x2c, .mp_mmapped_mem = 0x38, .mp_sbrk_base = 0x50,
+		.mp_tcache_bins = NO, .mp_tcache_count = NO, .mp_size = 0x58,
+	},
+};
+
+const struct hs_glibc_layout *hs_glibc_layout_backport(const struct hs_glibc_layout *L)
+{
+	if (!L || L->ms_attached_threads != NO)
+		return NULL;
+	for (size_t i = 0; i < HS_ARRAY_SIZE(backports); i++)
+		if (backports[i].min_minor == L->min_minor)
+			return &backports[i];
+	return NULL;
+}
 
 const struct hs_glibc_layout *hs_glibc_layout_for(unsigned major, unsigned minor)
 {

@@ -1,7 +1,7 @@
 /*
  * glibc heap walker; see hs_glibc.h for the contract.
  *
- * Facts used here (reference.md section 1): chunk header prev_size +0,
+ * Facts used here (doc/glibc-malloc.md): chunk header prev_size +0,
  * size +8, flags PREV_INUSE 1, IS_MMAPPED 2, NON_MAIN_ARENA 4; free chunks
  * fd +0x10, bk +0x18; tcache lists link user pointers (chunk + 0x10),
  * fastbins link chunk headers; safe-linking (2.32+) stores
@@ -310,20 +310,48 @@ static const struct hs_map *libc_base_map(const struct hs_maps *maps)
 	return NULL;
 }
 
-/* The banner, from libc's read-only segments (r-- first, then r-x). */
+#define BANNER_SCAN_MAX (256ull << 20) /* unnamed mappings searched at most */
+
+/*
+ * The banner, from libc's read-only segments (r-- first, then r-x).  A
+ * core that names no libc (no NT_FILE note) may still hold libc's
+ * .rodata: then every read-only mapping, then the other readable ones,
+ * up to BANNER_SCAN_MAX bytes.  Only for post-mortem targets (the caller
+ * checks): reading a live libc's .rodata would fault its pages in.
+ */
 static int search_banner(struct hs_glibc_heap *h)
 {
 	const struct hs_maps *maps = &h->t->maps;
+	bool named = false;
+	uint64_t budget = BANNER_SCAN_MAX;
 	int ret;
 
 	for (int pass = 0; pass < 2; pass++)
 		for (size_t i = 0; i < maps->n; i++) {
 			const struct hs_map *m = &maps->v[i];
 
+			named = named || is_libc_path(m->path);
 			if (!is_libc_path(m->path) || !(m->perms & HS_PERM_R) ||
 			    (m->perms & HS_PERM_W) || !!(m->perms & HS_PERM_X) != (pass == 1))
 				continue;
 			ret = find_banner(h, m->start, m->end);
+			if (ret != -HS_E_NOT_FOUND)
+				return ret;
+		}
+	if (named)
+		return -HS_E_NOT_FOUND;
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < maps->n && budget; i++) {
+			const struct hs_map *m = &maps->v[i];
+			hs_addr_t end = m->end;
+
+			if (!(m->perms & HS_PERM_R) || !!(m->perms & HS_PERM_W) != (pass == 1) ||
+			    (m->flags & HS_MAP_SPECIAL))
+				continue;
+			if (end - m->start > budget)
+				end = m->start + budget;
+			budget -= end - m->start;
+			ret = find_banner(h, m->start, end);
 			if (ret != -HS_E_NOT_FOUND)
 				return ret;
 		}
@@ -357,7 +385,7 @@ static int detect_version(struct hs_glibc_heap *h)
 {
 	const struct hs_maps *maps = &h->t->maps;
 	const struct hs_map *base = libc_base_map(maps);
-	bool post_mortem = !h->t->ops->suspend;
+	bool post_mortem = !(h->t->caps & HS_CAP_READ_FAULTS);
 	unsigned from_name = 0;
 	const char *name = NULL;
 	int ret;
@@ -414,6 +442,56 @@ static int detect_version(struct hs_glibc_heap *h)
 	return -HS_E_NOT_FOUND;
 }
 
+/* ---- mappings ---- */
+
+static bool anon_piece(const struct hs_map *m)
+{
+	return m->inode == 0 && (m->perms & HS_PERM_R) && !(m->perms & HS_PERM_SHARED) &&
+	       (!m->path[0] || !strcmp(m->path, "[heap]") || !strncmp(m->path, "[anon:", 6));
+}
+
+/*
+ * The run of adjacent private anonymous mappings around a: [*lo, *hi).
+ * A heap is what glibc says it is, however many mappings the kernel
+ * splits it into: a forked child whose brk heap (or arena heap) grows
+ * past what it inherited shows the new part as a second mapping (another
+ * anon_vma, so it cannot merge), and mprotect or madvise on part of a
+ * heap splits it too (doc/heap-segments.md).  false if a is unmapped.
+ */
+static bool anon_run(const struct hs_target *t, hs_addr_t a, hs_addr_t *lo, hs_addr_t *hi)
+{
+	const struct hs_maps *maps = &t->maps;
+	const struct hs_map *m = hs_target_find_map(t, a);
+	size_t i, j;
+
+	if (!m)
+		return false;
+	i = j = (size_t)(m - maps->v);
+	*lo = m->start;
+	*hi = m->end;
+	if (!anon_piece(m))
+		return true;
+	while (i > 0 && maps->v[i - 1].end == maps->v[i].start && anon_piece(&maps->v[i - 1]))
+		i--;
+	while (j + 1 < maps->n && maps->v[j + 1].start == maps->v[j].end &&
+	       anon_piece(&maps->v[j + 1]))
+		j++;
+	*lo = maps->v[i].start;
+	*hi = maps->v[j].end;
+	return true;
+}
+
+static hs_addr_t align16(hs_addr_t a)
+{
+	return (a + 15) & ~15ull;
+}
+
+static void add_seg(struct hs_glibc_arena *a, const struct hs_glibc_seg *s)
+{
+	a->segs = hs_xrealloc(a->segs, (a->nsegs + 1) * sizeof(*a->segs));
+	a->segs[a->nsegs++] = *s;
+}
+
 /* ---- main_arena ---- */
 
 static hs_addr_t bin_head(const struct hs_glibc_layout *L, hs_addr_t arena, int i)
@@ -451,12 +529,13 @@ static bool check_arena(struct hs_glibc_heap *h, hs_addr_t a, const unsigned cha
 	} else {
 		uint64_t raw;
 		const struct hs_map *m = hs_target_find_map(h->t, top);
+		hs_addr_t lo, hi;
 
 		if ((top & 15) || !m || !(m->perms & HS_PERM_W) ||
-		    rd64(h, top + 8, &raw) < 0)
+		    !anon_run(h->t, top, &lo, &hi) || rd64(h, top + 8, &raw) < 0)
 			return false;
 		tsz = raw & ~SIZE_BITS;
-		if (((top + tsz) & (PAGE - 1)) || top + tsz > m->end || top + tsz < top)
+		if (((top + tsz) & (PAGE - 1)) || top + tsz > hi || top + tsz < top)
 			return false;
 	}
 	/* The next ring comes back to a. */
@@ -543,6 +622,27 @@ static int find_main_arena(struct hs_glibc_heap *h)
 	return 0;
 }
 
+/*
+ * A row without attached_threads may meet a libc that has it backported
+ * (RHEL 7's 2.17): there the word the row calls system_mem holds
+ * attached_threads, a thread count, and system_mem follows it.  The
+ * upstream word is a whole number of pages (sbrk and heap growth are in
+ * pages) or 0 before the first allocation, never a small count: so a
+ * non-zero word below a page, or not page-aligned, followed by a
+ * page-aligned one means the backport (doc/glibc-layouts.md).
+ */
+static void pick_backport(struct hs_glibc_heap *h)
+{
+	const struct hs_glibc_layout *V = hs_glibc_layout_backport(h->layout);
+	uint64_t x, y;
+
+	if (!V || rd64(h, h->main_arena + (hs_addr_t)h->layout->ms_system_mem, &x) < 0 ||
+	    rd64(h, h->main_arena + (hs_addr_t)V->ms_system_mem, &y) < 0)
+		return;
+	if (x && (x < PAGE || (x & (PAGE - 1))) && x < (1u << 20) && !(y & (PAGE - 1)))
+		h->layout = V;
+}
+
 /* mp_: optional.  Unique match of a signature anchored on sbrk_base. */
 static void find_mp(struct hs_glibc_heap *h, hs_addr_t heap_lo, hs_addr_t heap_hi)
 {
@@ -550,12 +650,21 @@ static void find_mp(struct hs_glibc_heap *h, hs_addr_t heap_lo, hs_addr_t heap_h
 	const struct hs_maps *maps = &h->t->maps;
 	unsigned char *buf = P(h)->buf;
 	unsigned nfound = 0;
+	const struct hs_map *home = NULL;
+	bool named = false;
 
+	/* mp_ lives in libc's data next to main_arena: in a core that names
+	 * no libc, the mapping that holds main_arena. */
+	for (size_t i = 0; i < maps->n && !named; i++)
+		named = is_libc_path(maps->v[i].path);
+	if (!named)
+		home = hs_target_find_map(h->t, h->main_arena);
 	for (size_t i = 0; i < maps->n; i++) {
 		const struct hs_map *m = &maps->v[i];
 		size_t len = 0;
 
-		if (!is_libc_path(m->path) || (m->perms & (HS_PERM_R | HS_PERM_W)) !=
+		if ((named ? !is_libc_path(m->path) : m != home) ||
+		    (m->perms & (HS_PERM_R | HS_PERM_W)) !=
 		    (HS_PERM_R | HS_PERM_W) || m->end - m->start > WALK_BUF)
 			continue;
 		if (hs_target_read(h->t, m->start, buf, (size_t)(m->end - m->start), &len) < 0)
@@ -592,36 +701,26 @@ static void find_mp(struct hs_glibc_heap *h, hs_addr_t heap_lo, hs_addr_t heap_h
 
 /* ---- arenas and heaps ---- */
 
-static hs_addr_t align16(hs_addr_t a)
-{
-	return (a + 15) & ~15ull;
-}
-
-static void add_seg(struct hs_glibc_arena *a, const struct hs_glibc_seg *s)
-{
-	a->segs = hs_xrealloc(a->segs, (a->nsegs + 1) * sizeof(*a->segs));
-	a->segs[a->nsegs++] = *s;
-}
-
 static void main_heap(struct hs_glibc_heap *h, struct hs_glibc_arena *a)
 {
-	const struct hs_map *m = hs_target_find_map(h->t, a->top);
 	struct hs_glibc_seg s;
-	hs_addr_t base;
+	hs_addr_t base, lo, hi;
 
-	if (!m || a->top == bin_head(h->layout, a->addr, 1))
+	if (a->top == bin_head(h->layout, a->addr, 1) || !anon_run(h->t, a->top, &lo, &hi))
 		return; /* no heap yet */
-	find_mp(h, m->start, a->top + 1);
+	/* glibc's heap is [mp_.sbrk_base, end of top), in however many
+	 * mappings; lo is where the run of them starts. */
+	find_mp(h, lo, a->top + 1);
 	if (h->mp && rd64(h, h->mp + (hs_addr_t)h->layout->mp_sbrk_base, &base) == 0 &&
-	    base >= m->start && base <= a->top) {
-		/* sbrk_base; the map may start earlier in a core that merged
+	    base >= lo && base <= a->top) {
+		/* sbrk_base; the run may start earlier in a core that merged
 		 * neighbouring anonymous mappings. */
-	} else if (a->system_mem && a->top + a->top_size - a->system_mem >= m->start &&
+	} else if (a->system_mem && a->top + a->top_size - a->system_mem >= lo &&
 		   a->top + a->top_size - a->system_mem <= a->top) {
 		/* Contiguous main arena: system_mem is all that sbrk gave. */
 		base = a->top + a->top_size - a->system_mem;
 	} else {
-		base = m->start;
+		base = lo;
 	}
 	memset(&s, 0, sizeof(s));
 	s.heap = base;
@@ -640,10 +739,11 @@ static void thread_heaps(struct hs_glibc_heap *h, struct hs_glibc_arena *a)
 
 	for (int k = 0; hh && k < MAX_HEAPS_PER_ARENA; k++) {
 		uint64_t hi[4];
-		const struct hs_map *m = hs_target_find_map(h->t, hh);
+		hs_addr_t rlo, rhi;
 		struct hs_glibc_seg s;
 
-		if (!m || hs_target_read_full(h->t, hh, hi, sizeof(hi)) < 0) {
+		if (!anon_run(h->t, hh, &rlo, &rhi) ||
+		    hs_target_read_full(h->t, hh, hi, sizeof(hi)) < 0) {
 			hs_glibc_problem(h, hh, "heap_info of arena 0x%llx unreadable",
 					 (unsigned long long)a->addr);
 			break;
@@ -656,8 +756,8 @@ static void thread_heaps(struct hs_glibc_heap *h, struct hs_glibc_arena *a)
 		memset(&s, 0, sizeof(s));
 		s.heap = hh;
 		s.map_end = hh + hi[2];
-		if (s.map_end > m->end)
-			s.map_end = m->end;
+		if (s.map_end > rhi)
+			s.map_end = rhi;
 		s.start = hh + L->hi_size == a->addr ? align16(a->addr + L->ms_size)
 						      : align16(hh + L->hi_size);
 		if (a->top >= hh && a->top < s.map_end) {
@@ -722,6 +822,8 @@ static int find_arenas(struct hs_glibc_heap *h)
 		ar->is_main = (k == 0);
 		ar->top = get64(img, (size_t)L->ms_top);
 		ar->system_mem = get64(img, (size_t)L->ms_system_mem);
+		/* The mutex is malloc_state's first int (0 when free). */
+		ar->locked = get32(img, 0) != 0;
 		if (ar->top != bin_head(L, a, 1) && rd64(h, ar->top + 8, &raw) == 0)
 			ar->top_size = raw & ~SIZE_BITS;
 		if (ar->is_main)
@@ -1089,16 +1191,15 @@ static int infer_layout(struct hs_glibc_heap *h)
 {
 	const struct hs_maps *maps = &h->t->maps;
 	const struct hs_glibc_layout *prev = NULL;
-	bool libc = false;
+	bool libc = h->opts.main_arena != 0; /* the caller knows where it is */
 
 	for (size_t i = 0; i < maps->n && !libc; i++)
 		libc = is_libc_path(maps->v[i].path);
 	if (!libc)
 		return -HS_E_UNSUPPORTED;
-	for (unsigned minor = 40; minor >= 17; minor--) {
+	for (unsigned minor = 40; minor >= 12; minor--) {
 		const struct hs_glibc_layout *L = hs_glibc_layout_for(2, minor);
-		const struct hs_map *m;
-		hs_addr_t top;
+		hs_addr_t top, lo, hi;
 		uint64_t raw;
 
 		if (!L || L == prev)
@@ -1109,9 +1210,17 @@ static int infer_layout(struct hs_glibc_heap *h)
 		h->mp = 0;
 		if (find_main_arena(h) < 0 ||
 		    rd64(h, h->main_arena + (hs_addr_t)L->ms_top, &top) < 0 ||
-		    !(m = hs_target_find_map(h->t, top)))
+		    !anon_run(h->t, top, &lo, &hi))
 			continue;
-		find_mp(h, m->start, top + 1);
+		/* A caller's address is trusted as an address, not as a
+		 * layout: the row must fit the arena there. */
+		if (h->opts.main_arena &&
+		    (hs_target_read_full(h->t, h->main_arena, P(h)->buf, L->ms_size) < 0 ||
+		     !check_arena(h, h->main_arena, P(h)->buf)))
+			continue;
+		pick_backport(h);
+		L = h->layout;
+		find_mp(h, lo, top + 1);
 		if (!h->mp)
 			continue;
 		if (L->tc_count_size) {
@@ -1123,8 +1232,13 @@ static int infer_layout(struct hs_glibc_heap *h)
 		}
 		if (L->tc_count_size && !links_match(h, L))
 			continue;
-		snprintf(h->version, sizeof(h->version),
-			 "no version string; layout %s inferred", L->name);
+		if (h->version_minor)
+			snprintf(h->version, sizeof(h->version),
+				 "glibc 2.%u has no layout row; layout %s inferred at the "
+				 "given main_arena", h->version_minor, L->name);
+		else
+			snprintf(h->version, sizeof(h->version),
+				 "no version string; layout %s inferred", L->name);
 		h->version_source = "inferred";
 		h->nproblems = 0;
 		h->mp = 0;
@@ -1200,11 +1314,23 @@ int hs_glibc_open(struct hs_target *t, const struct hs_glibc_opts *opts,
 			goto err;
 	}
 	h->layout = hs_glibc_layout_for(2, h->version_minor);
+	if (!h->layout && h->opts.main_arena) {
+		/* A version without a row, but the caller gave main_arena:
+		 * the structures there may still match one. */
+		ret = infer_layout(h);
+		if (ret < 0) {
+			*out = h;
+			return -HS_E_UNSUPPORTED;
+		}
+		goto found;
+	}
 	if (!h->layout) {
 		*out = h;
 		return -HS_E_UNSUPPORTED;
 	}
 	ret = find_main_arena(h);
+	if (ret == 0)
+		pick_backport(h);
 found:
 	if (ret == -HS_E_NOT_FOUND) {
 		*out = h;

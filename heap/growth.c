@@ -387,7 +387,13 @@ static bool groupable(const struct hs_diff *d, const struct hs_growth_item *it)
 {
 	if (it->kind != HS_GROWTH_CHUNK && it->kind != HS_GROWTH_STRING)
 		return false;
-	if (it->flags & (HS_GI_BEFORE_CUT | HS_GI_AFTER_CUT))
+	if (it->flags & HS_GI_AFTER_CUT)
+		return false;
+	/* Below A's cut, the true growth is between dcount and count_b: close
+	 * enough when the bound is within the tolerance (a string new in B,
+	 * A having had more distinct strings than it kept). */
+	if ((it->flags & HS_GI_BEFORE_CUT) &&
+	    (double)it->count_a > d->opts.tolerance * (double)it->count_b)
 		return false;
 	if (it->kind == HS_GROWTH_CHUNK && it->size == 0)
 		return false;
@@ -414,10 +420,44 @@ static int cmp_group(const void *x, const void *y)
 	return a->items[0] < b->items[0] ? -1 : 1;
 }
 
+/* A group's byte growth (chunks, else strings: never both, as strings
+ * live inside chunks) and the spread of its members' deltas and ratios. */
+static void group_figures(const struct hs_diff *d, struct hs_growth_group *gr)
+{
+	int64_t chunk = 0, str = 0;
+	bool any_chunk = false;
+
+	gr->dcount_min = INT64_MAX;
+	gr->dcount_max = INT64_MIN;
+	gr->ratio_min = gr->ratio_max = 0;
+	for (size_t m = 0; m < gr->n; m++) {
+		const struct hs_growth_item *it = &d->items[gr->items[m]];
+
+		if (it->kind == HS_GROWTH_CHUNK) {
+			chunk += it->dbytes;
+			any_chunk = true;
+		} else {
+			str += it->dbytes;
+		}
+		if (it->dcount < gr->dcount_min)
+			gr->dcount_min = it->dcount;
+		if (it->dcount > gr->dcount_max)
+			gr->dcount_max = it->dcount;
+		if (it->ratio > 0) {
+			if (!gr->ratio_min || it->ratio < gr->ratio_min)
+				gr->ratio_min = it->ratio;
+			if (it->ratio > gr->ratio_max)
+				gr->ratio_max = it->ratio;
+		}
+	}
+	gr->dbytes = any_chunk ? chunk : str;
+	gr->bytes_of = any_chunk ? HS_GROWTH_CHUNK : HS_GROWTH_STRING;
+}
+
 /*
  * Items that leak together grew by the same count (one record: two
  * strings and one chunk each) or, for items that were already there in
- * numbers, by the same factor.  Candidates, by count growth descending,
+ * numbers, at the same rate.  Candidates, by count growth descending,
  * join the first group whose first member matches either way within the
  * tolerance, else start a group; groups of one are dropped.
  */
@@ -439,17 +479,20 @@ static void find_groups(struct hs_diff *d)
 			struct hs_growth_group *gr = &d->groups[g];
 			const struct hs_growth_item *an = &d->items[gr->items[0]];
 			bool by_delta = close_to((double)it->dcount, (double)an->dcount, tol);
+			/* The same rate: growth over what was there, so that small
+			 * steady growth (+5% and +5.2%) groups and +1% does not
+			 * join +5% (ratios 1.01 and 1.05 are within 5%). */
 			bool by_factor = !by_delta &&
+				!((it->flags | an->flags) & HS_GI_BEFORE_CUT) &&
 				it->count_a >= d->opts.min_count &&
 				an->count_a >= d->opts.min_count &&
-				it->ratio >= 1 + 2 * tol && an->ratio >= 1 + 2 * tol &&
-				close_to(it->ratio, an->ratio, tol);
+				close_to((double)it->dcount / (double)it->count_a,
+					 (double)an->dcount / (double)an->count_a, tol);
 
 			if (!by_delta && !by_factor)
 				continue;
 			gr->items = hs_xrealloc(gr->items, (gr->n + 1) * sizeof(*gr->items));
 			gr->items[gr->n++] = cand[k];
-			gr->dbytes += it->dbytes;
 			if (by_factor)
 				gr->by_factor = true;
 			break;
@@ -463,10 +506,11 @@ static void find_groups(struct hs_diff *d)
 			gr->items = hs_xmalloc(sizeof(*gr->items));
 			gr->items[0] = cand[k];
 			gr->n = 1;
-			gr->dbytes = it->dbytes;
 			gr->dcount = it->dcount;
 		}
 	}
+	for (size_t g = 0; g < d->ngroups; g++)
+		group_figures(d, &d->groups[g]);
 	/* Keep groups of two or more. */
 	{
 		size_t o = 0;

@@ -1,6 +1,6 @@
 /*
- * hs_glibc: a walker for glibc's malloc heap (ptmalloc2), glibc 2.17-2.40
- * on x86_64.
+ * hs_glibc: a walker for glibc's malloc heap (ptmalloc2), glibc 2.12-2.40
+ * on x86_64 (and RHEL 7's 2.17, whose arena has a backported field).
  *
  * hs_glibc_open() finds everything the walk needs and collects the free
  * lists; it does not walk the chunks yet:
@@ -91,6 +91,9 @@ struct hs_glibc_layout {
 
 /* The layout for glibc 2.minor, or NULL if unsupported. */
 const struct hs_glibc_layout *hs_glibc_layout_for(unsigned major, unsigned minor);
+/* L's variant with malloc_state.attached_threads backported before
+ * system_mem (RHEL 7's 2.17), or NULL when L has it already. */
+const struct hs_glibc_layout *hs_glibc_layout_backport(const struct hs_glibc_layout *L);
 
 enum hs_glibc_open_flags {
 	HS_GLIBC_NO_MMAPPED = 1 << 0, /* skip the anonymous-mapping scan */
@@ -169,6 +172,10 @@ struct hs_glibc_arena {
 	hs_addr_t top;
 	uint64_t top_size;
 	uint64_t system_mem;
+	/* The arena's mutex was held when it was read: a thread was inside
+	 * malloc or free (a core taken then, or a live target stopped
+	 * then), so its free lists may be mid-update. */
+	bool locked;
 	struct hs_glibc_seg *segs; /* owned */
 	size_t nsegs;
 	/* From the free lists at open (cross-check for the walk). */

@@ -230,13 +230,29 @@ struct hs_growth_item {
 struct hs_growth_group {
 	size_t *items;           /* owned, indexes into diff->items */
 	size_t n;
-	int64_t dbytes;          /* sum of the members' byte growth */
+	/* Byte growth, never counted twice: strings live inside chunks, so
+	 * the sum over the chunk members when there are any (bytes_of
+	 * HS_GROWTH_CHUNK), else over the string members. */
+	int64_t dbytes;
+	enum hs_growth_kind bytes_of;
 	int64_t dcount;          /* the first member's count growth */
+	int64_t dcount_min, dcount_max; /* over the members: each has its own */
+	double ratio_min, ratio_max;    /* over members with a ratio; 0: none */
 	bool by_factor;          /* joined by equal factor, not equal delta */
 };
 
+/*
+ * Grouping: candidates are in-use chunk sizes and strings whose count grew
+ * by at least min_count (a string known only as "<=N" before may join when
+ * N is within the tolerance of its count after; "<=N" after never joins).
+ * Taken by count growth descending, an item joins the first group whose
+ * first member grew by the same count (|d1 - d2| <= tolerance * max) or,
+ * both having been there at least min_count times, at the same rate
+ * (growth / count before, within the tolerance of each other: +5% and
+ * +5.2% match, +1% and +5% do not).
+ */
 struct hs_diff_opts {
-	double tolerance;        /* relative: deltas (or factors) within this
+	double tolerance;        /* relative: deltas (or rates) within this
 				    share of each other correlate; 0: 0.05 */
 	uint64_t min_count;      /* count growth an item needs to be grouped;
 				    0: 16 */

@@ -14,5 +14,6 @@
 #include "hs_block.h"
 #include "hs_show.h"
 #include "hs_growth.h"
+#include "hs_pprof.h"
 
 #endif

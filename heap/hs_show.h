@@ -31,6 +31,10 @@ struct hs_show_loc {
 	hs_addr_t addr;               /* in: any address */
 	bool found;                   /* out: chunk is valid */
 	struct hs_glibc_chunk chunk;  /* out: the chunk holding addr */
+	/* out: whose bytes addr is: chunk, except for chunk's prev_size word
+	 * when the chunk before is in use and adjacent (its user bytes run
+	 * into that word): then that chunk. */
+	struct hs_glibc_chunk owner;
 };
 
 /*
@@ -67,7 +71,7 @@ struct hs_refs_opts {
 	uint64_t max_bytes;     /* bytes to scan at most; 0: no limit */
 	uint64_t max_ns;        /* wall time at most; 0: no limit */
 	size_t bufsz;           /* piece size for hs_target_stream; 0: 1 MiB */
-	unsigned classes;       /* mask of 1u << enum hs_class; 0: heap, arena,
+	unsigned classes;       /* mask of 1u << enum hs_class; 0: shm, heap, arena,
 				   anon, stack, data */
 	/* Words inside [skip_lo, skip_hi) are not references (the object's
 	 * own words); empty when skip_lo >= skip_hi. */
@@ -92,7 +96,7 @@ struct hs_refs {
 
 /*
  * Scans the read-write mappings of the selected classes of t, smallest
- * classes first (data, stack, heap, arena, anon), for 8-aligned words w
+ * classes first (data, stack, heap, arena, anon, shm), for 8-aligned words w
  * with lo <= w < hi.  A thread's stack is scanned from its stack pointer
  * minus the 128-byte red zone (below are dead frames) when the thread's sp
  * is known.  Memory use is the piece buffer plus the results;

@@ -260,6 +260,13 @@ struct hs_str_opts {
 	/* Progress, called from whichever thread merges; may be NULL. */
 	void (*progress)(void *ud, uint64_t done, uint64_t total);
 	void *progress_ud;
+	/* Called at most once, on the calling thread, when the scan will
+	 * read no more of the target: before the tables are joined and
+	 * ranked, so the caller can let the target run (hs_target_resume)
+	 * during that work.  Not called when the scan fails before reading.
+	 * May be NULL. */
+	void (*read_done)(void *ud);
+	void *read_done_ud;
 };
 
 /* The defaults documented in 'heapscan strings --help'. */

@@ -51,6 +51,7 @@ struct locate {
 	size_t *idx;             /* indices into v of the candidates, by addr */
 	size_t n;
 	size_t left;             /* candidates not yet found */
+	struct hs_glibc_chunk last; /* the chunk the walk gave before */
 };
 
 static int cmp_idx_ud(const void *x, const void *y, void *ud)
@@ -83,16 +84,23 @@ static int locate_cb(void *ud, const struct hs_glibc_chunk *c)
 		if (!q->found) {
 			q->found = true;
 			q->chunk = *c;
+			q->owner = *c;
+			/* The prev_size word belongs to the chunk before when
+			 * that one is in use (its user bytes run into it). */
+			if (q->addr - c->addr < 8 && L->last.state == HS_CHUNK_INUSE &&
+			    L->last.addr + L->last.size == c->addr)
+				q->owner = L->last;
 			L->left--;
 		}
 	}
+	L->last = *c;
 	/* Every candidate found: stop the walk (1 is not an error code). */
 	return L->left ? 0 : 1;
 }
 
 int hs_show_locate(struct hs_glibc_heap *h, struct hs_show_loc *v, size_t n)
 {
-	struct locate L = { v, NULL, 0, 0 };
+	struct locate L = { v, NULL, 0, 0, { 0, 0, HS_CHUNK_UNPARSED, -1 } };
 	int ret;
 
 	for (size_t i = 0; i < n; i++)
@@ -125,7 +133,7 @@ const char *hs_refs_cut_name(enum hs_refs_cut c)
 
 #define REFS_DEFAULT_CLASSES                                                \
 	((1u << HS_CLASS_HEAP) | (1u << HS_CLASS_ARENA) | (1u << HS_CLASS_ANON) | \
-	 (1u << HS_CLASS_STACK) | (1u << HS_CLASS_DATA))
+	 (1u << HS_CLASS_STACK) | (1u << HS_CLASS_DATA) | (1u << HS_CLASS_SHM))
 
 /* Smallest, most root-like classes first, so a cut scan has seen them. */
 static const enum hs_class scan_order[] = {
@@ -423,7 +431,7 @@ size_t hs_show_peek_string(struct hs_target *t, hs_addr_t addr, size_t min_len,
 static uint64_t chunk_dump_len(const struct hs_glibc_chunk *c)
 {
 	/* An in-use heap chunk's user bytes run through the next chunk's
-	 * prev_size field (usable = size - 8, reference.md 1.1). */
+	 * prev_size field (usable = size - 8, doc/glibc-malloc.md). */
 	if (c->state == HS_CHUNK_INUSE)
 		return c->size + 8;
 	return c->size;
@@ -526,8 +534,16 @@ int hs_show_collect(struct hs_target *t, struct hs_glibc_heap *h, hs_addr_t addr
 	if (o.refs) {
 		struct hs_refs_opts ro = o.refs_opts;
 
+		/* The object's own words are not references to it.  A chunk's
+		 * first word (prev_size) is the previous chunk's last word
+		 * when that one is in use, so it is scanned; an in-use
+		 * chunk's last word is the next chunk's prev_size. */
 		ro.skip_lo = s->obj_lo;
 		ro.skip_hi = s->obj_hi;
+		if (s->in_chunk) {
+			ro.skip_lo = s->chunk.addr + 8;
+			ro.skip_hi = s->chunk.addr + chunk_dump_len(&s->chunk);
+		}
 		s->has_refs = true;
 		ret = hs_refs_scan(t, s->obj_lo, s->obj_hi, &ro, &s->refs);
 		if (ret < 0)
@@ -571,8 +587,9 @@ int hs_show_collect(struct hs_target *t, struct hs_glibc_heap *h, hs_addr_t addr
 							 sizeof(w->str));
 	}
 	for (size_t i = 0; i < s->refs.n; i++, nq++) {
+		/* A reference is the bytes of the chunk that owns the word. */
 		s->xrefs[i].in_chunk = q[nq].found;
-		s->xrefs[i].chunk = q[nq].chunk;
+		s->xrefs[i].chunk = q[nq].owner;
 	}
 	ret = 0;
 out:

@@ -1312,19 +1312,44 @@ static int stream_aligned(struct worker *w, hs_addr_t a, hs_addr_t end,
 	return 0;
 }
 
-/* One range's part [a, b) of a segment. */
-static int scan_piece(struct worker *w, const struct hs_str_range *rg,
-		      hs_addr_t a, hs_addr_t b)
+/*
+ * Follows the run in progress from `from` (in range i) to its end, through
+ * every range that adjoins the one before it: adjacent readable mappings
+ * are one stream, so a string that crosses the boundary between two (a
+ * forked child's two [heap] pieces, a split mmapped chunk) is one string,
+ * counted once, in the class where it starts.
+ */
+static int follow_tail(struct worker *w, size_t i, hs_addr_t from)
+{
+	const struct hs_str_ranges *r = w->run->r;
+	int ret = 0;
+
+	w->tail = true;
+	for (size_t k = i; k < r->n && !ret && hs_str_scan_in_run(&w->sc); k++) {
+		hs_addr_t a = k == i ? from : r->v[k].start;
+
+		if (k > i && r->v[k].start != r->v[k - 1].end)
+			break;
+		if (a < r->v[k].end)
+			ret = stream_aligned(w, a, r->v[k].end, 4096);
+	}
+	return ret == STOP_TAIL ? 0 : ret;
+}
+
+/* Range i's part [a, b) of a segment. */
+static int scan_piece(struct worker *w, size_t i, hs_addr_t a, hs_addr_t b)
 {
 	struct run *run = w->run;
+	const struct hs_str_range *rg = &run->r->v[i];
 	int ret;
 
 	hs_str_scan_end(&w->sc);
 	w->cls = rg->cls;
 	w->tail = false;
-	if (a > rg->start) {
-		/* A run that starts before the segment belongs to the previous
-		 * one, which follows it to its end: skip its characters. */
+	if (a > rg->start || (i > 0 && run->r->v[i - 1].end == rg->start)) {
+		/* A run that starts before the segment (or in the adjoining
+		 * range) belongs to the piece before, which follows it to its
+		 * end: skip its characters. */
 		unsigned char u[2];
 
 		if (hs_target_read_full(run->t, a - run->unit, u, run->unit) == 0 &&
@@ -1332,12 +1357,8 @@ static int scan_piece(struct worker *w, const struct hs_str_range *rg,
 			w->sc.skip = true;
 	}
 	ret = stream_aligned(w, a, b, run->o->chunk);
-	if (ret == 0 && hs_str_scan_in_run(&w->sc) && b < rg->end) {
-		w->tail = true;
-		ret = stream_aligned(w, b, rg->end, 4096);
-		if (ret == STOP_TAIL)
-			ret = 0;
-	}
+	if (ret == 0 && hs_str_scan_in_run(&w->sc))
+		ret = follow_tail(w, i, b);
 	hs_str_scan_end(&w->sc);
 	return ret;
 }
@@ -1353,7 +1374,7 @@ static int scan_segment(struct worker *w, const struct seg *sg)
 		hs_addr_t a = r->v[i].start > sg->start ? r->v[i].start : sg->start;
 		hs_addr_t b = r->v[i].end < sg->end ? r->v[i].end : sg->end;
 
-		ret = scan_piece(w, &r->v[i], a, b);
+		ret = scan_piece(w, i, a, b);
 	}
 	hot_flush_all(&w->tab);
 	if (ret == STOP_ABORT || ret == STOP_TAIL)
@@ -1934,6 +1955,13 @@ static void join_exact(struct worker *w, unsigned ntab, unsigned threads,
 	*mem_peak += extra;
 }
 
+/* The caller's read_done, at most once a scan (o is the scan's own copy). */
+static void read_done(const struct hs_str_opts *o)
+{
+	if (o->read_done)
+		o->read_done(o->read_done_ud);
+}
+
 static void reset_workers(struct worker *w, unsigned jobs)
 {
 	for (unsigned i = 0; i < jobs; i++) {
@@ -2040,9 +2068,14 @@ int hs_strings_scan(struct hs_target *t, const struct hs_str_ranges *r,
 		mem_peak += w[i].tab.mem_peak;
 	t1 = hs_now_ns();
 	joined = !ret && !run.overflow && o->jobs > 1 && o->jobs <= JOIN_MAX;
+	/* The exact pass fitted (or failed): nothing more is read. */
+	if (joined || ret)
+		read_done(o);
 	if (joined)
 		join_exact(w, o->jobs, o->jobs, o, run.unit, &mem_peak, res);
 	exact_ok = joined || (!ret && !run.overflow && merge_exact(&run, w, budget));
+	if (exact_ok && !joined)
+		read_done(o); /* merged in place, while still held */
 	hs_log(HS_LOG_DEBUG, "strings: exact pass %.3f s, merge %.3f s",
 	       (double)(t1 - t0) / 1e9, (double)(hs_now_ns() - t1) / 1e9);
 	result = &w[0].tab;
@@ -2061,6 +2094,7 @@ int hs_strings_scan(struct hs_target *t, const struct hs_str_ranges *r,
 		jobs_run = run_pass(&run, w);
 		ret = run.err;
 		result = &run.global;
+		read_done(o);
 		if (run.global.mem_peak + (uint64_t)o->jobs * run.worker_peak > mem_peak)
 			mem_peak = run.global.mem_peak + (uint64_t)o->jobs * run.worker_peak;
 	}

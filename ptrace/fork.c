@@ -1,6 +1,6 @@
 /*
  * Low-pause snapshots: a copy-on-write fork made inside the target
- * (reference.md section 5; the technique of CRIU's compel, without a
+ * (doc/ptrace.md; the technique of CRIU's compel, without a
  * parasite).
  *
  * With every thread stopped, one thread is made to execute clone(2) with

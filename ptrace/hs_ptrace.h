@@ -22,7 +22,7 @@
  * Open flag of the live backend only (next to enum hs_target_flags):
  * hs_target_suspend() stops the process just long enough to make a
  * copy-on-write fork of it inside the process (an injected clone(2)
- * syscall, reference.md section 5), lets the process run again, and
+ * syscall, doc/ptrace.md, "The fork snapshot"), lets the process run again, and
  * serves every read from that stopped child until hs_target_resume() or
  * hs_target_close() kill it and reap it (a second, shorter stop of one
  * thread).  Maps and thread registers are the parent's, taken during the
@@ -42,8 +42,73 @@ bool hs_live_forked(const struct hs_target *t);
  * NULL.  Static string. */
 const char *hs_live_fork_fallback(const struct hs_target *t);
 
+/* ---- reading policy (pagemap.c; doc/reading-policy.md) ---- */
+
 /*
- * Opens live process pid.  flags: enum hs_target_flags.
+ * Reading a page of another process through process_vm_readv or
+ * /proc/PID/mem faults it in when it is not present: a never-touched
+ * anonymous page becomes a real, zeroed page of the target's Rss.  The
+ * live backend therefore looks at /proc/PID/pagemap before each read and
+ * reads through the process only pages that are present (or swapped
+ * out); the rest are produced without the process: zeros for untouched
+ * private anonymous memory, the file's bytes for file and shared pages.
+ */
+enum hs_read_policy {
+	HS_READ_PAGEMAP = 0, /* per page, from /proc/PID/pagemap */
+	HS_READ_SMAPS,       /* pagemap unreadable: per mapping, from smaps
+				(Rss and Swap 0: untouched as a whole) */
+	HS_READ_OFF,         /* everything through the process (bench only:
+				HEAPSCAN_READ_POLICY=off) */
+};
+
+/* What kind of memory a mapping is, as far as untouched pages go. */
+enum hs_page_kind {
+	HS_PK_ANON,   /* private anonymous (heap, stacks, [anon:...], private
+			 /dev/zero): an untouched page is zeros */
+	HS_PK_FILE,   /* private mapping of a file: an untouched page (never
+			 written, so never copied) holds the file's bytes */
+	HS_PK_SHARED, /* shared mapping of a file, shmem, memfd, SysV or
+			 shared anonymous memory: the object holds the bytes */
+	HS_PK_VDSO,   /* [vdso]: the kernel's one image, which heapscan has
+			 mapped too: an absent page is copied from its own */
+	HS_PK_DIRECT, /* other special and device mappings, and mappings
+			 without read permission: read as they are */
+};
+
+/* Where one page's bytes come from. */
+enum hs_page_src {
+	HS_PS_TARGET, /* present (or unknown): read through the process */
+	HS_PS_ZERO,   /* untouched anonymous: zeros, nothing read */
+	HS_PS_FILE,   /* not present: from the mapped file at its offset */
+	HS_PS_SWAP,   /* swapped out: reading swaps it in */
+	HS_PS_VDSO,   /* not present in [vdso]: from heapscan's own vDSO */
+};
+
+/* pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst). */
+#define HS_PM_PRESENT (1ull << 63)
+#define HS_PM_SWAP (1ull << 62)
+#define HS_PM_FILE_SHARED (1ull << 61)
+#define HS_PM_GUARD (1ull << 58)
+
+enum hs_page_kind hs_page_kind_of(const struct hs_map *m);
+/* The decision for one page from its pagemap word (a pure function: unit
+ * tested on made-up words). */
+enum hs_page_src hs_page_decide(uint64_t word, enum hs_page_kind kind);
+
+/*
+ * For the core writer (hs_dump_pagemap_fn; ud is the live target):
+ * present[i] = 0 for each page of [addr, addr + npages pages) that reading
+ * would produce as zeros without the process (untouched anonymous), 1
+ * otherwise.  Returns 0, or -ENOTSUP when t is not live or its policy is
+ * off.  Safe from several threads.
+ */
+int hs_live_pages_touched(void *t, hs_addr_t addr, size_t npages,
+			  unsigned char *present);
+
+/*
+ * Opens live process pid.  flags: enum hs_target_flags.  Reads follow the
+ * reading policy above; HS_TARGET_NO_SWAPIN makes swapped-out pages short
+ * reads (t->swap_skipped) instead of swapping them in (t->swapped_in).
  * Errors: -ESRCH no such process, -HS_E_ZOMBIE, -HS_E_KTHREAD, -HS_E_SELF,
  * -EPERM/-EACCES (see hs_ptrace_diagnose_eperm), other -errno.
  */

@@ -33,7 +33,50 @@ struct live_priv {
 					(MADV_DONTFORK/WIPEONFORK), or NULL */
 	bool forked;                 /* the last suspend made a snapshot */
 	const char *fork_fallback;   /* why it did not, or NULL */
+
+	/* Reading policy (pagemap.c): which pages may be read through the
+	 * process, and where the others come from. */
+	enum hs_read_policy policy;
+	int pm_fd;                   /* /proc/PID/pagemap; -1 */
+	int pm_snap_fd;              /* /proc/SNAP/pagemap; -1 */
+	pid_t pm_snap_pid;           /* the snapshot pm_snap_fd belongs to */
+	uint64_t pm_gen;             /* picture generation (pagemap.c cache) */
+	int pm_scan;                 /* PAGEMAP_SCAN: 0 untried, -1 refused,
+					else the category mask it takes */
+	int *file_fd;                /* per t->maps.v[i]: its file, -1 not
+					tried, -2 cannot be opened */
+	size_t nfile_fd;
+	bool file_warned;            /* logged a file that could not be opened */
+	uint64_t *skipped;           /* pages counted in t->swap_skipped (+1),
+					open addressing; 0 empty */
+	size_t nskipped, askipped;
 };
+
+/* live.c: reads [addr, addr+len) through the process (or the snapshot
+ * child) as they are, faulting in whatever is not present: the reads
+ * before the reading policy, used by it for pages that may be read so. */
+int hs_live_read_raw(struct hs_target *t, hs_addr_t addr, void *buf, size_t len,
+		     size_t *nread);
+
+/*
+ * pagemap.c.  hs_live_policy_init: chooses p->policy (pagemap when
+ * /proc/PID/pagemap reads, else smaps; HEAPSCAN_READ_POLICY overrides)
+ * and sets t->page_policy.  hs_live_policy_read: the backend's read under
+ * that policy (same contract as hs_target_ops.read).
+ * hs_live_policy_maps_changed: t->maps was replaced; drops the file
+ * descriptors kept per mapping.  hs_live_policy_release: closes all.
+ */
+void hs_live_policy_init(struct hs_target *t, struct live_priv *p);
+/* Whether tok is one of the space-separated words of list (smaps
+ * VmFlags, e.g. "ht", "dc", "wf"). */
+bool hs_live_has_vmflag(const char *list, const char *tok);
+int hs_live_policy_read(struct hs_target *t, hs_addr_t addr, void *buf, size_t len,
+			size_t *nread);
+void hs_live_policy_maps_changed(struct live_priv *p);
+void hs_live_policy_release(struct live_priv *p);
+/* The file behind mapping m of process pid, read-only (map_files, else
+ * /proc/PID/root/PATH, else PATH, each of m's inode): an fd or -errno. */
+int hs_live_open_map_file(pid_t pid, const struct hs_map *m);
 
 /* attach.c */
 int hs_live_seize_all(struct hs_target *t, struct live_priv *p);

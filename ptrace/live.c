@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -47,6 +48,8 @@ int hs_live_read_maps(struct hs_target *t, pid_t pid)
 	hs_maps_release(&t->maps);
 	t->maps = maps;
 	hs_classify(t);
+	if (t->priv)
+		hs_live_policy_maps_changed(t->priv);
 	return 0;
 }
 
@@ -321,7 +324,7 @@ static void test_kill_hook(struct live_priv *p)
  * Builds the remote iovecs for [addr, addr+len): one per mapping the range
  * crosses, stopping at the first gap in the maps, because an iovec that
  * starts in an unmapped page fails the whole call with EFAULT while one
- * that runs into a hole just comes back short (reference.md §4).  At most
+ * that runs into a hole just comes back short (doc/ptrace.md).  At most
  * IOV_BATCH pieces (the kernel allows 1024).  Returns the bytes covered.
  */
 #define IOV_BATCH 64
@@ -369,7 +372,7 @@ static size_t split_at_maps(const struct hs_target *t, hs_addr_t addr, size_t le
 	return done;
 }
 
-static int live_read(struct hs_target *t, hs_addr_t addr, void *buf, size_t len,
+int hs_live_read_raw(struct hs_target *t, hs_addr_t addr, void *buf, size_t len,
 		     size_t *nread)
 {
 	struct live_priv *p = t->priv;
@@ -379,7 +382,6 @@ static int live_read(struct hs_target *t, hs_addr_t addr, void *buf, size_t len,
 	pid_t pid;
 	size_t covered;
 
-	test_kill_hook(p);
 	*nread = 0;
 	covered = split_at_maps(t, addr, len, remote, local, buf, &niov, &pid);
 	if (covered == 0)
@@ -410,12 +412,32 @@ static int live_read(struct hs_target *t, hs_addr_t addr, void *buf, size_t len,
 	case EPERM:
 	case ENOSYS:
 		/* Some kernels/LSMs refuse process_vm_readv but allow
-		 * /proc/PID/mem (style.md §4). */
+		 * /proc/PID/mem (doc/ptrace.md). */
 		p->use_pread = true;
 		return read_pread(p, pid, addr, buf, covered, nread);
 	default:
 		return -errno;
 	}
+}
+
+/* ---- files behind mappings ---- */
+
+static int live_open_file(struct hs_target *t, const struct hs_map *m)
+{
+	const struct live_priv *p = t->priv;
+
+	if (!m->path || m->path[0] != '/')
+		return -ENOENT;
+	return hs_live_open_map_file(p->pid, m);
+}
+
+/* Every read goes through the reading policy (pagemap.c): untouched
+ * pages are never read through the process. */
+static int live_read(struct hs_target *t, hs_addr_t addr, void *buf, size_t len,
+		     size_t *nread)
+{
+	test_kill_hook(t->priv);
+	return hs_live_policy_read(t, addr, buf, len, nread);
 }
 
 /* ---- lifecycle ---- */
@@ -478,6 +500,7 @@ static void live_close(struct hs_target *t)
 		return;
 	hs_live_fork_end(t, p);
 	hs_live_detach_all(p);
+	hs_live_policy_release(p);
 	if (p->mem_fd >= 0)
 		close(p->mem_fd);
 	free(p->from_parent);
@@ -492,6 +515,7 @@ static const struct hs_target_ops live_ops = {
 	.read = live_read,
 	.suspend = live_suspend,
 	.resume = live_resume,
+	.open_file = live_open_file,
 	.close = live_close,
 };
 
@@ -543,6 +567,8 @@ int hs_target_open_pid(pid_t pid, unsigned flags, struct hs_target **out)
 
 	t = hs_target_new(&live_ops);
 	t->flags = flags;
+	t->caps = HS_CAP_STOPPABLE | HS_CAP_READ_FAULTS | HS_CAP_SMAPS |
+		  HS_CAP_PTRACE_UNWIND;
 	hs_proc_info_release(&t->info);
 	t->info = info;
 	t->info.exe = hs_xstrdup("");
@@ -552,6 +578,7 @@ int hs_target_open_pid(pid_t pid, unsigned flags, struct hs_target **out)
 	p->mem_fd = -1;
 	p->snap_mem_fd = -1;
 	pthread_mutex_init(&p->lock, NULL);
+	hs_live_policy_init(t, p);
 	{
 		const char *k = getenv("HEAPSCAN_TEST_KILL_AFTER_READS");
 		p->test_kill_after = k ? strtoull(k, NULL, 10) : 0;

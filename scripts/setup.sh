@@ -4,12 +4,21 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libelf-dev libdw-dev libunwind-dev
       libcapstone-dev libcmocka-dev python3 gdb elfutils util-linux
-      libc6-dbg # libc6-dbg: main_arena's symbol for heap tests, glibc's
-                # internal function names in stack tests
-      libjemalloc-dev redis-server redis-tools # jemalloc tests: a victim
-                # linked with it, python3 preloading it, redis-server on it
-      libtcmalloc-minimal4 libmimalloc2.0 musl-tools) # allocators heapscan
-                # must name (and say it does not walk)
+      # main_arena's symbol for heap tests, glibc's internal function
+      # names in stack tests, gdb's independent heap walks
+      libc6-dbg
+      # gzip of pprof profiles; go tool pprof reads them in tests;
+      # cpack -G DEB computes Depends with dpkg-shlibdeps and file
+      zlib1g-dev golang-go dpkg-dev file
+      # swapon for the swap test (util-linux has mkswap and setpriv)
+      mount
+      # a real pre-fork server (tests/integration/test_nginx.py)
+      nginx-light
+      # jemalloc tests: a victim linked with it, python3 preloading it,
+      # redis-server on it
+      libjemalloc-dev redis-server redis-tools
+      # allocators heapscan must name (and say it does not walk)
+      libtcmalloc-minimal4 libmimalloc2.0 musl-tools)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -21,6 +21,9 @@ const char hs_cli_common_help[] =
 	"      --fork         stop a live process only to fork a copy-on-write\n"
 	"                     snapshot of it inside it (milliseconds), then read\n"
 	"                     the snapshot while the process runs on\n"
+	"      --no-swapin    leave a live process's swapped-out pages unread (the\n"
+	"                     result is then partial); by default they are read,\n"
+	"                     which swaps them in, and the report says how much\n"
 	"      --json         one JSON document on stdout instead of text\n"
 	"  -h, --help         this help\n";
 
@@ -149,6 +152,9 @@ static int common_opt(int c, const char *arg, struct hs_cli_opts *o)
 	case HS_OPT_FORK:
 		o->fork = true;
 		return 1;
+	case HS_OPT_NO_SWAPIN:
+		o->no_swapin = true;
+		return 1;
 	case HS_OPT_JSON:
 		o->json = true;
 		return 1;
@@ -183,6 +189,10 @@ static int check_target(const struct hs_cli_opts *o)
 	}
 	if (o->fork && o->core) {
 		hs_cli_err("--fork goes with --pid; see 'heapscan --help'");
+		return -1;
+	}
+	if (o->no_swapin && o->core) {
+		hs_cli_err("--no-swapin goes with --pid; see 'heapscan --help'");
 		return -1;
 	}
 	if (o->fork && o->no_stop) {
@@ -269,7 +279,8 @@ int hs_cli_open_target(const struct hs_cli_opts *o, struct hs_target **out)
 		return 0;
 	}
 	ret = hs_target_open_pid(o->pid, (o->no_stop ? HS_TARGET_NO_STOP : 0) |
-				 (o->fork ? HS_TARGET_FORK : 0), out);
+				 (o->fork ? HS_TARGET_FORK : 0) |
+				 (o->no_swapin ? HS_TARGET_NO_SWAPIN : 0), out);
 	if (ret == 0 && !o->no_stop) {
 		ret = hs_target_suspend(*out);
 		if (ret < 0) {
@@ -362,4 +373,28 @@ void hs_cli_test_hold(void)
 			sigsuspend(&old);
 	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+void hs_cli_test_hold_at(const char *point)
+{
+	const char *at = getenv("HEAPSCAN_TEST_HOLD_AT");
+	sigset_t block, old;
+	int sig = 0;
+
+	if (!at || strcmp(at, point))
+		return;
+	sigemptyset(&block);
+	sigaddset(&block, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &block, &old);
+	fprintf(stderr, "heapscan: test: holding at %s\n", point);
+	fflush(stderr);
+	while (sigwait(&block, &sig) != 0)
+		;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+void hs_cli_read_done(void *t)
+{
+	(void)hs_target_resume(t);
+	hs_cli_test_hold_at("read-done");
 }

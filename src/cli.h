@@ -25,6 +25,7 @@ struct hs_cli_opts {
 	const char *exe;     /* --exe FILE for cores */
 	bool no_stop;
 	bool fork;           /* --fork: read a copy-on-write fork snapshot */
+	bool no_swapin;      /* --no-swapin: leave swapped-out pages unread */
 	bool json;
 };
 
@@ -34,6 +35,7 @@ enum {
 	HS_OPT_NO_STOP,
 	HS_OPT_JSON,
 	HS_OPT_FORK,
+	HS_OPT_NO_SWAPIN,
 	HS_OPT_FIRST_PRIVATE = 0x1100, /* commands number theirs from here */
 };
 
@@ -43,6 +45,7 @@ enum {
 	{ "exe", required_argument, NULL, HS_OPT_EXE },                         \
 	{ "no-stop", no_argument, NULL, HS_OPT_NO_STOP },                       \
 	{ "fork", no_argument, NULL, HS_OPT_FORK },                             \
+	{ "no-swapin", no_argument, NULL, HS_OPT_NO_SWAPIN },                   \
 	{ "json", no_argument, NULL, HS_OPT_JSON },                             \
 	{ "help", no_argument, NULL, 'h' }
 #define HS_CLI_COMMON_SHORTOPTS "p:c:h"
@@ -127,6 +130,18 @@ int hs_cli_exit_for(const struct hs_target *t);
  * with the run.
  */
 void hs_cli_test_hold(void);
+
+/*
+ * The test hook HEAPSCAN_TEST_HOLD_AT=POINT: at the named point of a run,
+ * write "heapscan: test: holding at POINT" to stderr and wait for SIGUSR1.
+ * Points: "read-done" (everything read, the target resumed, the results
+ * not yet ranked).
+ */
+void hs_cli_test_hold_at(const char *point);
+
+/* hs_str_opts.read_done for commands: resumes the target (the ranking
+ * that follows runs while it runs), then the "read-done" test point. */
+void hs_cli_read_done(void *t);
 
 /* Subcommands: argv[0] is the subcommand name. */
 int cmd_scan(int argc, char **argv);

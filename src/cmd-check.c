@@ -88,6 +88,11 @@ int cmd_check(int argc, char **argv)
 		line("memory read", r == 0 && n == sizeof(word),
 		     r ? hs_strerror(r) : "process_vm_readv or /proc/PID/mem");
 		bad += r != 0;
+		/* Not fatal: without pagemap heapscan falls back to smaps and
+		 * may fault untouched pages in (doc/reading-policy.md). */
+		line("untouched pages left alone",
+		     t->page_policy && !strcmp(t->page_policy, "pagemap"),
+		     t->page_policy ? t->page_policy : "?");
 		hs_target_close(t);
 	}
 	close(pipefd[1]);

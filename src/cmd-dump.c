@@ -3,8 +3,10 @@
  * need gdb), and heapscan core: the default report on a core file.
  *
  * The writer (symbols/core-write.c) sees only the target interface; this
- * file adds what only a live pid has: /proc/PID/pagemap, so pages the
- * process never touched are skipped without being read.
+ * file adds what only a live pid has: the live backend's reading policy
+ * tells it which pages the process never touched (hs_live_pages_touched,
+ * the same pagemap decision every read makes), so they become holes
+ * without being produced at all.
  */
 #include "cli.h"
 
@@ -18,6 +20,7 @@
 
 #include "hs_ptrace.h"
 #include "hs_symbols.h"
+#include "report.h"
 
 enum {
 	OPT_REGIONS = HS_OPT_FIRST_PRIVATE,
@@ -55,40 +58,6 @@ static const char usage_text[] =
 	"private file mappings the process modified, shared memory (not shared\n"
 	"mappings of regular files) and [vdso]; the first page of each unmodified\n"
 	"ELF file mapping; no contents for PROT_NONE reservations and [vvar].\n";
-
-/* ---- pagemap: which pages a live process ever touched ---- */
-
-struct pagemap {
-	int fd;
-};
-
-/* /proc/PID/pagemap: one u64 per page; bit 63 present, bit 62 swapped
- * (Documentation/admin-guide/mm/pagemap.rst).  Called by several copy
- * workers at once: pread on a shared fd, a buffer per call. */
-static int pagemap_cb(void *ud, hs_addr_t addr, size_t npages, unsigned char *present)
-{
-	struct pagemap *pm = ud;
-	uint64_t *ent = hs_xmalloc(npages * sizeof(*ent));
-	size_t done = 0;
-	int ret = 0;
-
-	while (done < npages) {
-		ssize_t n = pread(pm->fd, ent + done, (npages - done) * 8,
-				  (off_t)((addr / 4096 + done) * 8));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0 || n % 8) {
-			ret = n < 0 ? -errno : -EIO;
-			goto out;
-		}
-		done += (size_t)n / 8;
-	}
-	for (size_t i = 0; i < npages; i++)
-		present[i] = (ent[i] >> 62) != 0;
-out:
-	free(ent);
-	return ret;
-}
 
 /* ---- progress ---- */
 
@@ -149,11 +118,9 @@ static double ms(uint64_t ns)
 /* How the memory was held still: "fork", "stop" or "none". */
 static const char *snapshot_kind(const struct hs_target *t)
 {
-	if (strcmp(t->ops->name, "live"))
-		return "none";
 	if (hs_live_forked(t))
 		return "fork";
-	return (t->flags & HS_TARGET_NO_STOP) ? "none" : "stop";
+	return hs_target_holds(t) ? "stop" : "none";
 }
 
 static void report_text(const char *path, const struct hs_target *t,
@@ -186,6 +153,7 @@ static void report_text(const char *path, const struct hs_target *t,
 	else if (!strcmp(snapshot_kind(t), "stop"))
 		printf("  stopped:  %.1f ms\n", ms(st->stop_ns));
 	printf("  total:    %.1f ms\n", ms(st->wall_ns));
+	hs_report_pages_text(stdout, t);
 }
 
 static void report_json(const char *path, const struct hs_target *t,
@@ -212,6 +180,7 @@ static void report_json(const char *path, const struct hs_target *t,
 	hs_json_double(&j, "stop_ms", ms(st->stop_ns));
 	hs_json_str(&j, "snapshot", snapshot_kind(t));
 	hs_json_double(&j, "wall_ms", ms(st->wall_ns));
+	hs_report_pages_json(&j, t);
 	hs_json_bool(&j, "partial", (t->state & HS_TSTATE_PARTIAL) || st->bytes_unreadable);
 	hs_cli_json_end(&j);
 }
@@ -237,7 +206,6 @@ int cmd_dump(int argc, char **argv)
 	};
 	struct hs_dump_opts dopts = { 0 };
 	struct hs_dump_stats st;
-	struct pagemap pm = { .fd = -1 };
 	struct progress pr = { 0 };
 	struct hs_target *t = NULL;
 	const char *out = NULL;
@@ -310,15 +278,9 @@ int cmd_dump(int argc, char **argv)
 	if (ret)
 		return ret;
 	hs_cli_test_hold();
-	if (!strcmp(t->ops->name, "live")) {
-		char path[64];
-
-		snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)t->info.pid);
-		pm.fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (pm.fd >= 0) {
-			dopts.pagemap = pagemap_cb;
-			dopts.pagemap_ud = &pm;
-		}
+	if (t->caps & HS_CAP_READ_FAULTS) {
+		dopts.pagemap = hs_live_pages_touched;
+		dopts.pagemap_ud = t;
 	}
 	if (hs_cli_progress_enabled()) {
 		pr.start = hs_now_ns();
@@ -328,8 +290,6 @@ int cmd_dump(int argc, char **argv)
 	ret = hs_dump_write(t, out, &dopts, &st);
 	if (pr.shown)
 		fputs("\r\033[K", stderr);
-	if (pm.fd >= 0)
-		close(pm.fd);
 	if (ret < 0) {
 		if (ret == -HS_E_INTERRUPTED)
 			hs_cli_err("interrupted; target released, nothing written");

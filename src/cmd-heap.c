@@ -25,7 +25,7 @@ static const char usage_text[] =
 	"Names the allocator (glibc, jemalloc, tcmalloc, mimalloc, musl) and walks its\n"
 	"heap when heapscan can: jemalloc 5.3 (extents, slabs, thread caches, regions\n"
 	"in use, cached and free per size class), or the glibc malloc heap (glibc\n"
-	"2.17-2.40, x86_64): each arena's heaps, system memory, chunks in use and free\n"
+	"2.12-2.40, x86_64): each arena's heaps, system memory, chunks in use and free\n"
 	"by kind (tcache, fastbin, unsorted, small, large, top), fragmentation\n"
 	"(free-but-held bytes, top excluded, as a share of the arena's system memory),\n"
 	"mmapped chunks, and in-use chunks by size ranked by total bytes.  Corrupt\n"

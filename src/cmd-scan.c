@@ -95,9 +95,11 @@ int cmd_scan(int argc, char **argv)
 	if (want_heap && !hs_interrupted && alloc_err == 0 && hs_report_alloc_glibc(&ra))
 		heap_err = hs_report_heap_collect(t, NULL, &heap);
 	if (want_strings && !hs_interrupted && alloc_err == 0)
-		/* The heap opened above gives the strings' locations. */
+		/* The heap opened above gives the strings' locations; the
+		 * target runs again once they are read, while they are
+		 * ranked. */
 		str_err = hs_report_strings_collect_heap(t, &ra, heap_err == 0 ? heap : NULL,
-							 (unsigned)top, &strs);
+							 (unsigned)top, true, &strs);
 	if (alloc_err < 0 && !hs_interrupted) {
 		heap_err = alloc_err;
 		str_err = alloc_err;

@@ -4,15 +4,19 @@
  */
 #include "cli.h"
 #include "report-growth.h"
+#include "report-pprof.h"
+#include "report.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum {
 	OPT_KEEP = HS_OPT_FIRST_PRIVATE,
 	OPT_NO_HEAP,
 	OPT_NO_STRINGS,
+	OPT_FORMAT,
 };
 
 static const char usage_text[] =
@@ -21,10 +25,14 @@ static const char usage_text[] =
 	"figures, the in-use chunks by size per glibc arena (jemalloc: regions\n"
 	"by size class per arena), the most frequent\n"
 	"strings, totals, time, pid and exe.  'heapscan diff A B' compares two.\n"
-	"The file is small line-oriented text (see PROFILE FILES in heapscan(1)).\n\n"
+	"The file is small line-oriented text (see PROFILE FILES in heapscan(1)), or\n"
+	"with --format pprof a gzip-compressed pprof memory profile for go tool pprof,\n"
+	"Pyroscope or Parca (see PPROF PROFILES in heapscan(1)).\n\n"
 	"options:\n"
 	"%s"
 	"  -o, --output FILE  the profile to write ('-' for stdout; required)\n"
+	"      --format F     profile (default: heapscan's text profile) or pprof\n"
+	"                     (samples inuse_objects and inuse_space; file mode 0600)\n"
 	"      --keep K       strings kept: the K most frequent (default 10000);\n"
 	"                     a string below the cut diffs as '<=N', not 0\n"
 	"      --no-heap      skip the malloc heap walk\n"
@@ -38,6 +46,7 @@ int cmd_snapshot(int argc, char **argv)
 		{ "keep", required_argument, NULL, OPT_KEEP },
 		{ "no-heap", no_argument, NULL, OPT_NO_HEAP },
 		{ "no-strings", no_argument, NULL, OPT_NO_STRINGS },
+		{ "format", required_argument, NULL, OPT_FORMAT },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct hs_cli_opts o = { 0 };
@@ -49,6 +58,8 @@ int cmd_snapshot(int argc, char **argv)
 	struct hs_profile p;
 	struct hs_target *t = NULL;
 	const char *output = NULL;
+	bool pprof = false;
+	size_t pprof_size = 0;
 	uint64_t v;
 	FILE *f;
 	int c, ret;
@@ -69,6 +80,12 @@ int cmd_snapshot(int argc, char **argv)
 		case OPT_NO_STRINGS:
 			po.flags |= HS_PROFILE_NO_STRINGS;
 			break;
+		case OPT_FORMAT:
+			if (strcmp(optarg, "pprof") && strcmp(optarg, "profile"))
+				return hs_cli_usage_err("snapshot", "unknown --format '%s' "
+							"(profile or pprof)", optarg);
+			pprof = !strcmp(optarg, "pprof");
+			break;
 		}
 	}
 	if (c < 0)
@@ -79,6 +96,9 @@ int cmd_snapshot(int argc, char **argv)
 		return hs_cli_usage_err("snapshot", "no output: give -o FILE");
 	if (o.json && !strcmp(output, "-"))
 		return hs_cli_usage_err("snapshot", "--json and -o - both want stdout");
+	if (pprof && !strcmp(output, "-") && isatty(1))
+		return hs_cli_usage_err("snapshot", "a pprof profile is binary: redirect "
+					"-o - to a file or a pipe");
 	ret = hs_cli_open_target(&o, &t);
 	if (ret)
 		return ret;
@@ -87,6 +107,12 @@ int cmd_snapshot(int argc, char **argv)
 		hs_profile_release(&p);
 		hs_target_close(t);
 		return ret;
+	}
+	if (pprof) {
+		ret = hs_report_pprof_write(output, &p, t->info.comm, &pprof_size);
+		if (ret)
+			goto out;
+		goto written;
 	}
 	f = strcmp(output, "-") ? fopen(output, "w") : stdout;
 	if (!f) {
@@ -102,24 +128,39 @@ int cmd_snapshot(int argc, char **argv)
 		ret = HS_EXIT_FATAL;
 		goto out;
 	}
+written:
 	if (o.json) {
 		struct hs_json j;
 
 		hs_cli_json_begin(&j, "snapshot");
 		hs_json_str(&j, "output", output);
+		hs_json_str(&j, "format", pprof ? "pprof" : "profile");
 		hs_report_profile_json(&j, "profile", &p);
 		hs_json_u64(&j, "regions", p.nregions);
 		hs_json_u64(&j, "arenas", p.narenas);
 		hs_json_u64(&j, "chunk_sizes", p.nchunks);
 		hs_json_u64(&j, "strings", p.nstrings);
+		hs_report_pages_json(&j, t);
 		hs_cli_json_end(&j);
-	} else if (f != stdout) {
-		printf("wrote %s: %zu regions, %zu arenas, %zu chunk sizes, %zu strings",
-		       output, p.nregions, p.narenas, p.nchunks, p.nstrings);
+	} else if (strcmp(output, "-")) {
+		if (pprof)
+			printf("wrote %s (pprof, %zu bytes): %zu arenas, %zu chunk sizes, "
+			       "%zu strings", output, pprof_size, p.narenas, p.nchunks,
+			       p.nstrings);
+		else
+			printf("wrote %s: %zu regions, %zu arenas, %zu chunk sizes, %zu strings",
+			       output, p.nregions, p.narenas, p.nchunks, p.nstrings);
 		if (p.heap_error[0])
 			printf(" (heap: %s)", p.heap_error);
 		if (!strcmp(p.kind, "live"))
 			printf("; stopped %.3f ms", (double)p.stop_ns / 1e6);
+		if (t->swapped_in || t->swap_skipped) {
+			char a[16], b[16];
+
+			printf("; swapped in %s, left in swap %s",
+			       hs_fmt_bytes(a, sizeof(a), t->swapped_in),
+			       hs_fmt_bytes(b, sizeof(b), t->swap_skipped));
+		}
 		printf("\n");
 	}
 	ret = p.partial ? HS_EXIT_PARTIAL : HS_EXIT_OK;

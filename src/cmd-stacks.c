@@ -152,7 +152,7 @@ static void json_frame(struct hs_json *j, struct hs_target *t, struct hs_syms *s
 static void report_text(FILE *out, struct hs_target *t, struct hs_syms *s,
 			const struct hs_stacks *st, bool disasm)
 {
-	if (strcmp(t->ops->name, "live"))
+	if (t->caps & HS_CAP_POST_MORTEM)
 		fprintf(out, "%s %s: ", t->ops->name, t->source ? t->source : "?");
 	fprintf(out, "process %d (%s), %zu thread%s, unwound with %s\n",
 		(int)t->info.pid, t->info.comm, st->n, st->n == 1 ? "" : "s",

@@ -5,6 +5,7 @@
  */
 #include "cli.h"
 #include "report-strings.h"
+#include "report.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -251,6 +252,10 @@ int cmd_strings(int argc, char **argv)
 		hs_str_ranges_restrict(&ranges, &whole, &where, loc_mask);
 		hs_str_ranges_release(&whole);
 	}
+	/* Let the target go as soon as everything is read: the tables are
+	 * joined and ranked while it runs. */
+	so.read_done = hs_cli_read_done;
+	so.read_done_ud = t;
 	ret = hs_strings_scan(t, &ranges, &so, &res);
 	hs_str_ranges_release(&ranges);
 	hs_str_where_release(&where);
@@ -293,6 +298,7 @@ int cmd_strings(int argc, char **argv)
 			printf("only bytes in %s malloc chunks (--chunks %s)\n",
 			       loc_mask == (1u << HS_STR_LOC_FREE) ? "free" : "in-use", chunks);
 		hs_report_strings_text(stdout, &res, t);
+		hs_report_pages_text(stdout, t);
 		if (!so.where)
 			printf("  (%s)\n", why.buf);
 	}

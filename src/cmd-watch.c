@@ -6,6 +6,7 @@
  */
 #include "cli.h"
 #include "report-growth.h"
+#include "report-pprof.h"
 
 #include <errno.h>
 #include <math.h>
@@ -21,6 +22,7 @@ enum {
 	OPT_SAVE_DIR,
 	OPT_TOP,
 	OPT_KEEP,
+	OPT_FORMAT,
 };
 
 static const char usage_text[] =
@@ -36,6 +38,8 @@ static const char usage_text[] =
 	"      --interval S     seconds between samples (default 60, fractions ok)\n"
 	"      --count N        stop after N samples (default 0: until interrupted)\n"
 	"      --save-dir D     also write each sample's profile to D/PID-N.profile\n"
+	"      --format F       with --save-dir: profile (default) or pprof, which\n"
+	"                       writes D/PID-N.pb.gz (gzip-compressed pprof, mode 0600)\n"
 	"      --top N          items listed per kind (default 10, 0: all)\n"
 	"      --keep K         strings kept per sample (default 10000)\n";
 
@@ -129,12 +133,19 @@ static void sample_text(unsigned n, const struct hs_profile *first,
 	fflush(stdout);
 }
 
-static int save_profile(const char *dir, const struct hs_profile *p, unsigned n)
+static int save_profile(const char *dir, const struct hs_profile *p, unsigned n,
+			bool pprof, const char *comm)
 {
 	struct hs_buf path = HS_BUF_INIT;
 	FILE *f;
 	int ret;
 
+	if (pprof) {
+		hs_buf_addf(&path, "%s/%d-%u.pb.gz", dir, (int)p->pid, n);
+		ret = hs_report_pprof_write(path.buf, p, comm, NULL);
+		hs_buf_release(&path);
+		return ret ? -1 : 0;
+	}
 	hs_buf_addf(&path, "%s/%d-%u.profile", dir, (int)p->pid, n);
 	f = fopen(path.buf, "w");
 	if (!f) {
@@ -160,6 +171,7 @@ int cmd_watch(int argc, char **argv)
 		{ "save-dir", required_argument, NULL, OPT_SAVE_DIR },
 		{ "top", required_argument, NULL, OPT_TOP },
 		{ "keep", required_argument, NULL, OPT_KEEP },
+		{ "format", required_argument, NULL, OPT_FORMAT },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct hs_cli_opts o = { 0 };
@@ -173,7 +185,7 @@ int cmd_watch(int argc, char **argv)
 	const char *save_dir = NULL;
 	double interval = 60;
 	uint64_t count = 0, top = 10, v;
-	bool ndjson, have_first = false;
+	bool ndjson, have_first = false, pprof = false, format_given = false;
 	unsigned n = 0;
 	int c, ret = HS_EXIT_OK;
 
@@ -204,6 +216,13 @@ int cmd_watch(int argc, char **argv)
 				return hs_cli_usage_err("watch", "invalid --keep '%s'", optarg);
 			po.keep = (unsigned)v;
 			break;
+		case OPT_FORMAT:
+			if (strcmp(optarg, "pprof") && strcmp(optarg, "profile"))
+				return hs_cli_usage_err("watch", "unknown --format '%s' "
+							"(profile or pprof)", optarg);
+			pprof = !strcmp(optarg, "pprof");
+			format_given = true;
+			break;
 		}
 	}
 	if (c < 0)
@@ -212,6 +231,9 @@ int cmd_watch(int argc, char **argv)
 		return HS_EXIT_USAGE;
 	if (o.core)
 		return hs_cli_usage_err("watch", "watch needs a live process (-p PID)");
+	if (format_given && !save_dir)
+		return hs_cli_usage_err("watch", "--format is the format of --save-dir's files: "
+					"give --save-dir D");
 	if (save_dir) {
 		struct stat st;
 
@@ -239,7 +261,7 @@ int cmd_watch(int argc, char **argv)
 			break;
 		}
 		n++;
-		if (save_dir && save_profile(save_dir, &cur, n) < 0) {
+		if (save_dir && save_profile(save_dir, &cur, n, pprof, t->info.comm) < 0) {
 			hs_profile_release(&cur);
 			ret = HS_EXIT_FATAL;
 			break;

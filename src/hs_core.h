@@ -23,7 +23,10 @@
 #define HS_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #define HS_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-#define HS_VERSION "0.1.0"
+/* HS_VERSION ("0.1.0") comes from project(VERSION) in CMakeLists.txt. */
+#ifndef HS_VERSION
+#error "HS_VERSION is defined by the build (CMakeLists.txt)"
+#endif
 
 /* ---- errors ---------------------------------------------------------- */
 

@@ -208,12 +208,44 @@ struct hs_target_ops {
 	 * threads; resume undoes it.  May be NULL (post-mortem targets). */
 	int (*suspend)(struct hs_target *t);
 	int (*resume)(struct hs_target *t);
+	/*
+	 * Opens the file behind mapping m, read-only, as a regular file, and
+	 * returns its fd (the caller closes it) or a negative error (-ENOENT
+	 * when there is none).  A live process: the file it maps, seen from its
+	 * own mount namespace or the mapping itself; a core: the path it
+	 * names.  May be NULL: then m->path is opened as is.
+	 */
+	int (*open_file)(struct hs_target *t, const struct hs_map *m);
 	/* Releases backend state (t->priv).  May be NULL. */
 	void (*close)(struct hs_target *t);
 };
 
+/*
+ * What a target can do, set by its backend at open.  Analyses and reports
+ * ask these, never which backend they run on.
+ */
+enum hs_target_caps {
+	/* suspend() holds the process still while it is read (and stop_ns
+	 * says for how long), unless the target was opened HS_TARGET_NO_STOP. */
+	HS_CAP_STOPPABLE = 1 << 0,
+	/* Reading changes the target: a page read is faulted into its page
+	 * tables (doc/reading-policy.md).  Read only what an analysis needs;
+	 * never scan file-backed read-only data for a signature. */
+	HS_CAP_READ_FAULTS = 1 << 1,
+	/* The maps carry smaps figures (Rss, Pss, Swap ...). */
+	HS_CAP_SMAPS = 1 << 2,
+	/* A picture that no longer runs (core, dump, buffer): reading is free
+	 * and nothing changes between two reads. */
+	HS_CAP_POST_MORTEM = 1 << 3,
+	/* Threads can be unwound by ptrace (libunwind-ptrace); otherwise from
+	 * the registers and memory of the picture. */
+	HS_CAP_PTRACE_UNWIND = 1 << 4,
+};
+
 enum hs_target_flags {
 	HS_TARGET_NO_STOP = 1 << 0, /* live: never stop the process */
+	HS_TARGET_NO_SWAPIN = 1 << 1, /* live: leave swapped-out pages unread
+					 (short reads; counted in swap_skipped) */
 };
 
 enum hs_target_state_flags {
@@ -225,13 +257,27 @@ enum hs_target_state_flags {
 struct hs_target {
 	const struct hs_target_ops *ops;
 	unsigned flags;          /* enum hs_target_flags, from open */
+	unsigned caps;           /* enum hs_target_caps, set by the backend */
 	unsigned state;          /* enum hs_target_state_flags */
 	struct hs_proc_info info;
 	struct hs_maps maps;     /* sorted by start, classified */
 	struct hs_thread *threads;
 	size_t nthreads;
 	uint64_t stop_ns;        /* total time the target was stopped by us */
+	uint64_t open_ns;        /* hs_now_ns() when the target was opened */
 	uint64_t unreadable;     /* bytes asked for that could not be read */
+	/* Live reads (doc/reading-policy.md): bytes read that were in swap
+	 * (the one change reading makes to the target), and bytes asked for
+	 * that were left in swap under HS_TARGET_NO_SWAPIN.  page_policy is
+	 * a static string saying how untouched pages were kept untouched
+	 * ("pagemap", ...), or NULL for targets where it does not apply. */
+	uint64_t swapped_in;
+	uint64_t swap_skipped;
+	/* Live reads: bytes of pages the process did not have that had to be
+	 * read through it anyway (their file could not be opened), which
+	 * maps them into it. */
+	uint64_t faulted_in;
+	const char *page_policy;
 	char *source;            /* owned: "pid 1234" or the core's path */
 	void *priv;              /* backend state */
 };
@@ -241,6 +287,14 @@ struct hs_target *hs_target_new(const struct hs_target_ops *ops);
 /* Resumes if suspended, releases the backend and everything owned.
  * t may be NULL. */
 void hs_target_close(struct hs_target *t);
+
+/* The file behind mapping m (see hs_target_ops.open_file): an fd or a
+ * negative error.  Never anything but a regular file. */
+int hs_target_open_file(struct hs_target *t, const struct hs_map *m) HS_MUST_CHECK;
+
+/* Whether the target is held still while it is read (stoppable, and not
+ * opened with HS_TARGET_NO_STOP): reports say "stopped for N ms". */
+bool hs_target_holds(const struct hs_target *t);
 
 /* No-ops (return 0) when the backend has no such operation. */
 int hs_target_suspend(struct hs_target *t) HS_MUST_CHECK;

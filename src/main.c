@@ -5,6 +5,7 @@
  * "heapscan -p PID" alone means "heapscan scan -p PID".
  */
 #include "cli.h"
+#include "hs_gitrev.h" /* generated: cmake/gitrev.cmake */
 
 #include <signal.h>
 #include <stdlib.h>
@@ -96,7 +97,7 @@ int main(int argc, char **argv)
 		return HS_EXIT_OK;
 	}
 	if (!strcmp(name, "--version") || !strcmp(name, "-V")) {
-		printf("heapscan %s\n", HS_VERSION);
+		printf("heapscan %s (%s)\n", HS_VERSION, HS_GIT_REVISION);
 		return HS_EXIT_OK;
 	}
 	if (name[0] == '-') {

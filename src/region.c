@@ -42,21 +42,44 @@ static bool is_shm(const struct hs_map *m)
  * A glibc non-main heap is a mapping aligned to HEAP_MAX_SIZE whose
  * readable part grows by mprotect inside a PROT_NONE reservation of
  * HEAP_MAX_SIZE in all: rw part at an aligned start, then a ---p rest that
- * ends at start + HEAP_MAX_SIZE (or no rest once the heap is full).
+ * ends at start + HEAP_MAX_SIZE (or no rest once the heap is full).  The
+ * rw part may be several adjacent mappings: in a forked child, the part
+ * grown after the fork cannot merge with the inherited one, and mprotect
+ * or madvise on part of it splits it too (doc/heap-segments.md).  Every
+ * piece is the arena's.
  */
+static bool rw_anon(const struct hs_map *m)
+{
+	return is_anon(m) && (m->perms & (HS_PERM_R | HS_PERM_W)) == (HS_PERM_R | HS_PERM_W) &&
+	       !(m->perms & HS_PERM_SHARED);
+}
+
 static bool is_arena_heap(const struct hs_maps *maps, size_t i)
 {
-	const struct hs_map *m = &maps->v[i];
-	hs_addr_t limit = m->start + ARENA_HEAP_MAX;
+	size_t first = i, last = i;
+	hs_addr_t start, limit;
 
-	if ((m->start & (ARENA_HEAP_MAX - 1)) || m->end > limit)
+	if (!rw_anon(&maps->v[i]))
 		return false;
-	if (m->end == limit)
+	/* Back to the aligned start, through adjacent rw pieces. */
+	while ((maps->v[first].start & (ARENA_HEAP_MAX - 1)) && first > 0 &&
+	       maps->v[first - 1].end == maps->v[first].start && rw_anon(&maps->v[first - 1]))
+		first--;
+	start = maps->v[first].start;
+	if (start & (ARENA_HEAP_MAX - 1))
+		return false;
+	limit = start + ARENA_HEAP_MAX;
+	while (maps->v[last].end < limit && last + 1 < maps->n &&
+	       maps->v[last + 1].start == maps->v[last].end && rw_anon(&maps->v[last + 1]))
+		last++;
+	if (maps->v[last].end > limit)
+		return false;
+	if (maps->v[last].end == limit)
 		return true;
-	if (i + 1 >= maps->n)
+	if (last + 1 >= maps->n)
 		return false;
-	const struct hs_map *r = &maps->v[i + 1];
-	return r->start == m->end && r->end == limit && r->perms == 0 && is_anon(r);
+	const struct hs_map *r = &maps->v[last + 1];
+	return r->start == maps->v[last].end && r->end == limit && r->perms == 0 && is_anon(r);
 }
 
 static enum hs_class classify_one(const struct hs_maps *maps, size_t i)

@@ -182,23 +182,36 @@ void hs_report_growth_text(FILE *out, const struct hs_diff *d, unsigned top,
 	else
 		text_section(out, d, 0, d->ngrowth, top, flags, "that grew");
 	if (d->ngroups) {
-		fprintf(out, "\ncorrelated growth (grew by the same count or factor, "
-			"within %.0f%%: likely one leaking record type):\n",
+		fprintf(out, "\ncorrelated growth (grew by the same count or at the same "
+			"rate, within %.0f%%: likely one leaking record type):\n",
 			d->opts.tolerance * 100);
 		for (size_t g = 0; g < d->ngroups; g++) {
 			const struct hs_growth_group *gr = &d->groups[g];
-			char b[24];
+			char b[24], how[64];
 
-			fprintf(out, "  g%zu: %zu items, %+" PRId64 " each (%s), %s in all\n",
-				g + 1, gr->n, gr->dcount, gr->by_factor ? "same factor" :
-				"same count", sbytes(b, gr->dbytes));
+			if (gr->dcount_min == gr->dcount_max)
+				snprintf(how, sizeof(how), "%+" PRId64 " each", gr->dcount_min);
+			else if (!gr->by_factor)
+				snprintf(how, sizeof(how), "%+" PRId64 "..%+" PRId64 ", the same count",
+					 gr->dcount_min, gr->dcount_max);
+			else
+				snprintf(how, sizeof(how), "x%.2f..x%.2f, the same rate",
+					 gr->ratio_min, gr->ratio_max);
+			/* Strings live inside chunks: bytes are the chunks', or
+			 * the strings' when no chunk size is in the group. */
+			fprintf(out, "  g%zu: %zu items, %s; %s in %s\n", g + 1, gr->n, how,
+				sbytes(b, gr->dbytes),
+				gr->bytes_of == HS_GROWTH_CHUNK ? "chunks" : "strings");
 			for (size_t m = 0; m < gr->n; m++) {
 				const struct hs_growth_item *it = &d->items[gr->items[m]];
 				struct hs_buf name = HS_BUF_INIT;
+				char r[24];
 
 				hs_report_growth_name(&name, it);
-				fprintf(out, "      %-6s %+" PRId64 " %s\n",
-					hs_growth_kind_name(it->kind), it->dcount, name.buf);
+				ratio_str(r, sizeof(r), it);
+				fprintf(out, "      %-6s %+12" PRId64 " %9s %7s  %s\n",
+					hs_growth_kind_name(it->kind), it->dcount,
+					sbytes(b, it->dbytes), r, name.buf);
 				hs_buf_release(&name);
 			}
 		}
@@ -308,7 +321,10 @@ void hs_report_growth_json(struct hs_json *j, const struct hs_diff *d, unsigned 
 		hs_json_obj_begin(j, NULL);
 		hs_json_str(j, "by", gr->by_factor ? "factor" : "count");
 		hs_json_i64(j, "delta_count", gr->dcount);
+		hs_json_i64(j, "delta_count_min", gr->dcount_min);
+		hs_json_i64(j, "delta_count_max", gr->dcount_max);
 		hs_json_i64(j, "delta_bytes", gr->dbytes);
+		hs_json_str(j, "bytes_of", gr->bytes_of == HS_GROWTH_CHUNK ? "chunks" : "strings");
 		hs_json_arr_begin(j, "items");
 		for (size_t m = 0; m < gr->n; m++)
 			json_item(j, d, &d->items[gr->items[m]], flags);

@@ -83,7 +83,7 @@ void hs_report_heap_error(struct hs_buf *sb, const struct hs_glibc_heap *h, int 
 {
 	if (err == -HS_E_UNSUPPORTED && h && h->version_minor)
 		hs_buf_addf(sb, "glibc 2.%u is not supported by the heap walker "
-			    "(2.17-2.40 are)", h->version_minor);
+			    "(2.12-2.40 are)", h->version_minor);
 	else if (err == -HS_E_UNSUPPORTED)
 		hs_buf_adds(sb, "no supported glibc found in the target (statically "
 			    "linked, another libc, or a core without libc's version and "
@@ -138,6 +138,9 @@ static void text_arena(FILE *out, const struct hs_glibc_arena *a, size_t idx,
 		"fragmentation %.1f%%\n", idx, a->addr, a->is_main ? "main" : "thread",
 		a->nsegs, a->nsegs == 1 ? "" : "s", fb(b1, a->system_mem),
 		100.0 * hs_glibc_arena_fragmentation(a));
+	if (a->locked)
+		fprintf(out, "    mutex held: a thread was inside malloc's code (malloc, free, "
+			"...) when this was taken; its free lists may be mid-update\n");
 	if (flags & HS_REPORT_HEAP_DETAIL)
 		for (size_t i = 0; i < a->nsegs; i++) {
 			const struct hs_glibc_seg *s = &a->segs[i];
@@ -332,6 +335,7 @@ static void json_glibc(struct hs_json *j, const struct hs_report_alloc *ra,
 		hs_json_obj_begin(j, NULL);
 		hs_json_addr(j, "addr", a->addr);
 		hs_json_bool(j, "main", a->is_main);
+		hs_json_bool(j, "mutex_held", a->locked);
 		hs_json_u64(j, "system_mem", a->system_mem);
 		hs_json_addr(j, "top", a->top);
 		hs_json_u64(j, "top_size", a->top_size);

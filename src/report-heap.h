@@ -84,7 +84,7 @@ int hs_report_heap_collect_way(struct hs_target *t, const struct hs_glibc_opts *
 			       struct hs_glibc_heap **out) HS_MUST_CHECK;
 
 /* A one-line explanation of collect's error err for h (h may be NULL),
- * lowercase, no final period, e.g. "glibc 2.41 is not supported (2.17-2.40)". */
+ * lowercase, no final period, e.g. "glibc 2.41 is not supported (2.12-2.40)". */
 void hs_report_heap_error(struct hs_buf *sb, const struct hs_glibc_heap *h, int err);
 
 enum hs_report_heap_flags {

@@ -48,11 +48,13 @@ void hs_report_header_text(FILE *out, const struct hs_target *t)
 	fprintf(out, "  exe:      %s\n", in->exe[0] ? in->exe : "?");
 	fprintf(out, "  cmdline:  %s\n", in->cmdline[0] ? in->cmdline : "?");
 	fprintf(out, "  threads:  %zu   state: %c", t->nthreads, in->state ? in->state : '?');
-	if (!strcmp(t->ops->name, "live")) {
+	if (t->caps & HS_CAP_STOPPABLE) {
 		if (t->flags & HS_TARGET_NO_STOP)
 			fprintf(out, "   not stopped (--no-stop)\n");
 		else
-			fprintf(out, "   stopped for %.3f ms\n", (double)t->stop_ns / 1e6);
+			fprintf(out, "   stopped for %.3f ms of %.3f ms so far\n",
+				(double)t->stop_ns / 1e6,
+				(double)(hs_now_ns() - t->open_ns) / 1e6);
 	} else {
 		fputc('\n', out);
 	}
@@ -68,8 +70,49 @@ void hs_report_header_text(FILE *out, const struct hs_target *t)
 		kb(all.smaps[HS_SMAPS_PSS]), kb(all.smaps[HS_SMAPS_PRIVATE_DIRTY]),
 		hs_fmt_bytes(b, sizeof(b), all.smaps[HS_SMAPS_PRIVATE_DIRTY]),
 		kb(all.smaps[HS_SMAPS_SWAP]), hs_fmt_bytes(c, sizeof(c), all.smaps[HS_SMAPS_SWAP]));
+	hs_report_pages_text(out, t);
 	if (t->unreadable)
 		fprintf(out, "  partial:  %" PRIu64 " bytes could not be read\n", t->unreadable);
+}
+
+void hs_report_pages_text(FILE *out, const struct hs_target *t)
+{
+	char a[16], b[16];
+
+	if (!t->page_policy)
+		return;
+	if (!strcmp(t->page_policy, "off"))
+		fprintf(out, "  pages:    every page read through the process "
+			"(HEAPSCAN_READ_POLICY=off)");
+	else if (!strcmp(t->page_policy, "pagemap"))
+		fprintf(out, "  pages:    untouched pages not read (pagemap)");
+	else
+		fprintf(out, "  pages:    untouched mappings not read (%s); untouched pages of "
+			"touched mappings read through the process", t->page_policy);
+	fprintf(out, "; swapped in %s", hs_fmt_bytes(a, sizeof(a), t->swapped_in));
+	if (t->flags & HS_TARGET_NO_SWAPIN)
+		fprintf(out, ", %s left in swap (--no-swapin)",
+			hs_fmt_bytes(b, sizeof(b), t->swap_skipped));
+	if (t->faulted_in)
+		fprintf(out, "; %s read through the process though it did not have them "
+			"(their file or shared memory could not be opened: map_files needs "
+			"CAP_SYS_ADMIN)", hs_fmt_bytes(b, sizeof(b), t->faulted_in));
+	fputc('\n', out);
+}
+
+void hs_report_pages_json(struct hs_json *j, const struct hs_target *t)
+{
+	if (!t->page_policy) {
+		hs_json_null(j, "pages");
+		return;
+	}
+	hs_json_obj_begin(j, "pages");
+	hs_json_str(j, "policy", t->page_policy);
+	hs_json_u64(j, "swapped_in_bytes", t->swapped_in);
+	hs_json_bool(j, "no_swapin", (t->flags & HS_TARGET_NO_SWAPIN) != 0);
+	hs_json_u64(j, "swap_skipped_bytes", t->swap_skipped);
+	hs_json_u64(j, "faulted_in_bytes", t->faulted_in);
+	hs_json_obj_end(j);
 }
 
 void hs_report_header_json(struct hs_json *j, const struct hs_target *t)
@@ -115,12 +158,13 @@ void hs_report_header_json(struct hs_json *j, const struct hs_target *t)
 	}
 	hs_json_arr_end(j);
 	hs_json_obj_end(j);
-	hs_json_bool(j, "stopped", !(t->flags & HS_TARGET_NO_STOP) &&
-				   !strcmp(t->ops->name, "live"));
+	hs_json_bool(j, "stopped", hs_target_holds(t));
 	hs_json_double(j, "stop_ms", (double)t->stop_ns / 1e6);
+	hs_json_double(j, "elapsed_ms", (double)(hs_now_ns() - t->open_ns) / 1e6);
 	hs_json_bool(j, "partial", (t->state & HS_TSTATE_PARTIAL) != 0);
 	hs_json_bool(j, "target_exited", (t->state & HS_TSTATE_GONE) != 0);
 	hs_json_u64(j, "unreadable_bytes", t->unreadable);
+	hs_report_pages_json(j, t);
 }
 
 void hs_report_smaps_json(struct hs_json *j, const uint64_t smaps[HS_SMAPS_N])

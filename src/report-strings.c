@@ -1,6 +1,8 @@
 /* Text and JSON forms of the string-frequency result; see report-strings.h. */
 #include "report-strings.h"
 #include "report-heap.h"
+#include "cli.h"
+#include "report.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -81,7 +83,7 @@ int hs_report_strings_where_any(struct hs_target *t, const struct hs_report_allo
 }
 
 int hs_report_strings_collect_heap(struct hs_target *t, const struct hs_report_alloc *ra,
-				   struct hs_glibc_heap *h, unsigned top,
+				   struct hs_glibc_heap *h, unsigned top, bool release,
 				   struct hs_str_result *res)
 {
 	struct hs_str_ranges r = HS_STR_RANGES_INIT;
@@ -93,6 +95,10 @@ int hs_report_strings_collect_heap(struct hs_target *t, const struct hs_report_a
 	memset(res, 0, sizeof(*res));
 	hs_str_opts_init(&o);
 	o.top = top;
+	if (release) {
+		o.read_done = hs_cli_read_done;
+		o.read_done_ud = t;
+	}
 	ret = hs_report_strings_where_any(t, ra, h, &w, &why);
 	if (ret == -HS_E_INTERRUPTED || ret == -ESRCH)
 		goto out;
@@ -222,7 +228,7 @@ void hs_report_strings_text(FILE *out, const struct hs_str_result *res,
 			PRIu64 " times\n",
 			hs_fmt_bytes(b1, sizeof(b1), res->opts.max_mem), res->err_bound,
 			res->err_bound);
-	if (t && !strcmp(t->ops->name, "live")) {
+	if (t && (t->caps & HS_CAP_STOPPABLE)) {
 		if (t->flags & HS_TARGET_NO_STOP)
 			fprintf(out, "  target not stopped (--no-stop)\n");
 		else
@@ -264,9 +270,9 @@ void hs_report_strings_json(struct hs_json *j, const struct hs_str_result *res,
 	hs_json_bool(j, "where_known", res->where_known);
 	hs_json_bool(j, "where_approximate", res->where_approximate);
 	if (t) {
-		hs_json_bool(j, "stopped", !strcmp(t->ops->name, "live") &&
-			     !(t->flags & HS_TARGET_NO_STOP));
+		hs_json_bool(j, "stopped", hs_target_holds(t));
 		hs_json_double(j, "stop_ms", (double)t->stop_ns / 1e6);
+		hs_report_pages_json(j, t);
 	}
 	hs_json_obj_end(j);
 

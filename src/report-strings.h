@@ -34,12 +34,14 @@ int hs_report_strings_where_any(struct hs_target *t, const struct hs_report_allo
  * anon, 256 MiB budget, 2 jobs) keeping the top `top`, with each string's
  * location when the glibc heap is found: h is t's glibc heap if the
  * caller opened it already (the default report), NULL to open one.  Call
- * while the target is stopped; it neither suspends nor resumes.  res as
- * for hs_strings_scan().  Returns 0 or a negative error.
+ * while the target is stopped; it does not suspend it, and resumes it
+ * only with `release`: as soon as everything is read, before the tables
+ * are joined and ranked (the caller reads nothing more).  res as for
+ * hs_strings_scan().  Returns 0 or a negative error.
  */
 int hs_report_strings_collect_heap(struct hs_target *t, const struct hs_report_alloc *ra,
-				   struct hs_glibc_heap *h,
-				   unsigned top, struct hs_str_result *res) HS_MUST_CHECK;
+				   struct hs_glibc_heap *h, unsigned top, bool release,
+				   struct hs_str_result *res) HS_MUST_CHECK;
 
 /* The "top strings" table and its summary line(s).  t gives the stop time
  * (may be NULL: not shown). */

@@ -23,6 +23,15 @@ void hs_report_header_text(FILE *out, const struct hs_target *t);
 /* JSON members "target", "stop_ms", "partial". */
 void hs_report_header_json(struct hs_json *j, const struct hs_target *t);
 
+/*
+ * How a live target's pages were read (doc/reading-policy.md): the policy
+ * that kept untouched pages untouched, bytes swapped in, bytes left in swap
+ * (--no-swapin).  Text: one "  pages:" line, nothing for other targets.
+ * JSON: member "pages" (null for other targets).
+ */
+void hs_report_pages_text(FILE *out, const struct hs_target *t);
+void hs_report_pages_json(struct hs_json *j, const struct hs_target *t);
+
 /* Class table (sorted by Rss), the top_regions largest regions, and the
  * modules (file-backed code/rodata/data per path). */
 void hs_report_regions_text(FILE *out, const struct hs_target *t,

@@ -5,6 +5,9 @@
 #include "hs_core.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -126,6 +129,7 @@ struct hs_target *hs_target_new(const struct hs_target_ops *ops)
 	struct hs_target *t = hs_xcalloc(1, sizeof(*t));
 
 	t->ops = ops;
+	t->open_ns = hs_now_ns();
 	t->info.exe = hs_xstrdup("");
 	t->info.cmdline = hs_xstrdup("");
 	return t;
@@ -175,6 +179,30 @@ int hs_target_resume(struct hs_target *t)
 	if (!t->ops->resume || !(t->state & HS_TSTATE_SUSPENDED))
 		return 0;
 	return t->ops->resume(t);
+}
+
+int hs_target_open_file(struct hs_target *t, const struct hs_map *m)
+{
+	struct stat st;
+	int fd;
+
+	if (t->ops->open_file)
+		return t->ops->open_file(t, m);
+	if (!m->path || m->path[0] != '/')
+		return -ENOENT;
+	fd = open(m->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -ENOENT;
+	}
+	return fd;
+}
+
+bool hs_target_holds(const struct hs_target *t)
+{
+	return (t->caps & HS_CAP_STOPPABLE) && !(t->flags & HS_TARGET_NO_STOP);
 }
 
 /* ---- reading ---- */
@@ -345,6 +373,7 @@ int hs_target_open_mem(struct hs_target **out)
 {
 	struct hs_target *t = hs_target_new(&mem_ops);
 
+	t->caps = HS_CAP_POST_MORTEM;
 	t->priv = hs_xcalloc(1, sizeof(struct mem_priv));
 	t->source = hs_xstrdup("memory");
 	*out = t;

@@ -223,7 +223,7 @@ static int lib_open(struct lib *L, struct hs_target *t, const struct hs_map *m)
 	bool have_bias = false;
 
 	memset(L, 0, sizeof(*L));
-	L->fd = hs_open_mapped_file(t, m);
+	L->fd = hs_target_open_file(t, m);
 	if (L->fd < 0)
 		return -HS_E_NOT_FOUND;
 	elf_version(EV_CURRENT);

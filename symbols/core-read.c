@@ -1,7 +1,7 @@
 /*
  * The core backend: an ELF core file (kernel core, gdb gcore, heapscan
  * dump) behind the target interface.  See hs_target_open_core() for the
- * contract; reference.md §3 for the layout.
+ * contract; doc/elf-cores.md for the layout.
  *
  * The file is hostile input: every size and offset read from it is checked
  * against the file before use, and anything damaged is reported and
@@ -627,8 +627,15 @@ static void name_special_maps(struct hs_target *t, const char *exe_path)
 	}
 	if (first && first->start == exe_end && second)
 		first = second;
-	if (first)
-		set_path(first, "[heap]", 0);
+	if (!first)
+		return;
+	set_path(first, "[heap]", 0);
+	/* A forked child's heap grown past what it inherited (or split by
+	 * mprotect/madvise) is several adjacent mappings: all of it is the
+	 * heap (doc/heap-segments.md). */
+	for (size_t i = (size_t)(first - ms->v) + 1;
+	     i < ms->n && ms->v[i].start == ms->v[i - 1].end && anon_rw(&ms->v[i]); i++)
+		set_path(&ms->v[i], "[heap]", 0);
 }
 
 /*
@@ -649,19 +656,29 @@ static void find_gcore_arenas(struct hs_target *t)
 		if (!(ms->v[i].perms & (HS_PERM_R | HS_PERM_W | HS_PERM_X)))
 			return;
 	for (size_t i = 0; i < ms->n; i++) {
-		struct hs_map *m = &ms->v[i], *r = i + 1 < ms->n ? &ms->v[i + 1] : NULL;
+		struct hs_map *m = &ms->v[i], *r;
 		hs_addr_t limit = m->start + ARENA_HEAP_MAX;
+		size_t last = i;
 
 		if (m->cls != HS_CLASS_ANON || (m->start & (ARENA_HEAP_MAX - 1)) ||
 		    m->end > limit)
 			continue;
+		/* The rw part may be several adjacent pieces (a forked child
+		 * grew it past what it inherited: doc/heap-segments.md). */
+		while (last + 1 < ms->n && ms->v[last].end < limit &&
+		       ms->v[last + 1].start == ms->v[last].end &&
+		       ms->v[last + 1].cls == HS_CLASS_ANON && ms->v[last + 1].end <= limit)
+			last++;
+		r = last + 1 < ms->n ? &ms->v[last + 1] : NULL;
 		if (r && r->start < limit) {
-			if (r->start != m->end || r->end != limit || r->path[0] ||
+			if (r->start != ms->v[last].end || r->end != limit || r->path[0] ||
 			    r->perms != HS_PERM_R)
 				continue;
 			r->cls = HS_CLASS_RESERVED;
 		}
-		m->cls = HS_CLASS_ARENA;
+		for (size_t k = i; k <= last; k++)
+			ms->v[k].cls = HS_CLASS_ARENA;
+		i = last;
 	}
 }
 
@@ -893,6 +910,7 @@ int hs_target_open_core(const char *path, const char *exe,
 	}
 
 	t = hs_target_new(&core_ops);
+	t->caps = HS_CAP_POST_MORTEM;
 	t->priv = p;
 	t->source = hs_xstrdup(path);
 	ret = read_segments(t, p, &nt, &eh);

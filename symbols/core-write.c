@@ -1,7 +1,7 @@
 /*
  * The core writer: any target (a suspended live process, a core, a test
  * buffer) as an ELF core that gdb and eu-stack open.  Layout and note order
- * follow the kernel's (reference.md §3); heapscan adds its own note with
+ * follow the kernel's (doc/elf-cores.md); heapscan adds its own note with
  * what gdb cannot know (smaps figures, region classes, full cmdline).
  *
  * Uses only the target interface: never /proc, never ptrace.

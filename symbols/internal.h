@@ -2,7 +2,7 @@
  * Private to hs_symbols: the byte layout of the x86_64 core notes the
  * reader parses and the writer produces, and of heapscan's own note.
  *
- * The note layouts are written as offsets (reference.md §3) rather than by
+ * The note layouts are written as offsets (doc/elf-cores.md) rather than by
  * casting file bytes to structs: notes come from hostile files, and the
  * reader must bound every access.  The static asserts tie the offsets to
  * glibc's <sys/procfs.h> so a mistake fails the build.
@@ -119,12 +119,5 @@ static inline uint64_t hs_get_u64(const unsigned char *p)
 	__builtin_memcpy(&v, p, sizeof(v));
 	return v;
 }
-
-/*
- * Opens the file behind mapping m of t read-only: for a live target the
- * file the process maps (through /proc/PID/root, or the mapping itself
- * when deleted), for a core the path it names.  Returns an fd or -errno.
- */
-int hs_open_mapped_file(const struct hs_target *t, const struct hs_map *m);
 
 #endif

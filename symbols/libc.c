@@ -1,7 +1,8 @@
 /*
  * main_arena from libc's symbols or code; see hs_libc.h.
  *
- * Facts (reference.md 1.8, checked with objdump on Debian 12's 2.36):
+ * Facts (doc/glibc-malloc.md, "Finding main_arena"; checked with objdump
+ * on Debian 12's 2.36):
  * malloc_trim, mallinfo2, malloc_stats and __libc_mallopt load
  * &main_arena with `lea disp(%rip), reg` within their first 0x30-0x45
  * bytes; mallinfo calls mallinfo2 on 2.33+ and loads it itself before.
@@ -12,7 +13,6 @@
  */
 #include "hs_libc.h"
 #include "hs_syms.h"
-#include "internal.h"
 
 #include <capstone/capstone.h>
 #include <errno.h>
@@ -69,43 +69,6 @@ static const struct hs_map *libc_base(const struct hs_target *t)
 		if (is_libc_path(t->maps.v[i].path) && t->maps.v[i].offset == 0)
 			return &t->maps.v[i];
 	return NULL;
-}
-
-static int open_regular(const char *p)
-{
-	struct stat st;
-	int fd = open(p, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return -ENOENT;
-	}
-	return fd;
-}
-
-/* Live: the file the process maps (its mount namespace, or the mapping
- * itself if deleted); a core: the path it names. */
-int hs_open_mapped_file(const struct hs_target *t, const struct hs_map *m)
-{
-	char p[4096 + 64];
-	int fd;
-
-	if (!strcmp(t->ops->name, "live") && t->info.pid > 0) {
-		if (!(m->flags & HS_MAP_DELETED)) {
-			snprintf(p, sizeof(p), "/proc/%d/root%s", (int)t->info.pid, m->path);
-			fd = open_regular(p);
-			if (fd >= 0)
-				return fd;
-		}
-		snprintf(p, sizeof(p), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64,
-			 (int)t->info.pid, m->start, m->end);
-		fd = open_regular(p);
-		if (fd >= 0 || (m->flags & HS_MAP_DELETED))
-			return fd;
-	}
-	return open_regular(m->path);
 }
 
 struct target_vote {
@@ -208,7 +171,7 @@ int hs_libc_main_arena_disasm(struct hs_target *t, hs_addr_t *out, size_t max, s
 	*n = 0;
 	if (!base)
 		return -HS_E_NOT_FOUND;
-	fd = hs_open_mapped_file(t, base);
+	fd = hs_target_open_file(t, base);
 	if (fd < 0)
 		return -HS_E_NOT_FOUND;
 	memset(&sc, 0, sizeof(sc));

@@ -8,7 +8,7 @@
  *   - cores and heapscan dumps: libdwfl over the core file
  *     (dwfl_core_file_report finds the modules from NT_FILE and the
  *     link_map, dwfl_core_file_attach gives the threads).  Debian 12's
- *     libunwind-coredump 1.6.2 skips frames on cores (reference.md §6).
+ *     libunwind-coredump 1.6.2 skips frames on cores (doc/elf-cores.md).
  * Anything else (or an unwinder that cannot start) gives each thread's pc
  * and sp from its registers, with the reason.
  *
@@ -155,16 +155,42 @@ out:
 	_UPT_destroy(upt);
 }
 
+/*
+ * libunwind's own access_mem peeks with PTRACE_PEEKDATA, which faults in
+ * whatever it touches: unwinding reads .eh_frame of each library, and a
+ * 128 KiB of libc's read-only data became resident in the process on
+ * every 'stacks' run.  Reading through the target instead applies the
+ * live backend's reading policy (doc/reading-policy.md): such pages come
+ * from the file.  libunwind passes its own per-thread argument (the _UPT
+ * context) to the accessors, so the target is a thread-local here, set
+ * for the duration of unwind_live().
+ */
+static __thread struct hs_target *unw_target;
+
+static int access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t *val,
+		      int write, void *arg)
+{
+	if (write || !unw_target)
+		return _UPT_access_mem(as, addr, val, write, arg);
+	if (hs_target_read_full(unw_target, addr, val, sizeof(*val)) < 0)
+		return -UNW_EINVAL;
+	return 0;
+}
+
 static int unwind_live(struct hs_target *t, unsigned max, struct hs_stacks *out)
 {
 	unw_addr_space_t as;
+	unw_accessors_t acc = _UPT_accessors;
 
 	if (!(t->state & HS_TSTATE_SUSPENDED)) {
 		out->error = xasprintf("the process is not stopped");
 		return 0;
 	}
-	as = unw_create_addr_space(&_UPT_accessors, 0);
+	acc.access_mem = access_mem;
+	unw_target = t;
+	as = unw_create_addr_space(&acc, 0);
 	if (!as) {
+		unw_target = NULL;
 		out->error = xasprintf("libunwind: cannot create an address space");
 		return 0;
 	}
@@ -179,6 +205,7 @@ static int unwind_live(struct hs_target *t, unsigned max, struct hs_stacks *out)
 			unwind_live_thread(as, th, max, &out->v[i]);
 	}
 	unw_destroy_addr_space(as);
+	unw_target = NULL;
 	return hs_interrupted ? -HS_E_INTERRUPTED : 0;
 }
 
@@ -300,7 +327,6 @@ int hs_stacks_collect(struct hs_target *t, const struct hs_stacks_opts *o,
 		      struct hs_stacks *out)
 {
 	unsigned max = o && o->max_frames ? o->max_frames : DEFAULT_MAX_FRAMES;
-	const char *kind = t->ops && t->ops->name ? t->ops->name : "";
 	int err = 0;
 
 	memset(out, 0, sizeof(*out));
@@ -316,12 +342,12 @@ int hs_stacks_collect(struct hs_target *t, const struct hs_stacks_opts *o,
 		memcpy(out->v[i].name, t->threads[i].name, sizeof(out->v[i].name));
 		out->v[i].name[sizeof(out->v[i].name) - 1] = 0;
 	}
-	if (!strcmp(kind, "live"))
+	if (t->caps & HS_CAP_PTRACE_UNWIND)
 		err = unwind_live(t, max, out);
-	else if (!strcmp(kind, "core") || !strcmp(kind, "dump"))
+	else if (t->caps & HS_CAP_POST_MORTEM)
 		err = unwind_core(t, o, max, out);
 	else
-		out->error = xasprintf("no unwinder for '%s' targets", kind);
+		out->error = xasprintf("no unwinder for this target");
 	for (size_t i = 0; i < out->n; i++)
 		frame_from_regs(t, &out->v[i]);
 	return err;

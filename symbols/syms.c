@@ -2,8 +2,9 @@
  * The symbol resolver behind hs_syms.h.
  *
  * Modules are built from the target's file-backed maps (one per path) and
- * loaded on first use: the file is opened (through /proc/PID/root or
- * /proc/PID/map_files for live targets), its program headers give the
+ * loaded on first use: the file is opened by the target's backend
+ * (hs_target_open_file: a live process's own view of it, a core's path),
+ * its program headers give the
  * load bias, and the ELF is reported to a libdwfl session, which finds
  * separate debug info (build-id, .gnu_debuglink, /usr/lib/debug) and the
  * best symbol table (.symtab of the file or its debug file, else .dynsym).
@@ -81,7 +82,6 @@ struct mod {
 struct hs_syms {
 	struct hs_target *t;
 	unsigned flags;
-	bool live;
 	Dwfl *dwfl;
 	struct mod *mods;      /* sorted by start */
 	size_t n, alloc;
@@ -156,8 +156,6 @@ int hs_syms_open(struct hs_target *t, unsigned flags, struct hs_syms **out)
 	s = hs_xcalloc(1, sizeof(*s));
 	s->t = t;
 	s->flags = flags;
-	s->live = t->ops && t->ops->name && !strcmp(t->ops->name, "live") &&
-		  t->info.pid > 0;
 	for (size_t i = 0; i < t->maps.n; i++) {
 		const struct hs_map *m = &t->maps.v[i];
 		struct mod *md;
@@ -215,20 +213,12 @@ void hs_syms_close(struct hs_syms *s)
 
 /* ---- opening a module's file ------------------------------------------- */
 
-static int open_regular(const char *path, uint64_t inode, bool check_inode)
+/* Not larger than heapscan will hand to libelf. */
+static bool size_ok(int fd)
 {
 	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) ||
-	    (uint64_t)st.st_size > HS_SYMS_MAX_FILE ||
-	    (check_inode && inode && st.st_ino != inode)) {
-		close(fd);
-		return -ENOENT;
-	}
-	return fd;
+	return fstat(fd, &st) == 0 && (uint64_t)st.st_size <= HS_SYMS_MAX_FILE;
 }
 
 /* A copy of the target's [vdso] image in a memfd (libdwfl wants an fd). */
@@ -260,36 +250,25 @@ static int open_vdso(struct hs_syms *s, struct mod *md)
 	return fd;
 }
 
-/*
- * The file behind md.  Live: first /proc/PID/root/PATH (the process's own
- * view, so containers work) if it is still the mapped inode, then
- * /proc/PID/map_files/START-END (the mapped file itself, even deleted or
- * replaced; it needs CAP_SYS_ADMIN on some kernels), then PATH.  Cores: PATH.
- */
+/* The file behind md (hs_target_open_file), or the vdso's image. */
 static int open_mod_file(struct hs_syms *s, struct mod *md)
 {
-	char p[4096 + 64];
+	const struct hs_map *m;
 	int fd;
 
 	if (md->vdso)
 		return open_vdso(s, md);
-	if (s->live) {
-		if (!md->deleted) {
-			snprintf(p, sizeof(p), "/proc/%d/root%s", (int)s->t->info.pid,
-				 md->path);
-			fd = open_regular(p, md->inode, true);
-			if (fd >= 0)
-				return fd;
-		}
-		snprintf(p, sizeof(p), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64,
-			 (int)s->t->info.pid, md->map_start, md->map_end);
-		fd = open_regular(p, 0, false);
-		if (fd >= 0)
-			return fd;
-		if (md->deleted)
-			return -ENOENT;
+	m = hs_target_find_map(s->t, md->map_start);
+	if (!m)
+		return -ENOENT;
+	fd = hs_target_open_file(s->t, m);
+	if (fd < 0)
+		return fd;
+	if (!size_ok(fd)) {
+		close(fd);
+		return -ENOENT;
 	}
-	return open_regular(md->path, 0, false);
+	return fd;
 }
 
 /*

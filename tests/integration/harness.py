@@ -175,7 +175,17 @@ def require_ptrace():
 
 
 def main():
+    """Runs the file's tests.  Exit 0 when they pass, 1 when any fails, and
+    77 (skipped) when every test that ran was skipped: a file whose tests
+    all skip must not count as passed."""
     require_ptrace()
     if not os.path.exists(HEAPSCAN):
         skip("heapscan binary not built: " + HEAPSCAN)
-    unittest.main(verbosity=2)
+    prog = unittest.main(verbosity=2, exit=False)
+    res = prog.result
+    if not res.wasSuccessful():
+        sys.exit(1)
+    if res.testsRun and len(res.skipped) == res.testsRun:
+        print("SKIP: every test of this file was skipped")
+        sys.exit(SKIP)
+    sys.exit(0)

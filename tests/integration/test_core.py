@@ -35,7 +35,7 @@ class CoreTest(TmpDirTestCase):
 
     def gcore(self, v):
         if not shutil.which("gcore"):
-            self.skipTest("gcore (gdb) not installed")
+            self.fail("gcore (gdb) not installed: scripts/setup.sh installs it")
         prefix = os.path.join(self.tmp, "g")
         p = subprocess.run(["gcore", "-o", prefix, str(v.pid)], capture_output=True,
                            text=True, timeout=120)

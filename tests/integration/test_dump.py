@@ -112,7 +112,7 @@ class DumpTest(TmpDirTestCase):
 
     def test_gdb_lists_every_thread(self):
         if not shutil.which("gdb"):
-            self.skipTest("gdb not installed")
+            self.fail("gdb not installed: scripts/setup.sh installs it")
         with Victim("dump_victim") as v:
             path, _ = self.dump(v)
             threads = blocker_threads(v)
@@ -130,7 +130,7 @@ class DumpTest(TmpDirTestCase):
 
     def test_eu_stack(self):
         if not shutil.which("eu-stack"):
-            self.skipTest("eu-stack not installed")
+            self.fail("eu-stack not installed: scripts/setup.sh installs elfutils")
         with Victim("dump_victim") as v:
             path, _ = self.dump(v)
             threads = blocker_threads(v)

@@ -74,6 +74,13 @@ class GrowthTest(harness.TmpDirTestCase):
         self.assertEqual(groups[0]["delta_count"], n)
         for g in groups[0]["items"]:
             self.assertEqual(g["delta_count"], n)
+        # The group's bytes are its chunks', not chunks + the strings
+        # inside them.
+        self.assertEqual(groups[0]["bytes_of"], "chunks")
+        self.assertEqual(groups[0]["delta_bytes"],
+                         sum(i["delta_bytes"] for i in groups[0]["items"]
+                             if i["kind"] == "chunk"))
+        self.assertEqual((groups[0]["delta_count_min"], groups[0]["delta_count_max"]), (n, n))
         return d
 
     def live_case(self, mode):

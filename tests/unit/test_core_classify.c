@@ -97,6 +97,47 @@ static void test_classes(void **state)
 	hs_target_close(t);
 }
 
+/* Heaps the kernel shows in pieces: a forked child's heap grown past what
+ * it inherited, or an mprotect/madvise split.  Every piece is the heap's. */
+static void test_split_heaps(void **state)
+{
+	struct hs_target *t;
+
+	(void)state;
+	assert_int_equal(hs_target_open_mem(&t), 0);
+	add(t, 0x10000, 0x30000, RW, "[heap]", 0);
+	add(t, 0x30000, 0x90000, RW, "[heap]", 0);
+	/* arena heap: inherited rw, grown rw, ---p rest */
+	add(t, 512 * MB, 512 * MB + 0x21000, RW, "", 0);
+	add(t, 512 * MB + 0x21000, 512 * MB + 0x80000, RW, "", 0);
+	add(t, 512 * MB + 0x80000, 576 * MB, 0, "", 0);
+	/* a full arena heap in two pieces */
+	add(t, 576 * MB, 608 * MB, RW, "", 0);
+	add(t, 608 * MB, 640 * MB, RW, "", 0);
+	/* unaligned run followed by a reservation: anon */
+	add(t, 700 * MB, 701 * MB, RW, "", 0);
+	add(t, 701 * MB, 702 * MB, RW, "", 0);
+	add(t, 702 * MB, 768 * MB, 0, "", 0);
+	/* aligned run that passes +64 MiB: anon */
+	add(t, 768 * MB, 800 * MB, RW, "", 0);
+	add(t, 800 * MB, 840 * MB, RW, "", 0);
+	hs_maps_sort(&t->maps);
+	hs_classify(t);
+
+	assert_int_equal(cls_at(t, 0x10000), HS_CLASS_HEAP);
+	assert_int_equal(cls_at(t, 0x30000), HS_CLASS_HEAP);
+	assert_int_equal(cls_at(t, 512 * MB), HS_CLASS_ARENA);
+	assert_int_equal(cls_at(t, 512 * MB + 0x21000), HS_CLASS_ARENA);
+	assert_int_equal(cls_at(t, 512 * MB + 0x80000), HS_CLASS_RESERVED);
+	assert_int_equal(cls_at(t, 576 * MB), HS_CLASS_ARENA);
+	assert_int_equal(cls_at(t, 608 * MB), HS_CLASS_ARENA);
+	assert_int_equal(cls_at(t, 700 * MB), HS_CLASS_ANON);
+	assert_int_equal(cls_at(t, 701 * MB), HS_CLASS_ANON);
+	assert_int_equal(cls_at(t, 768 * MB), HS_CLASS_ANON);
+	assert_int_equal(cls_at(t, 800 * MB), HS_CLASS_ANON);
+	hs_target_close(t);
+}
+
 static void test_names(void **state)
 {
 	(void)state;
@@ -110,6 +151,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_classes),
+		cmocka_unit_test(test_split_heaps),
 		cmocka_unit_test(test_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,7 +5,7 @@
  * plain links), corrupt headers and cyclic free lists.
  *
  * The offsets below are written out independently of glibc-layouts.c
- * (from the struct definitions, reference.md 1.2), so a wrong table entry
+ * (from the struct definitions, doc/glibc-malloc.md), so a wrong table entry
  * fails here instead of being copied into the expectations.
  */
 #include <elf.h>
@@ -27,16 +27,28 @@ struct tl {
 	unsigned mp_n_mmaps, mp_mmapped_mem, mp_sbrk_base, mp_tcache_bins, mp_size;
 	unsigned tc_count_size, tc_entries, tc_chunk;
 	bool safe;
+	unsigned ms_attached;  /* malloc_state.attached_threads; 0: absent */
 };
 
 static const struct tl T27 = { 27, 0x10, 0x60, 0x70, 0x870, 0x888, 0x898, 0x20,
-			       0x28, 0x38, 0x48, 0x50, 0x70, 1, 0x40, 0x250, false };
+			       0x28, 0x38, 0x48, 0x50, 0x70, 1, 0x40, 0x250, false, 0 };
 static const struct tl T31 = { 31, 0x10, 0x60, 0x70, 0x870, 0x888, 0x898, 0x20,
-			       0x28, 0x38, 0x48, 0x50, 0x70, 2, 0x80, 0x290, false };
+			       0x28, 0x38, 0x48, 0x50, 0x70, 2, 0x80, 0x290, false, 0 };
 static const struct tl T35 = { 35, 0x10, 0x60, 0x70, 0x870, 0x888, 0x898, 0x30,
-			       0x3c, 0x50, 0x60, 0x68, 0x88, 2, 0x80, 0x290, true };
+			       0x3c, 0x50, 0x60, 0x68, 0x88, 2, 0x80, 0x290, true, 0 };
 static const struct tl T39 = { 39, 0x10, 0x60, 0x70, 0x870, 0x888, 0x898, 0x30,
-			       0x3c, 0x50, 0x60, 0x68, 0x88, 2, 0x80, 0x290, true };
+			       0x3c, 0x50, 0x60, 0x68, 0x88, 2, 0x80, 0x290, true, 0 };
+/*
+ * No tcache.  2.12 (RHEL 6, PER_THREAD): malloc_state as 2.17; malloc_par
+ * keeps `unsigned int pagesize` after no_dyn_threshold (0x34), so
+ * mmapped_mem is at 0x40 and sbrk_base at 0x58 (size 0x60).  RHEL 7's
+ * 2.17: upstream 2.17's malloc_par, and attached_threads (backport of
+ * upstream bug 19048) at 0x878 before system_mem.
+ */
+static const struct tl T12 = { 12, 0x08, 0x58, 0x68, 0x868, 0x878, 0x888, 0x20,
+			       0x28, 0x40, 0x58, 0, 0x60, 0, 0, 0, false, 0 };
+static const struct tl T17R = { 17, 0x08, 0x58, 0x68, 0x868, 0x880, 0x890, 0x20,
+				0x28, 0x38, 0x50, 0, 0x58, 0, 0, 0, false, 0x878 };
 
 #define LIBC "/usr/lib/x86_64-linux-gnu/libc.so.6"
 #define RODATA_A 0x7ffff7d00000ull
@@ -225,13 +237,14 @@ static void build(struct fake *f, const struct tl *L, unsigned banner_minor)
 	/* main arena */
 	init_arena(f, a, 0);
 	f->cur = HEAP_A;
-	tc = chunk(f, 0, L->tc_chunk, HS_CHUNK_INUSE) + 16; /* in use itself */
+	/* No tcache (before 2.26): what would be cached stays in use. */
+	tc = L->tc_count_size ? chunk(f, 0, L->tc_chunk, HS_CHUNK_INUSE) + 16 : 0;
 	f->tc_main = tc;
 	for (int i = 0; i < 5; i++)
 		chunk(f, 0, 0x30, HS_CHUNK_INUSE);
-	t1 = chunk(f, 0, 0x30, HS_CHUNK_TCACHE);
+	t1 = chunk(f, 0, 0x30, tc ? HS_CHUNK_TCACHE : HS_CHUNK_INUSE);
 	chunk(f, 0, 0x100, HS_CHUNK_INUSE);
-	t2 = chunk(f, 0, 0x30, HS_CHUNK_TCACHE);
+	t2 = chunk(f, 0, 0x30, tc ? HS_CHUNK_TCACHE : HS_CHUNK_INUSE);
 	f1 = chunk(f, 0, 0x40, HS_CHUNK_FASTBIN);
 	chunk(f, 0, 0x20, HS_CHUNK_INUSE);
 	f2 = chunk(f, 0, 0x40, HS_CHUNK_FASTBIN);
@@ -243,14 +256,18 @@ static void build(struct fake *f, const struct tl *L, unsigned banner_minor)
 	for (int i = 0; i < 8; i++)
 		chunk(f, 0, 0x1010, HS_CHUNK_INUSE);
 	top(f, 0, a, HEAP_A + HEAP_LEN);
-	tc_push(f, tc, 1, t1);
-	tc_push(f, tc, 1, t2);
+	if (tc) {
+		tc_push(f, tc, 1, t1);
+		tc_push(f, tc, 1, t2);
+	}
 	fb_push(f, a, 2, f1);
 	fb_push(f, a, 2, f2);
 	bin_push(f, a, 1, u1);
 	bin_push(f, a, 0x200 >> 4, s1);
 	bin_push(f, a, 68, l1);
 	w64(f, a + L->ms_system_mem, HEAP_LEN);
+	if (L->ms_attached)
+		w64(f, a + L->ms_attached, 1);
 
 	/* thread arena: first heap T1 (malloc_state inside, closed by
 	 * fenceposts), second heap T2 holds top */
@@ -263,11 +280,11 @@ static void build(struct fake *f, const struct tl *L, unsigned banner_minor)
 	init_arena(f, ta, 2);
 	f->last_binned = false;
 	f->cur = (ta + L->ms_size + 15) & ~15ull;
-	tc = chunk(f, 1, L->tc_chunk, HS_CHUNK_INUSE) + 16;
+	tc = L->tc_count_size ? chunk(f, 1, L->tc_chunk, HS_CHUNK_INUSE) + 16 : 0;
 	f->tc_thread = tc;
 	for (int i = 0; i < 4; i++)
 		chunk(f, 1, 0x60, HS_CHUNK_INUSE);
-	t1 = chunk(f, 1, 0x60, HS_CHUNK_TCACHE);
+	t1 = chunk(f, 1, 0x60, tc ? HS_CHUNK_TCACHE : HS_CHUNK_INUSE);
 	chunk(f, 1, 0x30, HS_CHUNK_INUSE);
 	f1 = chunk(f, 1, 0x20, HS_CHUNK_FASTBIN);
 	chunk(f, 1, 0x30, HS_CHUNK_INUSE);
@@ -276,7 +293,8 @@ static void build(struct fake *f, const struct tl *L, unsigned banner_minor)
 	chunk(f, 1, T1_A + THEAP_LEN - 0x20 - c, HS_CHUNK_INUSE);
 	w64(f, f->cur + 8, 0x10 | 1);
 	w64(f, f->cur + 0x18, 0 | 1);
-	tc_push(f, tc, 4, t1);
+	if (tc)
+		tc_push(f, tc, 4, t1);
 	fb_push(f, ta, 0, f1);
 
 	w64(f, T2_A, ta);
@@ -292,6 +310,8 @@ static void build(struct fake *f, const struct tl *L, unsigned banner_minor)
 	top(f, 1, ta, T2_A + THEAP_LEN);
 	bin_push(f, ta, 0x90 >> 4, s1);
 	w64(f, ta + L->ms_system_mem, 2 * THEAP_LEN);
+	if (L->ms_attached)
+		w64(f, ta + L->ms_attached, 1);
 
 	/* the ring */
 	w64(f, a + L->ms_next, ta);
@@ -304,21 +324,31 @@ static void build(struct fake *f, const struct tl *L, unsigned banner_minor)
 	w32(f, MP_A + L->mp_n_mmaps + 4, 65536);
 	w64(f, MP_A + L->mp_mmapped_mem, MM_LEN);
 	w64(f, MP_A + L->mp_sbrk_base, HEAP_A);
-	w64(f, MP_A + L->mp_tcache_bins, 64);
-	w64(f, MP_A + L->mp_tcache_bins + 8, 0x408);
-	w64(f, MP_A + L->mp_tcache_bins + 16, 7);
+	if (L->tc_count_size) {
+		w64(f, MP_A + L->mp_tcache_bins, 64);
+		w64(f, MP_A + L->mp_tcache_bins + 8, 0x408);
+		w64(f, MP_A + L->mp_tcache_bins + 16, 7);
+	} else if (L->minor < 15) {
+		w32(f, MP_A + 0x38, 4096); /* the cached pagesize */
+	}
 
 	/* one mmapped chunk */
 	w64(f, MM_A + 8, MM_LEN | 2);
 
 	/* TLS: fs_base - 0x48 holds `tcache` (2.36's offset) */
-	w64(f, TLS_A + 0x2000 - 0x48, f->tc_main);
-	w64(f, TLS_A + 0x4000 - 0x48, f->tc_thread);
+	if (tc) {
+		w64(f, TLS_A + 0x2000 - 0x48, f->tc_main);
+		w64(f, TLS_A + 0x4000 - 0x48, f->tc_thread);
+	}
 }
 
 /* When set, open_fake() maps the mmapped chunk as rw / no access / rw,
  * as an mprotect()ed guard page inside it leaves it. */
 static bool split_mmapped;
+/* When set, open_fake() maps the main heap and the thread heap holding
+ * top as two adjacent rw mappings each, as a forked child whose heaps
+ * grew past what it inherited has them. */
+static bool split_heaps;
 
 static void open_fake(struct fake *f)
 {
@@ -341,6 +371,15 @@ static void open_fake(struct fake *f)
 		const struct region *r = &f->r[i]; /* build() adds them in this order */
 
 		assert_int_equal(r->addr, maps[i].a);
+		if (split_heaps && (r->addr == HEAP_A || r->addr == T2_A)) {
+			size_t cut = r->addr == HEAP_A ? 0x3000 : 0x1000;
+
+			hs_target_mem_add(f->t, r->addr, r->buf, cut, maps[i].perms,
+					  maps[i].path);
+			hs_target_mem_add(f->t, r->addr + cut, r->buf + cut, r->len - cut,
+					  maps[i].perms, maps[i].path);
+			continue;
+		}
 		if (split_mmapped && r->addr == MM_A) {
 			hs_target_mem_add(f->t, r->addr, r->buf, 0x1000, maps[i].perms, "");
 			/* perms 0 adds the bytes without a map: add the map */
@@ -421,7 +460,12 @@ static void check_version(const struct tl *L)
 	assert_int_equal(h->arenas[1].nsegs, 2);
 	assert_int_equal(h->arenas[1].segs[0].heap, T1_A);
 	assert_int_equal(h->arenas[1].segs[1].heap, T2_A);
-	assert_int_equal(h->ntcaches, 2);
+	assert_int_equal(h->ntcaches, L->tc_count_size ? 2 : 0);
+	assert_int_equal(lay->ms_system_mem, L->ms_system_mem);
+	assert_int_equal(lay->mp_sbrk_base, L->mp_sbrk_base);
+	assert_int_equal(h->arenas[0].system_mem, HEAP_LEN);
+	assert_int_equal(h->arenas[1].system_mem, 2 * THEAP_LEN);
+	assert_false(h->arenas[0].locked);
 	assert_int_equal(hs_glibc_analyze(h), 0);
 	dump_problems(h);
 	assert_int_equal(h->nproblems, 0);
@@ -462,6 +506,9 @@ struct old_row {
 };
 
 static const struct old_row old_rows[] = {
+	{ 12, 0x08, 0x58, 0x68, 0x868, -1, 0x878, 0x888, 0x28, 0x40, 0x58, 0x60, 0 },
+	{ 14, 0x08, 0x58, 0x68, 0x868, -1, 0x878, 0x888, 0x28, 0x40, 0x58, 0x60, 0 },
+	{ 15, 0x08, 0x58, 0x68, 0x868, -1, 0x878, 0x888, 0x28, 0x38, 0x50, 0x58, 0 },
 	{ 17, 0x08, 0x58, 0x68, 0x868, -1, 0x878, 0x888, 0x28, 0x38, 0x50, 0x58, 0 },
 	{ 22, 0x08, 0x58, 0x68, 0x868, -1, 0x878, 0x888, 0x28, 0x38, 0x50, 0x58, 0 },
 	{ 23, 0x08, 0x58, 0x68, 0x868, 0x878, 0x880, 0x890, 0x28, 0x38, 0x50, 0x58, 0 },
@@ -520,8 +567,8 @@ static void test_layout_table(void **state)
 		assert_int_equal(y->tc_count_size, o->tc_count_size);
 		assert_false(y->safe_linking);
 	}
-	/* every release 2.17-2.40 has a row; rows do not overlap */
-	for (unsigned m = 17; m <= 40; m++) {
+	/* every release 2.12-2.40 has a row; rows do not overlap */
+	for (unsigned m = 12; m <= 40; m++) {
 		const struct hs_glibc_layout *y = hs_glibc_layout_for(2, m);
 
 		assert_non_null(y);
@@ -530,8 +577,27 @@ static void test_layout_table(void **state)
 		assert_int_equal(y->hi_size, m >= 35 ? 0x30 : 0x20);
 		assert_int_equal(y->tc_count_size, m < 26 ? 0 : m < 30 ? 1 : 2);
 	}
-	assert_null(hs_glibc_layout_for(2, 16));
+	assert_null(hs_glibc_layout_for(2, 11));
 	assert_null(hs_glibc_layout_for(2, 41));
+	/* 2.12-2.14 cache the page size in mp_; 2.15 does not */
+	assert_int_equal(hs_glibc_layout_for(2, 14)->mp_sbrk_base, 0x58);
+	assert_int_equal(hs_glibc_layout_for(2, 15)->mp_sbrk_base, 0x50);
+	assert_int_equal(hs_glibc_layout_for(2, 16)->mp_sbrk_base, 0x50);
+	/* backports: attached_threads before system_mem, mp_ unchanged */
+	{
+		const struct hs_glibc_layout *r7 =
+			hs_glibc_layout_backport(hs_glibc_layout_for(2, 17));
+
+		assert_non_null(r7);
+		assert_int_equal(r7->ms_attached_threads, 0x878);
+		assert_int_equal(r7->ms_system_mem, 0x880);
+		assert_int_equal(r7->ms_size, 0x890);
+		assert_int_equal(r7->mp_sbrk_base, 0x50);
+		assert_null(hs_glibc_layout_backport(r7));
+		assert_null(hs_glibc_layout_backport(hs_glibc_layout_for(2, 23)));
+		assert_int_equal(hs_glibc_layout_backport(hs_glibc_layout_for(2, 12))->mp_sbrk_base,
+				 0x58);
+	}
 	assert_null(hs_glibc_layout_for(3, 0));
 }
 
@@ -556,10 +622,100 @@ static void test_mmapped_split_by_mprotect(void **state)
 	free_fake(&f);
 }
 
+/* Heaps in two mappings each (fork): walked whole, exactly. */
+static void test_split_heaps(void **state)
+{
+	(void)state;
+	split_heaps = true;
+	check_version(&T35);
+	check_version(&T27);
+	check_version(&T12);
+	split_heaps = false;
+}
+
 static void test_glibc_2_27(void **state) { (void)state; check_version(&T27); }
 static void test_glibc_2_31(void **state) { (void)state; check_version(&T31); }
 static void test_glibc_2_35(void **state) { (void)state; check_version(&T35); }
 static void test_glibc_2_39(void **state) { (void)state; check_version(&T39); }
+static void test_glibc_2_12(void **state) { (void)state; check_version(&T12); }
+/* RHEL 7: version 2.17 (banner), the backported attached_threads told
+ * from the arena's figures: system 0x10000, not 1. */
+static void test_glibc_2_17_rhel7(void **state) { (void)state; check_version(&T17R); }
+
+/*
+ * A core that names no libc (no NT_FILE): the version from the banner
+ * found in whatever the core holds, main_arena from the caller
+ * (--main-arena), mp_ in main_arena's mapping.  And a core taken while
+ * an arena's mutex was held says so.
+ */
+static void test_unnamed_core_banner_main_arena(void **state)
+{
+	struct fake f;
+	struct hs_glibc_heap *h = NULL;
+	struct hs_glibc_opts o;
+
+	(void)state;
+	build(&f, &T12, 12);
+	w32(&f, ARENA_A, 1); /* main_arena's mutex held */
+	open_fake(&f);
+	for (size_t i = 0; i < f.t->maps.n; i++)
+		if (!strcmp(f.t->maps.v[i].path, LIBC)) {
+			free(f.t->maps.v[i].path);
+			f.t->maps.v[i].path = hs_xstrdup("");
+		}
+	hs_classify(f.t);
+	/* Without the address: no libc to scan for main_arena. */
+	assert_int_equal(hs_glibc_open(f.t, NULL, &h), -HS_E_NOT_FOUND);
+	assert_int_equal(h->version_minor, 12);
+	assert_string_equal(h->version_source, "banner");
+	hs_glibc_close(h);
+	memset(&o, 0, sizeof(o));
+	o.main_arena = ARENA_A;
+	assert_int_equal(hs_glibc_open(f.t, &o, &h), 0);
+	assert_int_equal(h->version_minor, 12);
+	assert_non_null(strstr(h->version, "version 2.12"));
+	assert_string_equal(h->layout->name, "2.12-2.14");
+	assert_int_equal(h->mp, MP_A);
+	assert_true(h->arenas[0].locked);
+	assert_false(h->arenas[1].locked);
+	assert_int_equal(hs_glibc_analyze(h), 0);
+	assert_counts(&f, h);
+	assert_int_equal(h->mmapped.count, 1);
+	hs_glibc_close(h);
+	free_fake(&f);
+}
+
+/* No banner, no names, a RHEL 7 arena at the caller's address: the
+ * layout is inferred, the backport found. */
+static void test_caller_main_arena_inferred_rhel7(void **state)
+{
+	struct fake f;
+	struct hs_glibc_heap *h = NULL;
+	struct hs_glibc_opts o;
+
+	(void)state;
+	build(&f, &T17R, 17);
+	memset(f.r[0].buf, 0, f.r[0].len);
+	open_fake(&f);
+	for (size_t i = 0; i < f.t->maps.n; i++)
+		if (!strcmp(f.t->maps.v[i].path, LIBC)) {
+			free(f.t->maps.v[i].path);
+			f.t->maps.v[i].path = hs_xstrdup("");
+		}
+	hs_classify(f.t);
+	memset(&o, 0, sizeof(o));
+	o.main_arena = ARENA_A;
+	assert_int_equal(hs_glibc_open(f.t, &o, &h), 0);
+	assert_string_equal(h->version_source, "inferred");
+	assert_int_equal(h->layout->ms_system_mem, 0x880);
+	assert_int_equal(h->arenas[0].system_mem, HEAP_LEN);
+	assert_int_equal(hs_glibc_analyze(h), 0);
+	dump_problems(h);
+	assert_int_equal(h->nproblems, 0);
+	assert_counts(&f, h);
+	hs_glibc_close(h);
+	free_fake(&f);
+}
 
 static void test_unsupported_version(void **state)
 {
@@ -1239,6 +1395,7 @@ static void test_version_live_no_rodata(void **state)
 	spy.f = &f;
 	spy.banner_reads = 0;
 	t = hs_target_new(&spy_ops);
+	t->caps = HS_CAP_STOPPABLE | HS_CAP_READ_FAULTS; /* reads fault pages in */
 	for (size_t i = 0; i < f.nr; i++) {
 		struct hs_map *m = hs_maps_add(&t->maps, f.r[i].addr, f.r[i].addr + f.r[i].len,
 					       i < 2 ? LIBC : i == 2 ? "[heap]" : "");
@@ -1366,9 +1523,14 @@ int main(void)
 		cmocka_unit_test(test_blocks_view),
 		cmocka_unit_test(test_glibc_2_27),
 		cmocka_unit_test(test_mmapped_split_by_mprotect),
+		cmocka_unit_test(test_split_heaps),
 		cmocka_unit_test(test_glibc_2_31),
 		cmocka_unit_test(test_glibc_2_35),
 		cmocka_unit_test(test_glibc_2_39),
+		cmocka_unit_test(test_glibc_2_12),
+		cmocka_unit_test(test_glibc_2_17_rhel7),
+		cmocka_unit_test(test_unnamed_core_banner_main_arena),
+		cmocka_unit_test(test_caller_main_arena_inferred_rhel7),
 		cmocka_unit_test(test_unsupported_version),
 		cmocka_unit_test(test_inferred_layout),
 		cmocka_unit_test(test_caller_main_arena),

@@ -342,6 +342,86 @@ static void test_diff_factor_and_cut(void **state)
 	hs_profile_release(&b);
 }
 
+/* Each member keeps its own delta; a group's bytes are its chunks' (the
+ * strings live inside them); a string new in B below A's cut and small
+ * steady growth both group. */
+static void test_diff_group_figures(void **state)
+{
+	struct hs_profile a, b;
+	struct hs_diff d;
+	const struct hs_growth_group *g;
+	const struct hs_growth_item *c1, *c2, *s1, *k;
+
+	(void)state;
+	make(&a, 0);
+	make(&b, 0);
+	/* The same rate (x2.9), different deltas: +189999, +120000, +70000. */
+	add_chunk(&a, 1, 0x70, 100000);
+	add_chunk(&b, 1, 0x70, 289999);
+	add_chunk(&a, 1, 0x80, 63158);
+	add_chunk(&b, 1, 0x80, 183158);
+	add_str(&a, "rate.record", 36842);
+	add_str(&b, "rate.record", 106842);
+	assert_int_equal(hs_diff_compute(&d, &a, &b, NULL), 0);
+	c1 = find(&d, HS_GROWTH_CHUNK, NULL, 0x70);
+	c2 = find(&d, HS_GROWTH_CHUNK, NULL, 0x80);
+	s1 = find(&d, HS_GROWTH_STRING, "rate.record", 0);
+	assert_int_equal(d.ngroups, 1);
+	g = &d.groups[0];
+	assert_true(g->by_factor);
+	assert_int_equal(g->n, 3);
+	assert_int_equal(c1->dcount, 189999);
+	assert_int_equal(c2->dcount, 120000);
+	assert_int_equal(s1->dcount, 70000);
+	assert_int_equal(g->dcount_min, 70000);
+	assert_int_equal(g->dcount_max, 189999);
+	/* Bytes: the chunks only, never chunks + the strings inside them. */
+	assert_int_equal(g->bytes_of, HS_GROWTH_CHUNK);
+	assert_int_equal(g->dbytes, 189999 * 0x70 + 120000 * 0x80);
+	hs_diff_release(&d);
+	hs_profile_release(&a);
+	hs_profile_release(&b);
+
+	/* A was cut at 3: a key new in B (<=3 before, 10120 after) groups
+	 * with the chunk size that grew as much. */
+	make(&a, 0);
+	make(&b, 0);
+	a.strings_cut = 3;
+	add_chunk(&a, 1, 0x70, 50);
+	add_chunk(&b, 1, 0x70, 50 + 10120);
+	add_str(&b, "key:session:new", 10120);
+	assert_int_equal(hs_diff_compute(&d, &a, &b, NULL), 0);
+	k = find(&d, HS_GROWTH_STRING, "key:session:new", 0);
+	assert_true(k->flags & HS_GI_BEFORE_CUT);
+	assert_int_equal(d.ngroups, 1);
+	assert_int_equal(d.groups[0].n, 2);
+	assert_int_equal(k->group, 0);
+	assert_false(d.groups[0].by_factor);
+	hs_diff_release(&d);
+	hs_profile_release(&a);
+	hs_profile_release(&b);
+
+	/* Small steady growth: +5% and +5% group (by rate), +0.8% does not. */
+	make(&a, 0);
+	make(&b, 0);
+	add_chunk(&a, 1, 0x70, 1000);
+	add_chunk(&b, 1, 0x70, 1050);
+	add_chunk(&a, 1, 0x80, 2000);
+	add_chunk(&b, 1, 0x80, 2100);
+	add_chunk(&a, 1, 0x90, 5000);
+	add_chunk(&b, 1, 0x90, 5040);
+	assert_int_equal(hs_diff_compute(&d, &a, &b, NULL), 0);
+	assert_int_equal(d.ngroups, 1);
+	assert_true(d.groups[0].by_factor);
+	assert_int_equal(d.groups[0].n, 2);
+	assert_int_equal(find(&d, HS_GROWTH_CHUNK, NULL, 0x90)->group, -1);
+	assert_int_equal(d.groups[0].dcount_min, 50);
+	assert_int_equal(d.groups[0].dcount_max, 100);
+	hs_diff_release(&d);
+	hs_profile_release(&a);
+	hs_profile_release(&b);
+}
+
 static void test_build_mem(void **state)
 {
 	static char heap[8192];
@@ -373,6 +453,7 @@ int main(void)
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_hostile),
 		cmocka_unit_test(test_diff_groups),
+		cmocka_unit_test(test_diff_group_figures),
 		cmocka_unit_test(test_diff_factor_and_cut),
 		cmocka_unit_test(test_build_mem),
 	};

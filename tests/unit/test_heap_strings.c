@@ -589,6 +589,67 @@ static void test_driver_gap(void **state)
 	hs_target_close(t);
 }
 
+/*
+ * Adjacent mappings are one stream: a string across the boundary of two
+ * ranges that touch is one string, counted once, in the class where it
+ * starts, whatever --chunk and --jobs cut; a gap still ends a string.
+ */
+static void test_driver_adjacent_ranges(void **state)
+{
+	static unsigned char a[8192], b[8192], c[8192];
+	const char *cross = "hs-cross-boundary-string";
+	struct hs_target *t;
+	struct hs_str_ranges r = HS_STR_RANGES_INIT;
+	struct hs_str_result res;
+	struct hs_str_opts o;
+	size_t cut = 10, n = strlen(cross);
+
+	(void)state;
+	noise(a, sizeof(a));
+	noise(b, sizeof(b));
+	noise(c, sizeof(c));
+	a[sizeof(a) - cut - 1] = 0;
+	memcpy(a + sizeof(a) - cut, cross, cut);
+	memcpy(b, cross + cut, n - cut);
+	b[n - cut] = 0;
+	/* b into c (another class): counted in b's class */
+	b[sizeof(b) - 5 - 1] = 0;
+	memcpy(b + sizeof(b) - 5, cross, 5);
+	memcpy(c, cross + 5, n - 5);
+	c[n - 5] = 0;
+	assert_int_equal(hs_target_open_mem(&t), 0);
+	hs_target_mem_add(t, 0x100000, a, sizeof(a), 0, NULL);
+	hs_target_mem_add(t, 0x100000 + sizeof(a), b, sizeof(b), 0, NULL);
+	hs_target_mem_add(t, 0x100000 + sizeof(a) + sizeof(b), c, sizeof(c), 0, NULL);
+	hs_str_ranges_add(&r, 0x100000, 0x100000 + sizeof(a), HS_CLASS_HEAP);
+	hs_str_ranges_add(&r, 0x100000 + sizeof(a), 0x100000 + sizeof(a) + sizeof(b),
+			  HS_CLASS_HEAP);
+	hs_str_ranges_add(&r, 0x100000 + sizeof(a) + sizeof(b),
+			  0x100000 + sizeof(a) + sizeof(b) + sizeof(c), HS_CLASS_ANON);
+	for (unsigned jobs = 1; jobs <= 2; jobs++)
+		for (size_t chunk = 4096; chunk <= 8192; chunk *= 2) {
+			const struct hs_str_item *it;
+
+			hs_str_opts_init(&o);
+			o.chunk = chunk;
+			o.jobs = jobs;
+			o.min_len = 4;
+			assert_int_equal(hs_strings_scan(t, &r, &o, &res), 0);
+			assert_true(res.exact);
+			it = get_item(&res, cross);
+			assert_int_equal(it->count, 2);
+			assert_int_equal(it->cls_count[HS_CLASS_HEAP], 2);
+			assert_int_equal(it->samples[0], 0x100000 + sizeof(a) - cut);
+			assert_int_equal(it->samples[1], 0x100000 + sizeof(a) + sizeof(b) - 5);
+			/* no fragment of it */
+			for (size_t i = 0; i < res.ntop; i++)
+				assert_null(strstr(cross + 1, res.top[i].s));
+			hs_str_result_release(&res);
+		}
+	hs_str_ranges_release(&r);
+	hs_target_close(t);
+}
+
 static void test_driver_bad_ranges(void **state)
 {
 	static unsigned char a[4096];
@@ -1158,6 +1219,7 @@ int main(void)
 		cmocka_unit_test(test_scan_skip),
 		cmocka_unit_test(test_driver_exact_seams),
 		cmocka_unit_test(test_driver_gap),
+		cmocka_unit_test(test_driver_adjacent_ranges),
 		cmocka_unit_test(test_driver_bad_ranges),
 		cmocka_unit_test(test_driver_estimated),
 		cmocka_unit_test(test_driver_by_bytes),
