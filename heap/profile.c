@@ -342,6 +342,8 @@ static int add_heap_blocks(struct hs_profile *p, const struct hs_blocks *blocks)
 	struct block_hist bh = { 0 };
 	int ret = blocks->for_each(blocks->heap, block_cb, &bh);
 
+	if (!strcmp(blocks->allocator, "jemalloc"))
+		p->heap_allocator = HS_PROFILE_JEMALLOC;
 	if (ret < 0)
 		goto out;
 	for (size_t i = 0; i < bh.narenas; i++)

@@ -255,6 +255,18 @@ class JemallocTest(harness.TmpDirTestCase):
             self.assertEqual(per_size, {c["size"]: c["in_use"] for c in h["size_classes"]
                                         if c["in_use"]})
             self.assertEqual(arenas, {0, 1})
+            # the pprof profile names jemalloc's regions, not glibc chunks
+            pp = os.path.join(self.tmp, "je.pb.gz")
+            rc, out, err = run("snapshot", "-p", v.pid, "-o", pp, "--format", "pprof")
+            self.assertEqual(rc, 0, err)
+            from test_pprof import decode
+            got = {}
+            for frames, vals, _ in decode(pp)["samples"]:
+                if frames[-1] == "jemalloc":
+                    size = int(frames[0].split()[1])
+                    got[size] = got.get(size, 0) + vals[0]
+                self.assertNotEqual(frames[-1], "glibc malloc", frames)
+            self.assertEqual(got, per_size)
 
     def test_victim_rss_unchanged(self):
         def rss(pid):
@@ -342,6 +354,14 @@ class JemallocTest(harness.TmpDirTestCase):
             self.assertEqual(rc, 0, err)
             self.assertIn("%s heap" % name, out)
             self.assertNotIn("glibc heap", out)
+            # a growth profile says why it has no heap records
+            prof = os.path.join(self.tmp, "o.prof")
+            rc, out, err = run("snapshot", "-p", pid, "-o", prof, "--no-strings")
+            self.assertEqual(rc, 0, err)
+            with open(prof) as f:
+                text = f.read()
+            self.assertIn("meta heap_error the allocator is %s;" % name, text)
+            self.assertNotIn("\nchunk ", text)
         finally:
             p.stdin.close()
             p.wait(timeout=30)
