@@ -14,6 +14,9 @@ pkgs=(build-essential cmake pkg-config libelf-dev libdw-dev libunwind-dev
       mount
       # a real pre-fork server (tests/integration/test_nginx.py)
       nginx-light
+      # memcheck, the reference of the leaks tests (and its memcheck.h,
+      # for the victims' client requests)
+      valgrind
       # jemalloc tests: a victim linked with it, python3 preloading it,
       # redis-server on it
       libjemalloc-dev redis-server redis-tools

@@ -29,6 +29,7 @@ static const struct cmd_struct commands[] = {
 	{ "diff", cmd_diff, "what grew between two profiles, dumps or cores" },
 	{ "watch", cmd_watch, "sample a process repeatedly: what grows, how fast" },
 	{ "show", cmd_show, "what is at an address: mapping, chunk, dump, references" },
+	{ "leaks", cmd_leaks, "in-use chunks nothing points to any more (like memcheck)" },
 };
 
 static void usage(FILE *out)

@@ -91,6 +91,20 @@ int hs_syms_by_name(struct hs_syms *s, const char *module, const char *name,
  */
 const char *hs_syms_demangle(struct hs_syms *s, const char *raw);
 
+/*
+ * Calls cb for every symbol (functions and objects, as hs_syms_lookup
+ * knows them) of every module file (not the vDSO, whose image would be
+ * read from the target) whose raw name starts with prefix (NULL or "":
+ * all), loading each module's table.  raw is the symbol's name as
+ * the ELF spells it (mangled), valid until hs_syms_close(); addr its
+ * runtime address.  cb returns 0 to go on; anything else stops and is
+ * returned.  Returns 0 or cb's value.
+ */
+typedef int (*hs_syms_each_fn)(void *ud, const char *raw, hs_addr_t addr,
+			       uint64_t size);
+int hs_syms_for_each(struct hs_syms *s, const char *prefix, hs_syms_each_fn cb,
+		     void *ud);
+
 /* "malloc+0x12 (libc.so.6)", "libfoo.so+0x1234", "0x7f..." into buf. */
 const char *hs_syms_format(struct hs_syms *s, hs_addr_t addr, char *buf,
 			   size_t len);

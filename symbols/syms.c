@@ -727,6 +727,33 @@ int hs_syms_by_name(struct hs_syms *s, const char *module, const char *name,
 	return 0;
 }
 
+int hs_syms_for_each(struct hs_syms *s, const char *prefix, hs_syms_each_fn cb,
+		     void *ud)
+{
+	size_t plen = prefix ? strlen(prefix) : 0;
+
+	for (size_t i = 0; i < s->n; i++) {
+		struct mod *md = &s->mods[i];
+
+		/* The vDSO is read from the target's memory, which faults its
+		 * page into the target (Rss grows): only files are enumerated. */
+		if (md->vdso)
+			continue;
+		load_mod(s, md, i + 1 < s->n ? s->mods[i + 1].start : 0);
+		for (size_t k = 0; k < md->nsyms; k++) {
+			const struct sym *y = &md->syms[k];
+			int ret;
+
+			if (plen && strncmp(y->name, prefix, plen))
+				continue;
+			ret = cb(ud, y->name, y->addr, y->size);
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}
+
 const char *hs_syms_format(struct hs_syms *s, hs_addr_t addr, char *buf,
 			   size_t len)
 {

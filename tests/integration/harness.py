@@ -97,6 +97,19 @@ class Victim:
             st = self.state()
         return st
 
+    def settled_syscall(self, tid, timeout=5.0):
+        """/proc/PID/task/TID/syscall split in words once the thread has
+        gone back into a blocking call (bounded): a thread heapscan just
+        let go reads "running" on its way back into it."""
+        path = "/proc/%d/task/%d/syscall" % (self.pid, tid)
+        deadline = time.monotonic() + timeout
+        while True:
+            with open(path) as f:
+                words = f.read().split()
+            if words[0] != "running" or time.monotonic() >= deadline:
+                return words
+            os.sched_yield()
+
     def close(self):
         if self.proc.poll() is None:
             try:

@@ -268,6 +268,14 @@ class JemallocTest(harness.TmpDirTestCase):
                 self.assertNotEqual(frames[-1], "glibc malloc", frames)
             self.assertEqual(got, per_size)
 
+    def test_leaks_names_jemalloc(self):
+        # leaks indexes glibc chunks only: it says which allocator it met
+        with self.start_victim() as v:
+            rc, out, err = run("leaks", "-p", v.pid)
+            self.assertEqual(rc, 2, err)
+            self.assertIn("the allocator is jemalloc", err)
+            self.assertNotIn("main_arena", err)
+
     def test_victim_rss_unchanged(self):
         def rss(pid):
             return [(s, e, perms, path, f.get("Rss")) for s, e, perms, path, f

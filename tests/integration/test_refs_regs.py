@@ -88,8 +88,7 @@ class RefsRegsTest(harness.TmpDirTestCase):
             self.check_text(t, ["-p", v.pid])
             # the reader is still blocked in its read after being let go
             self.assertEqual(v.settled_state(), "S")
-            with open("/proc/%d/task/%d/syscall" % (t["pid"], t["tid"])) as f:
-                f = f.read().split()
+            f = v.settled_syscall(t["tid"])
             self.assertEqual(int(f[0]), 0)
             self.assertEqual(int(f[2], 16), t["buf"] + 16)
 
