@@ -22,7 +22,10 @@
  * except addresses (0x hex):
  *
  *   heapscan-profile 1                        magic and version (line 1)
- *   meta KEY VALUE                            metadata, VALUE escaped
+ *   meta KEY VALUE                            metadata, VALUE escaped;
+ *                                             heap_allocator 1: arena and
+ *                                             chunk records are jemalloc's
+ *                                             (arenas, size classes)
  *   class NAME COUNT SIZE RSS PSS PRIVDIRTY SWAP
  *   region START END PERMS CLASS SIZE RSS PSS PRIVDIRTY SWAP PATH
  *   arena IDX ADDR main|thread SYSMEM INUSE_N INUSE_B FREE_N FREE_B
@@ -108,6 +111,10 @@ struct hs_profile {
 	/* heap */
 	char *heap_error;        /* owned; "" when the walk worked */
 	unsigned glibc_minor;
+	/* Whose heap the arena and chunk records describe: glibc's (0, and
+	 * what a file without the record means) or jemalloc's (its arenas;
+	 * chunk sizes are its size classes). */
+	unsigned heap_allocator; /* enum hs_profile_allocator */
 	uint64_t heap_problems;
 	/* strings */
 	bool strings_done;       /* the strings were counted */
@@ -127,6 +134,11 @@ struct hs_profile {
 	size_t nstrings, astrings;
 };
 
+enum hs_profile_allocator {
+	HS_PROFILE_GLIBC = 0,
+	HS_PROFILE_JEMALLOC = 1,
+};
+
 void hs_profile_init(struct hs_profile *p);
 void hs_profile_release(struct hs_profile *p);
 
@@ -142,6 +154,12 @@ struct hs_profile_opts {
 	/* How to open the glibc heap (main_arena, candidates); NULL: the
 	 * walker's own scan. */
 	const struct hs_glibc_opts *glibc;
+	/* Another allocator's heap as blocks (hs_block.h); when set it is
+	 * profiled instead of glibc's: its arenas by index (address 0,
+	 * system memory the bytes of its blocks), "chunk" records per
+	 * arena and size class for the blocks in use (cached and free ones
+	 * count as free).  NULL: glibc. */
+	const struct hs_blocks *blocks;
 };
 
 /*

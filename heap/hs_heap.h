@@ -10,6 +10,8 @@
 #include "hs_core.h"
 #include "hs_strings.h"
 #include "hs_glibc.h"
+#include "hs_jemalloc.h"
+#include "hs_block.h"
 #include "hs_show.h"
 #include "hs_growth.h"
 #include "hs_pprof.h"

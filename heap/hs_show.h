@@ -22,6 +22,7 @@
 #define HS_SHOW_H
 
 #include "hs_core.h"
+#include "hs_block.h"
 #include "hs_glibc.h"
 
 /* ---- locating chunks ------------------------------------------------- */
@@ -177,6 +178,9 @@ struct hs_show_opts {
 	size_t max_bytes;       /* bytes of a chunk to dump; 0: 4096 */
 	size_t len;             /* bytes to dump outside a chunk; 0: 256 */
 	bool refs;              /* run hs_refs_scan on the object */
+	/* Another allocator's blocks (hs_block.h), used when h is NULL:
+	 * the block holding addr is the object shown.  May be NULL. */
+	const struct hs_blocks *blocks;
 	struct hs_refs_opts refs_opts; /* skip_lo/hi are set by collect */
 };
 
@@ -193,6 +197,9 @@ struct hs_show {
 	bool in_chunk;          /* addr is in chunk */
 	struct hs_glibc_chunk chunk;
 	hs_addr_t arena;        /* address of chunk's arena, 0 if mmapped/none */
+	/* Without a glibc heap, the block of opts.blocks holding addr. */
+	bool in_block;
+	struct hs_block block;
 	/* The object: the chunk [addr, addr+size), or else the dumped bytes. */
 	hs_addr_t obj_lo, obj_hi;
 	/* The dump: bytes at [dump_addr, dump_addr + dump_len). */

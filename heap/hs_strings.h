@@ -144,6 +144,15 @@ int hs_str_where_from_glibc(struct hs_str_where *w, struct hs_glibc_heap *h) HS_
  * chunk header: about as much memory as the scan itself.
  */
 int hs_str_where_from_glibc_walk(struct hs_str_where *w, struct hs_glibc_heap *h) HS_MUST_CHECK;
+/*
+ * The same from any walker's blocks (hs_block.h): in-use blocks INUSE,
+ * cached and free ones FREE, every other byte outside; past max_free,
+ * free blocks count as in use in walk order.  The glibc functions above
+ * stay the reference for glibc (they also cover each chunk's size
+ * word); this is how the jemalloc heap gives strings their places.
+ */
+struct hs_blocks;
+int hs_str_where_from_blocks(struct hs_str_where *w, const struct hs_blocks *b) HS_MUST_CHECK;
 /* Where addr lives (w finished). */
 enum hs_str_loc hs_str_where_find(const struct hs_str_where *w, hs_addr_t addr);
 /* Index of the first interval of w ending after addr (w->n if none). */

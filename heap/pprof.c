@@ -238,6 +238,7 @@ static int add_chunks(struct hs_pprof *pp, const struct hs_profile *p)
 {
 	char size[40], arena[40];
 	const char *frames[4];
+	bool je = p->heap_allocator == HS_PROFILE_JEMALLOC;
 	int ret;
 
 	for (size_t i = 0; i < p->nchunks; i++) {
@@ -246,6 +247,23 @@ static int add_chunks(struct hs_pprof *pp, const struct hs_profile *p)
 
 		if (!c->count && !c->bytes)
 			continue;
+		if (je) {
+			/* jemalloc: regions of a size class, per arena, in its
+			 * anonymous mappings */
+			if (c->size)
+				snprintf(size, sizeof(size), "region %llu", (unsigned long long)c->size);
+			else
+				snprintf(size, sizeof(size), "region (other sizes)");
+			snprintf(arena, sizeof(arena), "arena %d", c->arena);
+			frames[0] = size;
+			frames[1] = arena;
+			frames[2] = hs_class_name(HS_CLASS_ANON);
+			frames[3] = "jemalloc";
+			ret = hs_pprof_add_sample(pp, c->count, c->bytes, frames, 4);
+			if (ret)
+				return ret;
+			continue;
+		}
 		if (c->size)
 			snprintf(size, sizeof(size), "chunk 0x%llx", (unsigned long long)c->size);
 		else
@@ -308,7 +326,7 @@ int hs_pprof_add_profile(struct hs_pprof *pp, const struct hs_profile *p)
 	hs_pprof_add_comment(pp, c.buf);
 	if (p->heap_error && p->heap_error[0]) {
 		hs_buf_reset(&c);
-		hs_buf_addf(&c, "glibc heap not walked: %s", p->heap_error);
+		hs_buf_addf(&c, "malloc heap not walked: %s", p->heap_error);
 		hs_pprof_add_comment(pp, c.buf);
 	}
 	hs_buf_release(&c);

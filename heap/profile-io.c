@@ -76,6 +76,9 @@ int hs_profile_write(const struct hs_profile *p, FILE *out)
 	meta_u64(out, "partial", p->partial, &nrec);
 	meta_str(out, "heap_error", p->heap_error, &nrec);
 	meta_u64(out, "glibc_minor", p->glibc_minor, &nrec);
+	/* Only when not glibc's: glibc profiles stay as they were. */
+	if (p->heap_allocator)
+		meta_u64(out, "heap_allocator", p->heap_allocator, &nrec);
 	meta_u64(out, "heap_problems", p->heap_problems, &nrec);
 	meta_u64(out, "strings", p->strings_done, &nrec);
 	meta_u64(out, "strings_exact", p->strings_exact, &nrec);
@@ -325,6 +328,8 @@ static int meta(struct hs_profile *p, char **cur)
 		p->partial = v != 0;
 	else if (!strcmp(key, "glibc_minor"))
 		p->glibc_minor = v > 1000 ? 0 : (unsigned)v;
+	else if (!strcmp(key, "heap_allocator"))
+		p->heap_allocator = v == HS_PROFILE_JEMALLOC ? HS_PROFILE_JEMALLOC : HS_PROFILE_GLIBC;
 	else if (!strcmp(key, "heap_problems"))
 		p->heap_problems = v;
 	else if (!strcmp(key, "strings"))

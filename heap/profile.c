@@ -1,6 +1,7 @@
 /* Building a growth profile from a target; see hs_growth.h. */
 #include "hs_growth.h"
 #include "hs_glibc.h"
+#include "hs_block.h"
 #include "hs_strings.h"
 #include "profile-internal.h"
 
@@ -300,6 +301,73 @@ out:
 	return ret;
 }
 
+/* Another allocator's blocks: arenas appear as their blocks do. */
+struct block_hist {
+	struct hist hi;
+	struct hs_profile_arena *arenas;
+	size_t narenas;
+};
+
+static int block_cb(void *ud, const struct hs_block *b)
+{
+	struct block_hist *bh = ud;
+	struct hs_profile_arena *a;
+	size_t idx = b->arena >= 0 && b->arena < 4096 ? (size_t)b->arena : 0;
+
+	if (idx >= bh->narenas) {
+		struct hs_profile_arena *na = realloc(bh->arenas, (idx + 1) * sizeof(*na));
+
+		if (!na)
+			return -ENOMEM;
+		for (size_t i = bh->narenas; i <= idx; i++)
+			na[i] = (struct hs_profile_arena){ .idx = (int)i, .is_main = i == 0 };
+		bh->arenas = na;
+		bh->narenas = idx + 1;
+	}
+	a = &bh->arenas[idx];
+	a->system_mem += b->size;
+	if (b->state == HS_BLOCK_INUSE) {
+		hist_add(&bh->hi, (int)idx, b->cls ? b->cls : b->size);
+		a->inuse_count++;
+		a->inuse_bytes += b->cls ? b->cls : b->size;
+	} else {
+		a->free_count++;
+		a->free_bytes += b->cls ? b->cls : b->size;
+	}
+	return 0;
+}
+
+static int add_heap_blocks(struct hs_profile *p, const struct hs_blocks *blocks)
+{
+	struct block_hist bh = { 0 };
+	int ret = blocks->for_each(blocks->heap, block_cb, &bh);
+
+	if (!strcmp(blocks->allocator, "jemalloc"))
+		p->heap_allocator = HS_PROFILE_JEMALLOC;
+	if (ret < 0)
+		goto out;
+	for (size_t i = 0; i < bh.narenas; i++)
+		*hs_profile_add_arena(p) = bh.arenas[i];
+	for (size_t i = 0; i < bh.hi.cap; i++) {
+		struct hist_slot *s = &bh.hi.v[i];
+		struct hs_profile_chunk *c;
+
+		if (!s->used)
+			continue;
+		c = hs_profile_add_chunk(p);
+		c->arena = s->arena;
+		c->size = s->size;
+		c->count = s->count;
+		c->bytes = s->bytes;
+	}
+	if (p->nchunks)
+		qsort(p->chunks, p->nchunks, sizeof(*p->chunks), cmp_chunk);
+out:
+	free(bh.hi.v);
+	free(bh.arenas);
+	return ret;
+}
+
 /* ---- strings ------------------------------------------------------------ */
 
 static int add_strings(struct hs_profile *p, struct hs_target *t,
@@ -369,7 +437,10 @@ int hs_profile_build(struct hs_target *t, const struct hs_profile_opts *o,
 		p->time_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	add_regions(p, t);
 	if (!(o && (o->flags & HS_PROFILE_NO_HEAP))) {
-		ret = add_heap(p, t, o ? o->glibc : NULL);
+		if (o && o->blocks)
+			ret = add_heap_blocks(p, o->blocks);
+		else
+			ret = add_heap(p, t, o ? o->glibc : NULL);
 		if (ret < 0)
 			goto out;
 	} else {

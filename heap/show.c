@@ -474,7 +474,21 @@ int hs_show_collect(struct hs_target *t, struct hs_glibc_heap *h, hs_addr_t addr
 				s->arena = h->arenas[one.chunk.arena].addr;
 		}
 	}
-	if (s->in_chunk) {
+	if (!s->locate_done && o.blocks) {
+		ret = hs_blocks_find(o.blocks, addr, &s->block);
+		if (ret == -ESRCH || ret == -HS_E_INTERRUPTED)
+			return ret;
+		s->in_block = ret == 0;
+	}
+	if (s->in_block) {
+		s->obj_lo = s->block.addr;
+		s->obj_hi = s->block.addr + s->block.size;
+		s->dump_addr = s->block.addr;
+		want = s->block.size;
+		s->dump_want = want > SIZE_MAX ? SIZE_MAX : (size_t)want;
+		if (want > o.max_bytes)
+			want = o.max_bytes;
+	} else if (s->in_chunk) {
 		s->obj_lo = s->chunk.addr;
 		s->obj_hi = s->chunk.addr + s->chunk.size;
 		s->dump_addr = s->chunk.addr;
@@ -491,14 +505,14 @@ int hs_show_collect(struct hs_target *t, struct hs_glibc_heap *h, hs_addr_t addr
 		s->obj_lo = addr;
 		s->obj_hi = s->dump_addr + want;
 	}
-	s->obj_base = s->in_chunk ? s->chunk.addr + 16 : addr;
+	s->obj_base = s->in_chunk ? s->chunk.addr + 16 : s->in_block ? s->block.addr : addr;
 
 	/* The bytes themselves; a short read keeps what was read. */
 	s->dump = hs_xmalloc(want ? (size_t)want : 1);
 	ret = hs_target_read(t, s->dump_addr, s->dump, (size_t)want, &got);
 	if (ret == -ESRCH)
 		return ret;
-	if (!got || (!s->in_chunk && s->dump_addr + got <= addr)) {
+	if (!got || (!s->in_chunk && !s->in_block && s->dump_addr + got <= addr)) {
 		s->dump_len = 0;
 		return -EFAULT;
 	}

@@ -248,6 +248,30 @@ int hs_str_where_from_glibc(struct hs_str_where *w, struct hs_glibc_heap *h)
 	return 0;
 }
 
+static int on_block(void *ud, const struct hs_block *b)
+{
+	struct hs_str_where *w = ud;
+
+	w->chunks++;
+	if (!b->size || b->addr + b->size < b->addr)
+		return 0;
+	hs_str_where_add(w, b->addr, b->addr + b->size,
+			 b->state == HS_BLOCK_INUSE ? HS_STR_LOC_INUSE : HS_STR_LOC_FREE);
+	return 0;
+}
+
+int hs_str_where_from_blocks(struct hs_str_where *w, const struct hs_blocks *b)
+{
+	int ret = b->for_each(b->heap, on_block, w);
+
+	if (ret) {
+		hs_str_where_release(w);
+		return ret;
+	}
+	hs_str_where_finish(w);
+	return 0;
+}
+
 size_t hs_str_where_lower(const struct hs_str_where *w, hs_addr_t addr)
 {
 	size_t lo = 0, hi = w->n;

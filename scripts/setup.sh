@@ -16,7 +16,12 @@ pkgs=(build-essential cmake pkg-config libelf-dev libdw-dev libunwind-dev
       nginx-light
       # memcheck, the reference of the leaks tests (and its memcheck.h,
       # for the victims' client requests)
-      valgrind)
+      valgrind
+      # jemalloc tests: a victim linked with it, python3 preloading it,
+      # redis-server on it
+      libjemalloc-dev redis-server redis-tools
+      # allocators heapscan must name (and say it does not walk)
+      libtcmalloc-minimal4 libmimalloc2.0 musl-tools)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

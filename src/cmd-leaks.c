@@ -197,6 +197,7 @@ int cmd_leaks(int argc, char **argv)
 	struct hs_leaks_result res;
 	struct hs_cxx_vtables vs;
 	struct hs_glibc_heap *h = NULL;
+	struct hs_alloc_info ai;
 	struct hs_target *t = NULL;
 	uint64_t top = 20, v;
 	bool types = true, whole_stacks = true;
@@ -243,6 +244,16 @@ int cmd_leaks(int argc, char **argv)
 	if (getenv("HEAPSCAN_TEST_NO_EDGES"))
 		lo.flags |= HS_LEAKS_NO_EDGES;
 
+	/* Leaks index glibc's chunks: on another allocator, say which
+	 * rather than that glibc's main_arena is missing. */
+	hs_alloc_detect(t, &ai);
+	if (ai.kind != HS_ALLOC_GLIBC && ai.kind != HS_ALLOC_UNKNOWN) {
+		(void)hs_target_resume(t);
+		hs_cli_err("the allocator is %s (%s): leaks walks glibc heaps only",
+			   hs_alloc_name(ai.kind), ai.module[0] ? ai.module : ai.how);
+		ret = HS_EXIT_FATAL;
+		goto out;
+	}
 	err = hs_report_heap_open(t, NULL, HS_ARENA_AUTO, &h);
 	if (!err)
 		err = hs_leaks_run(h, &lo, &res);

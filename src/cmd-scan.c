@@ -22,14 +22,16 @@ enum {
 static const char usage_text[] =
 	"usage: heapscan [scan] (-p PID | -c CORE) [options]\n\n"
 	"Reports where the target's memory is: regions by class (from smaps),\n"
-	"the largest regions, the file-backed modules, the glibc heap (arenas,\n"
-	"chunks in use and free, sizes by bytes) and the top strings.\n"
+	"the largest regions, the file-backed modules, the malloc heap (which\n"
+	"allocator; glibc: arenas, chunks in use and free, sizes by bytes;\n"
+	"jemalloc: extents, regions in use, cached and free, size classes) and the\n"
+	"top strings.\n"
 	"'heapscan heap' and 'heapscan strings' give each analysis in full.\n\n"
 	"options:\n"
 	"%s"
 	"      --top-regions N  how many of the largest regions to list (default 10)\n"
 	"      --top N          how many strings and chunk sizes to list (default 10)\n"
-	"      --no-heap        skip the glibc heap section\n"
+	"      --no-heap        skip the malloc heap section\n"
 	"      --no-strings     skip the strings section\n";
 
 int cmd_scan(int argc, char **argv)
@@ -52,7 +54,8 @@ int cmd_scan(int argc, char **argv)
 	bool want_heap = true, want_strings = true;
 	struct hs_glibc_heap *heap = NULL;
 	struct hs_str_result strs;
-	int heap_err = 0, str_err = 0;
+	int heap_err = 0, str_err = 0, alloc_err = 0;
+	struct hs_report_alloc ra = { 0 };
 	int c, ret;
 
 	while ((c = hs_cli_next_opt(&ps)) > 0) {
@@ -85,16 +88,25 @@ int cmd_scan(int argc, char **argv)
 	/* Everything that reads memory runs while the target is stopped; the
 	 * report is formatted after it is released. */
 	memset(&strs, 0, sizeof(strs));
-	if (want_heap && !hs_interrupted)
+	/* The allocator decides which heap is walked; glibc's walker runs
+	 * on glibc (or an unknown allocator) only. */
+	if ((want_heap || want_strings) && !hs_interrupted)
+		alloc_err = hs_report_alloc_collect(t, &ra);
+	if (want_heap && !hs_interrupted && alloc_err == 0 && hs_report_alloc_glibc(&ra))
 		heap_err = hs_report_heap_collect(t, NULL, &heap);
-	if (want_strings && !hs_interrupted)
+	if (want_strings && !hs_interrupted && alloc_err == 0)
 		/* The heap opened above gives the strings' locations; the
 		 * target runs again once they are read, while they are
 		 * ranked. */
-		str_err = hs_report_strings_collect_heap(t, heap_err == 0 ? heap : NULL,
+		str_err = hs_report_strings_collect_heap(t, &ra, heap_err == 0 ? heap : NULL,
 							 (unsigned)top, true, &strs);
+	if (alloc_err < 0 && !hs_interrupted) {
+		heap_err = alloc_err;
+		str_err = alloc_err;
+	}
 	if (hs_interrupted) {
 		hs_glibc_close(heap);
+		hs_report_alloc_release(&ra);
 		hs_str_result_release(&strs);
 		hs_target_close(t);
 		hs_cli_err("interrupted; target released");
@@ -108,7 +120,7 @@ int cmd_scan(int argc, char **argv)
 		hs_report_header_json(&j, t);
 		hs_report_regions_json(&j, t);
 		if (want_heap)
-			hs_report_heap_json(&j, heap, heap_err, (unsigned)top, 0);
+			hs_report_heap_json_any(&j, &ra, heap, heap_err, (unsigned)top, 0);
 		if (want_strings) {
 			hs_json_obj_begin(&j, "strings");
 			if (str_err < 0)
@@ -122,7 +134,7 @@ int cmd_scan(int argc, char **argv)
 		hs_report_header_text(stdout, t);
 		hs_report_regions_text(stdout, t, (unsigned)top_regions);
 		if (want_heap)
-			hs_report_heap_text(stdout, heap, heap_err, (unsigned)top, 0);
+			hs_report_heap_text_any(stdout, &ra, heap, heap_err, (unsigned)top, 0);
 		if (want_strings) {
 			if (str_err < 0)
 				printf("\nTop strings: not available: %s\n", hs_strerror(str_err));
@@ -131,6 +143,7 @@ int cmd_scan(int argc, char **argv)
 		}
 	}
 	hs_glibc_close(heap);
+	hs_report_alloc_release(&ra);
 	hs_str_result_release(&strs);
 	ret = hs_cli_exit_for(t);
 	hs_target_close(t);

@@ -33,7 +33,9 @@ static const char usage_text[] =
 	"8-byte word that points somewhere is annotated: a symbol, another chunk\n"
 	"(address and state), a printable string.  Outside malloc heaps it says so\n"
 	"and dumps --len bytes from ADDR.  Addresses printed by 'heapscan strings'\n"
-	"are accepted as they are.\n\n"
+	"are accepted as they are.  On jemalloc the object is the region (or large\n"
+	"allocation, or free extent) holding ADDR: its size class, in use, free in a\n"
+	"thread cache or free, arena and edata.\n\n"
 	"options:\n"
 	"%s"
 	"      --max-bytes N      bytes of a chunk to dump (default 4K)\n"
@@ -76,6 +78,8 @@ int cmd_show(int argc, char **argv)
 	struct hs_show_opts so = { 0 };
 	struct hs_show s;
 	struct hs_report_show rep = { 0 };
+	struct hs_report_alloc ra = { 0 };
+	struct hs_blocks blocks;
 	struct hs_glibc_heap *h = NULL;
 	struct hs_target *t = NULL;
 	uint64_t v, refs_secs = 60;
@@ -144,7 +148,17 @@ int cmd_show(int argc, char **argv)
 
 	/* The free lists only: the walk happens in the lookups, and stops
 	 * at the chunk it is after. */
-	herr = hs_report_heap_open(t, &go, HS_ARENA_AUTO, &h);
+	herr = hs_report_alloc_collect(t, &ra);
+	if (herr == 0 && hs_report_alloc_glibc(&ra)) {
+		herr = hs_report_heap_open(t, &go, HS_ARENA_AUTO, &h);
+	} else if (herr == 0) {
+		/* Another allocator: its blocks, when heapscan walks it. */
+		rep.allocator = hs_alloc_name(ra.ai.kind);
+		if (hs_report_alloc_blocks(&ra, NULL, &blocks))
+			so.blocks = &blocks;
+		else
+			herr = ra.je_err < 0 ? ra.je_err : -HS_E_UNSUPPORTED;
+	}
 	if (herr == -ESRCH || herr == -HS_E_INTERRUPTED) {
 		err = herr;
 		goto failed;
@@ -180,6 +194,7 @@ int cmd_show(int argc, char **argv)
 		ret = HS_EXIT_PARTIAL;
 	hs_show_release(&s);
 	hs_glibc_close(h);
+	hs_report_alloc_release(&ra);
 	hs_target_close(t);
 	return ret; /* main() checks that stdout was written */
 
@@ -196,6 +211,7 @@ failed:
 		hs_cli_err("cannot show 0x%" PRIx64 ": %s", addr, hs_strerror(err));
 	hs_show_release(&s);
 	hs_glibc_close(h);
+	hs_report_alloc_release(&ra);
 	hs_target_close(t);
 	return HS_EXIT_FATAL;
 }

@@ -23,7 +23,8 @@ enum {
 static const char usage_text[] =
 	"usage: heapscan snapshot (-p PID | -c CORE) -o FILE [options]\n\n"
 	"Writes a growth profile of the target: the region table with its smaps\n"
-	"figures, the in-use chunks by size per glibc arena, the most frequent\n"
+	"figures, the in-use chunks by size per glibc arena (jemalloc: regions\n"
+	"by size class per arena), the most frequent\n"
 	"strings, totals, time, pid and exe.  'heapscan diff A B' compares two.\n"
 	"The file is small line-oriented text (see PROFILE FILES in heapscan(1)), or\n"
 	"with --format pprof a gzip-compressed pprof memory profile for go tool pprof,\n"
@@ -38,7 +39,7 @@ static const char usage_text[] =
 	"                     (samples inuse_objects and inuse_space)\n"
 	"      --keep K       strings kept: the K most frequent (default 10000);\n"
 	"                     a string below the cut diffs as '<=N', not 0\n"
-	"      --no-heap      skip the glibc heap walk\n"
+	"      --no-heap      skip the malloc heap walk\n"
 	"      --no-strings   skip the string count\n";
 
 int cmd_snapshot(int argc, char **argv)

@@ -55,9 +55,10 @@ static const char usage_text[] =
 	"      --chunks KIND    inuse: only bytes in in-use malloc chunks; free:\n"
 	"                       only bytes in free chunks; all (default): every\n"
 	"                       byte of the regions (inuse and free need the\n"
-	"                       glibc heap)\n\n"
-	"Each string says where it lives: in in-use malloc chunks, in free chunks,\n"
-	"or outside malloc's chunks (\"unknown\" without a glibc heap).\n"
+	"                       glibc or the jemalloc heap)\n\n"
+	"Each string says where it lives: in in-use malloc chunks (jemalloc:\n"
+	"regions), in free ones (thread-cached included), or outside them\n"
+	"(\"unknown\" when no malloc heap is walked).\n"
 	"Printable means ASCII 0x20-0x7e and tab, as strings(1).  The target is\n"
 	"stopped only while its memory is read (never with --no-stop); the\n"
 	"report says for how long.\n";
@@ -229,14 +230,14 @@ int cmd_strings(int argc, char **argv)
 	if (show_progress)
 		so.progress = progress;
 	/* Chunk space first: it decides the ranges with --chunks. */
-	ret = hs_report_strings_where(t, NULL, &where, &why);
+	ret = hs_report_strings_where_any(t, NULL, NULL, &where, &why);
 	if (ret == -HS_E_INTERRUPTED || ret == -ESRCH || (ret < 0 && loc_mask)) {
 		if (ret == -HS_E_INTERRUPTED)
 			hs_cli_err("interrupted; target released");
 		else if (ret == -ESRCH)
 			hs_cli_err("%s exited during the scan", t->source);
 		else
-			hs_cli_err("--chunks %s needs the glibc heap: %s", chunks, why.buf);
+			hs_cli_err("--chunks %s needs the glibc heap or jemalloc's: %s", chunks, why.buf);
 		hs_buf_release(&why);
 		hs_target_close(t);
 		return HS_EXIT_FATAL;

@@ -23,7 +23,7 @@ struct cmd_struct {
 static const struct cmd_struct commands[] = {
 	{ "scan", cmd_scan, "where the memory is: regions, heap, top strings (default)" },
 	{ "strings", cmd_strings, "count printable strings in the target's memory" },
-	{ "heap", cmd_heap, "walk the glibc heap: arenas, chunks in use and free" },
+	{ "heap", cmd_heap, "name the allocator, walk its heap (glibc, jemalloc)" },
 	{ "dump", cmd_dump, "write an ELF core file that gdb opens" },
 	{ "core", cmd_core, "the default report on a core file (same as scan -c FILE)" },
 	{ "check", cmd_check, "probe what this machine lets heapscan do" },

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -381,6 +382,9 @@ int hs_growth_profile_target(struct hs_target *t, const struct hs_profile_opts *
 	uint64_t stop0 = t->stop_ns;
 	struct hs_profile_opts o;
 	struct hs_glibc_opts go;
+	struct hs_report_alloc ra;
+	struct hs_blocks blocks;
+	char unwalked[96] = "";
 	int ret;
 
 	hs_profile_init(p);
@@ -398,9 +402,27 @@ int hs_growth_profile_target(struct hs_target *t, const struct hs_profile_opts *
 	else
 		memset(&o, 0, sizeof(o));
 	memset(&go, 0, sizeof(go));
-	hs_report_heap_find_arena(t, &go, HS_ARENA_AUTO);
-	o.glibc = &go;
-	ret = hs_profile_build(t, &o, p);
+	/* The allocator's heap: jemalloc's blocks, or glibc's. */
+	ret = hs_report_alloc_collect(t, &ra);
+	if (ret == 0 && !hs_report_alloc_glibc(&ra)) {
+		if (hs_report_alloc_blocks(&ra, NULL, &blocks)) {
+			o.blocks = &blocks;
+		} else if (!(o.flags & HS_PROFILE_NO_HEAP)) {
+			o.flags |= HS_PROFILE_NO_HEAP;
+			snprintf(unwalked, sizeof(unwalked), "the allocator is %s; heapscan "
+				 "does not walk its heap", hs_alloc_name(ra.ai.kind));
+		}
+	} else if (ret == 0) {
+		hs_report_heap_find_arena(t, &go, HS_ARENA_AUTO);
+		o.glibc = &go;
+	}
+	if (ret == 0)
+		ret = hs_profile_build(t, &o, p);
+	if (ret == 0 && unwalked[0]) {
+		free(p->heap_error);
+		p->heap_error = hs_xstrdup(unwalked);
+	}
+	hs_report_alloc_release(&ra);
 	(void)hs_target_resume(t);
 	p->stop_ns = t->stop_ns - stop0;
 	if (ret < 0) {

@@ -1,9 +1,11 @@
-/* The glibc heap report; see report-heap.h. */
+/* The malloc heap report (glibc's, jemalloc's, or the allocator named);
+ * see report-heap.h. */
 #include "report-heap.h"
 #include "hs_libc.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 int hs_arena_way_parse(const char *s)
@@ -258,14 +260,28 @@ static void json_states(struct hs_json *j, const char *key,
 	hs_json_obj_end(j);
 }
 
+static void json_glibc(struct hs_json *j, const struct hs_report_alloc *ra,
+		       const struct hs_glibc_heap *h, int err, unsigned top);
+
 void hs_report_heap_json(struct hs_json *j, const struct hs_glibc_heap *h, int err,
 			 unsigned top, unsigned flags)
+{
+	(void)flags;
+	json_glibc(j, NULL, h, err, top);
+}
+
+static void json_glibc(struct hs_json *j, const struct hs_report_alloc *ra,
+		       const struct hs_glibc_heap *h, int err, unsigned top)
 {
 	struct hs_glibc_count fr;
 	char ver[32];
 
-	(void)flags;
 	hs_json_obj_begin(j, "heap");
+	/* A glibc heap found says glibc, whatever detection guessed. */
+	hs_json_str(j, "allocator", (h && h->layout && h->narenas) || !ra
+				    ? "glibc" : hs_alloc_name(ra->ai.kind));
+	if (ra && ra->ai.module[0])
+		hs_json_str(j, "allocator_module", ra->ai.module);
 	if (h && h->version_minor) {
 		unsigned hi = h->version_minor_max > h->version_minor ? h->version_minor_max
 								       : h->version_minor;
@@ -386,14 +402,303 @@ int hs_report_heap_section(struct hs_target *t, FILE *out, struct hs_json *j,
 			   unsigned top)
 {
 	struct hs_glibc_heap *h = NULL;
-	int ret = hs_report_heap_collect(t, NULL, &h);
+	struct hs_report_alloc ra;
+	int ret = hs_report_alloc_collect(t, &ra);
 
+	if (ret == 0 && hs_report_alloc_glibc(&ra))
+		ret = hs_report_heap_collect(t, NULL, &h);
 	if (j)
-		hs_report_heap_json(j, h, ret, top, 0);
+		hs_report_heap_json_any(j, &ra, h, ret, top, 0);
 	else
-		hs_report_heap_text(out, h, ret, top, 0);
+		hs_report_heap_text_any(out, &ra, h, ret, top, 0);
 	hs_glibc_close(h);
+	hs_report_alloc_release(&ra);
 	if (ret == -ESRCH || ret == -HS_E_INTERRUPTED)
 		return ret;
 	return 0;
+}
+
+/* ---- any allocator ---- */
+
+int hs_report_alloc_collect(struct hs_target *t, struct hs_report_alloc *ra)
+{
+	struct hs_jemalloc_opts jo;
+
+	memset(ra, 0, sizeof(*ra));
+	hs_alloc_detect(t, &ra->ai);
+	if (ra->ai.kind != HS_ALLOC_JEMALLOC)
+		return 0;
+	if (hs_interrupted)
+		return -HS_E_INTERRUPTED;
+	ra->je_err = hs_alloc_jemalloc_find(t, &ra->ai, &ra->jf);
+	if (ra->je_err < 0)
+		return 0;
+	memset(&jo, 0, sizeof(jo));
+	for (size_t i = 0; i < ra->jf.nrtree && i < HS_JE_MAX_CANDIDATES; i++) {
+		jo.rtree[i] = ra->jf.rtree[i];
+		jo.rtree_how[i] = ra->jf.rtree_how;
+		jo.nrtree++;
+	}
+	jo.have_tpoff = ra->jf.have_tpoff;
+	jo.tsd_tpoff = ra->jf.tsd_tpoff;
+	jo.tsd_size = ra->jf.tsd_size;
+	jo.tsd_state_off = ra->jf.tsd_state_off;
+	jo.skip = (const hs_addr_t(*)[2])ra->jf.bss;
+	jo.nskip = ra->jf.nbss;
+	ra->je_err = hs_jemalloc_open(t, &jo, &ra->je);
+	if (ra->je_err == -ESRCH || ra->je_err == -HS_E_INTERRUPTED)
+		return ra->je_err;
+	return 0;
+}
+
+void hs_report_alloc_release(struct hs_report_alloc *ra)
+{
+	if (!ra)
+		return;
+	hs_jemalloc_close(ra->je);
+	ra->je = NULL;
+	hs_alloc_jemalloc_release(&ra->jf);
+}
+
+bool hs_report_alloc_glibc(const struct hs_report_alloc *ra)
+{
+	return !ra || ra->ai.kind == HS_ALLOC_GLIBC || ra->ai.kind == HS_ALLOC_UNKNOWN;
+}
+
+bool hs_report_alloc_blocks(const struct hs_report_alloc *ra, struct hs_glibc_heap *h,
+			    struct hs_blocks *b)
+{
+	if (ra && ra->je) {
+		hs_blocks_jemalloc(b, ra->je);
+		return true;
+	}
+	if (h && h->layout && h->narenas) {
+		hs_blocks_glibc(b, h);
+		return true;
+	}
+	return false;
+}
+
+/* Why the heap of ra is not walked (ra not glibc). */
+static void alloc_error(struct hs_buf *sb, const struct hs_report_alloc *ra)
+{
+	const char *name = hs_alloc_name(ra->ai.kind);
+
+	if (ra->ai.kind == HS_ALLOC_JEMALLOC && ra->je_err == -HS_E_NOT_FOUND)
+		hs_buf_addf(sb, "jemalloc found (%s) but not its extent tree: not a "
+			    "jemalloc 5.3 layout heapscan knows, or its file unreadable; its "
+			    "heap is not walked", ra->ai.module);
+	else if (ra->ai.kind == HS_ALLOC_JEMALLOC)
+		hs_buf_addf(sb, "jemalloc found (%s) but its heap walk failed: %s",
+			    ra->ai.module, hs_strerror(ra->je_err));
+	else
+		hs_buf_addf(sb, "the allocator is %s (%s); heapscan does not walk its heap",
+			    name, ra->ai.module[0] ? ra->ai.module : ra->ai.how);
+}
+
+struct cls_rank {
+	unsigned ind;
+	uint64_t bytes;
+};
+
+static int cmp_rank(const void *a, const void *b)
+{
+	const struct cls_rank *x = a, *y = b;
+
+	if (x->bytes != y->bytes)
+		return x->bytes > y->bytes ? -1 : 1;
+	return x->ind < y->ind ? -1 : x->ind > y->ind;
+}
+
+static void text_je(FILE *out, const struct hs_report_alloc *ra, unsigned top,
+		    unsigned flags)
+{
+	const struct hs_jemalloc_heap *h = ra->je;
+	struct cls_rank rk[HS_JE_NSIZES];
+	size_t nrk = 0;
+	char b1[16], b2[16], b3[16];
+
+	fprintf(out, "  jemalloc %s (%s), extent tree 0x%" PRIx64 " (%s)\n",
+		ra->jf.version[0] ? ra->jf.version : "5.x", ra->ai.module, h->rtree, h->rtree_how);
+	fprintf(out, "  walked %zu extents in %.3f s; %u arena%s; %zu thread cache%s%s\n",
+		h->next, (double)h->walk_ns / 1e9, h->narenas, h->narenas == 1 ? "" : "s",
+		h->ntcaches, h->ntcaches == 1 ? "" : "s",
+		h->tcache_known ? "" : " (some threads unread: cached regions count as in use)");
+	fprintf(out, "    %-10s %10s %10s\n", "extents", "count", "bytes");
+	for (int s = 0; s < HS_JE_STATE_N; s++)
+		fprintf(out, "    %-10s %10" PRIu64 " %10s\n",
+			hs_je_state_name((enum hs_je_extent_state)s), h->extents[s].count,
+			fb(b1, h->extents[s].bytes));
+	fprintf(out, "    %-10s %10" PRIu64 " %10s\n", "slabs", h->slabs.count,
+		fb(b1, h->slabs.bytes));
+	fprintf(out, "    %-10s %10" PRIu64 " %10s\n", "large", h->large.count,
+		fb(b1, h->large.bytes));
+	fprintf(out, "    %-10s %10s %10s\n", "regions", "count", "bytes");
+	fprintf(out, "    %-10s %10" PRIu64 " %10s\n", "in use", h->in_use.count,
+		fb(b1, h->in_use.bytes));
+	fprintf(out, "    %-10s %10" PRIu64 " %10s\n", "tcache", h->tcache.count,
+		fb(b1, h->tcache.bytes));
+	fprintf(out, "    %-10s %10" PRIu64 " %10s\n", "free", h->free.count,
+		fb(b1, h->free.bytes));
+	if (flags & HS_REPORT_HEAP_DETAIL)
+		for (size_t i = 0; i < h->ntcaches; i++)
+			fprintf(out, "  tcache of thread %d (tsd 0x%" PRIx64 "): %" PRIu64
+				" regions, %s\n", (int)h->tcaches[i].tid, h->tcaches[i].tsd,
+				h->tcaches[i].cached.count, fb(b1, h->tcaches[i].cached.bytes));
+	for (unsigned i = 0; i < HS_JE_NSIZES; i++)
+		if (h->cls[i].in_use || h->cls[i].tcache || h->cls[i].free)
+			rk[nrk++] = (struct cls_rank){ i, h->cls[i].in_use * h->cls[i].size };
+	qsort(rk, nrk, sizeof(rk[0]), cmp_rank);
+	if (nrk) {
+		size_t nshow = nrk < top ? nrk : top;
+
+		fprintf(out, "  size classes (top %zu of %zu, by in-use bytes):\n", nshow, nrk);
+		fprintf(out, "    %10s %10s %10s %10s %10s %10s  %s\n", "size", "in use", "tcache",
+			"free", "in-use B", "free B", "sample (heapscan show ADDR)");
+		for (size_t i = 0; i < nshow; i++) {
+			const struct hs_je_class *c = &h->cls[rk[i].ind];
+
+			fprintf(out, "    %10" PRIu64 " %10" PRIu64 " %10" PRIu64 " %10" PRIu64
+				" %10s %10s", c->size, c->in_use, c->tcache, c->free,
+				fb(b2, c->in_use * c->size),
+				fb(b3, (c->free + c->tcache) * c->size));
+			if (c->sample)
+				fprintf(out, "  0x%" PRIx64, c->sample);
+			fputc('\n', out);
+		}
+	}
+	if (h->truncated)
+		fprintf(out, "  note: too many extents or cached pointers; counts are partial\n");
+	if (h->nproblems) {
+		size_t n = h->nproblems < HS_JE_MAX_PROBLEMS ? h->nproblems : HS_JE_MAX_PROBLEMS;
+
+		fprintf(out, "  problems: %zu (corruption, or a picture torn by --no-stop)\n",
+			h->nproblems);
+		for (size_t i = 0; i < n; i++)
+			fprintf(out, "    0x%" PRIx64 ": %s\n", h->problems[i].addr,
+				h->problems[i].msg);
+	}
+}
+
+void hs_report_heap_text_any(FILE *out, const struct hs_report_alloc *ra,
+			     const struct hs_glibc_heap *h, int err, unsigned top,
+			     unsigned flags)
+{
+	struct hs_buf sb = HS_BUF_INIT;
+
+	if (hs_report_alloc_glibc(ra)) {
+		hs_report_heap_text(out, h, err, top, flags);
+		return;
+	}
+	fprintf(out, "\n%s heap\n", hs_alloc_name(ra->ai.kind));
+	if (ra->je) {
+		text_je(out, ra, top, flags);
+		return;
+	}
+	alloc_error(&sb, ra);
+	fprintf(out, "  %s; regions and strings only\n", sb.buf);
+	hs_buf_release(&sb);
+}
+
+static void json_je(struct hs_json *j, const struct hs_report_alloc *ra, unsigned top)
+{
+	const struct hs_jemalloc_heap *h = ra->je;
+
+	hs_json_bool(j, "supported", true);
+	if (ra->jf.version[0])
+		hs_json_str(j, "jemalloc_version", ra->jf.version);
+	else
+		hs_json_null(j, "jemalloc_version");
+	hs_json_addr(j, "rtree", h->rtree);
+	hs_json_u64(j, "rtree_root_offset", h->root_off);
+	hs_json_str(j, "rtree_source", h->rtree_how);
+	hs_json_u64(j, "extents_walked", h->next);
+	hs_json_double(j, "walk_seconds", (double)h->walk_ns / 1e9);
+	hs_json_u64(j, "arenas", h->narenas);
+	hs_json_bool(j, "tcache_known", h->tcache_known);
+	hs_json_bool(j, "truncated", h->truncated);
+	hs_json_obj_begin(j, "extents");
+	for (int s = 0; s < HS_JE_STATE_N; s++)
+		json_count(j, hs_je_state_name((enum hs_je_extent_state)s),
+			   &(struct hs_glibc_count){ h->extents[s].count, h->extents[s].bytes });
+	json_count(j, "slabs", &(struct hs_glibc_count){ h->slabs.count, h->slabs.bytes });
+	json_count(j, "large", &(struct hs_glibc_count){ h->large.count, h->large.bytes });
+	hs_json_obj_end(j);
+	json_count(j, "in_use", &(struct hs_glibc_count){ h->in_use.count, h->in_use.bytes });
+	json_count(j, "tcache", &(struct hs_glibc_count){ h->tcache.count, h->tcache.bytes });
+	json_count(j, "free", &(struct hs_glibc_count){ h->free.count, h->free.bytes });
+	hs_json_arr_begin(j, "size_classes");
+	for (unsigned i = 0; i < HS_JE_NSIZES; i++) {
+		const struct hs_je_class *c = &h->cls[i];
+
+		if (!c->in_use && !c->tcache && !c->free && !c->slabs)
+			continue;
+		hs_json_obj_begin(j, NULL);
+		hs_json_u64(j, "size", c->size);
+		hs_json_u64(j, "index", i);
+		hs_json_bool(j, "small", i < HS_JE_NBINS);
+		hs_json_u64(j, "in_use", c->in_use);
+		hs_json_u64(j, "tcache", c->tcache);
+		hs_json_u64(j, "free", c->free);
+		/* usable bytes: count times the class's size */
+		hs_json_u64(j, "in_use_bytes", c->in_use * c->size);
+		hs_json_u64(j, "tcache_bytes", c->tcache * c->size);
+		hs_json_u64(j, "free_bytes", c->free * c->size);
+		if (i < HS_JE_NBINS) {
+			hs_json_u64(j, "slabs", c->slabs);
+			hs_json_u64(j, "regs_per_slab", c->nregs);
+		}
+		if (c->sample)
+			hs_json_addr(j, "sample", c->sample);
+		hs_json_obj_end(j);
+	}
+	hs_json_arr_end(j);
+	(void)top;
+	hs_json_arr_begin(j, "tcaches");
+	for (size_t i = 0; i < h->ntcaches; i++) {
+		hs_json_obj_begin(j, NULL);
+		hs_json_addr(j, "tsd", h->tcaches[i].tsd);
+		hs_json_i64(j, "tid", h->tcaches[i].tid);
+		hs_json_u64(j, "count", h->tcaches[i].cached.count);
+		hs_json_u64(j, "bytes", h->tcaches[i].cached.bytes);
+		hs_json_obj_end(j);
+	}
+	hs_json_arr_end(j);
+	hs_json_u64(j, "problems_total", h->nproblems);
+	hs_json_arr_begin(j, "problems");
+	for (size_t i = 0; i < h->nproblems && i < HS_JE_MAX_PROBLEMS; i++) {
+		hs_json_obj_begin(j, NULL);
+		hs_json_addr(j, "addr", h->problems[i].addr);
+		hs_json_str(j, "message", h->problems[i].msg);
+		hs_json_obj_end(j);
+	}
+	hs_json_arr_end(j);
+}
+
+void hs_report_heap_json_any(struct hs_json *j, const struct hs_report_alloc *ra,
+			     const struct hs_glibc_heap *h, int err, unsigned top,
+			     unsigned flags)
+{
+	(void)flags;
+	if (hs_report_alloc_glibc(ra)) {
+		json_glibc(j, ra, h, err, top);
+		return;
+	}
+	hs_json_obj_begin(j, "heap");
+	hs_json_str(j, "allocator", hs_alloc_name(ra->ai.kind));
+	if (ra->ai.module[0])
+		hs_json_str(j, "allocator_module", ra->ai.module);
+	hs_json_str(j, "allocator_source", ra->ai.how);
+	hs_json_bool(j, "linked_in", ra->ai.linked_in);
+	if (ra->je) {
+		json_je(j, ra, top);
+	} else {
+		struct hs_buf sb = HS_BUF_INIT;
+
+		alloc_error(&sb, ra);
+		hs_json_bool(j, "supported", false);
+		hs_json_str(j, "error", sb.buf);
+		hs_buf_release(&sb);
+	}
+	hs_json_obj_end(j);
 }

@@ -7,6 +7,33 @@
 
 #include "hs_core.h"
 #include "hs_heap.h"
+#include "hs_alloc.h"
+
+/*
+ * The target's allocator, and its heap when heapscan walks it and it is
+ * not glibc's (glibc's stays in struct hs_glibc_heap).
+ */
+struct hs_report_alloc {
+	struct hs_alloc_info ai;
+	struct hs_alloc_jemalloc jf;  /* what the symbols layer found */
+	struct hs_jemalloc_heap *je;  /* owned; NULL unless walked */
+	int je_err;                   /* 0 or why jemalloc's walk failed */
+};
+
+/*
+ * Names t's allocator (hs_alloc_detect) and, for jemalloc, walks its heap.
+ * Call while the target is stopped.  Returns 0, or -ESRCH /
+ * -HS_E_INTERRUPTED; a failed walk is in ra->je_err.  Release with
+ * hs_report_alloc_release().
+ */
+int hs_report_alloc_collect(struct hs_target *t, struct hs_report_alloc *ra) HS_MUST_CHECK;
+void hs_report_alloc_release(struct hs_report_alloc *ra);
+/* True when the glibc walker is the one to run: glibc, or nothing known
+ * (a static binary without symbols may still hold a glibc heap). */
+bool hs_report_alloc_glibc(const struct hs_report_alloc *ra);
+/* The blocks of the heap ra or h holds (jemalloc first); false if none. */
+bool hs_report_alloc_blocks(const struct hs_report_alloc *ra, struct hs_glibc_heap *h,
+			    struct hs_blocks *b);
 
 /*
  * Finds and walks t's glibc heap (hs_glibc_open + hs_glibc_analyze) with
@@ -71,6 +98,17 @@ enum hs_report_heap_flags {
  */
 void hs_report_heap_text(FILE *out, const struct hs_glibc_heap *h, int err,
 			 unsigned top, unsigned flags);
+/*
+ * The heap section for any allocator: ra (may be NULL: glibc) says which;
+ * jemalloc's walked heap, an allocator heapscan does not walk (named, with
+ * heap.error), or glibc's h / err as above.
+ */
+void hs_report_heap_text_any(FILE *out, const struct hs_report_alloc *ra,
+			     const struct hs_glibc_heap *h, int err, unsigned top,
+			     unsigned flags);
+void hs_report_heap_json_any(struct hs_json *j, const struct hs_report_alloc *ra,
+			     const struct hs_glibc_heap *h, int err, unsigned top,
+			     unsigned flags);
 /* JSON form: the member "heap" (an object) of the current object. */
 void hs_report_heap_json(struct hs_json *j, const struct hs_glibc_heap *h, int err,
 			 unsigned top, unsigned flags);

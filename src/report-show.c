@@ -275,9 +275,22 @@ void hs_report_show_text(FILE *out, const struct hs_report_show *r)
 		else
 			fprintf(out, "  address is in the chunk header (+0x%" PRIx64 ")\n",
 				s->addr - c->addr);
+	} else if (s->in_block) {
+		const struct hs_block *b = &s->block;
+
+		fprintf(out, "  block   0x%" PRIx64 ", size %" PRIu64 " (%s), %s region",
+			b->addr, b->size, hs_fmt_bytes(b1, sizeof(b1), b->size),
+			r->allocator ? r->allocator : "malloc");
+		if (b->cls)
+			fprintf(out, " of class %" PRIu64, b->cls);
+		fprintf(out, ", %s, arena %d, metadata 0x%" PRIx64 "\n",
+			b->state == HS_BLOCK_INUSE ? "in use"
+			: b->state == HS_BLOCK_CACHED ? "free in a thread cache" : "free",
+			b->arena, b->meta);
+		fprintf(out, "  address is +0x%" PRIx64 "\n", s->addr - b->addr);
 	} else if (r->heap_err) {
-		fprintf(out, "  chunk   unknown: the glibc heap could not be walked (%s)\n",
-			hs_strerror(r->heap_err));
+		fprintf(out, "  chunk   unknown: the %s heap could not be walked (%s)\n",
+			r->allocator ? r->allocator : "glibc", hs_strerror(r->heap_err));
 	} else {
 		fprintf(out, "  chunk   none: not in a malloc heap\n");
 	}
@@ -422,7 +435,8 @@ void hs_report_show_json(struct hs_json *j, const struct hs_report_show *r)
 	if (m && sym_of(r, m, s->addr, &si))
 		json_sym(j, "symbol", &si);
 	hs_json_obj_begin(j, "heap");
-	hs_json_bool(j, "walked", r->h && !r->heap_err);
+	hs_json_str(j, "allocator", r->allocator ? r->allocator : "glibc");
+	hs_json_bool(j, "walked", (r->h || r->allocator) && !r->heap_err);
 	if (r->heap_err)
 		hs_json_str(j, "error", hs_strerror(r->heap_err));
 	hs_json_obj_end(j);
@@ -430,6 +444,20 @@ void hs_report_show_json(struct hs_json *j, const struct hs_report_show *r)
 		json_chunk(j, "chunk", &s->chunk, r->h);
 	else
 		hs_json_null(j, "chunk");
+	if (s->in_block) {
+		hs_json_obj_begin(j, "block");
+		hs_json_str(j, "allocator", r->allocator ? r->allocator : "glibc");
+		hs_json_addr(j, "addr", s->block.addr);
+		hs_json_u64(j, "size", s->block.size);
+		hs_json_u64(j, "class", s->block.cls);
+		hs_json_str(j, "state", hs_block_state_name(s->block.state));
+		hs_json_i64(j, "arena", s->block.arena);
+		hs_json_addr(j, "meta", s->block.meta);
+		hs_json_u64(j, "offset", s->addr - s->block.addr);
+		hs_json_obj_end(j);
+	} else {
+		hs_json_null(j, "block");
+	}
 
 	hs_json_obj_begin(j, "dump");
 	hs_json_addr(j, "addr", s->dump_addr);

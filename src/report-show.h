@@ -16,6 +16,7 @@ struct hs_report_show {
 	const struct hs_show *s;      /* borrowed */
 	const struct hs_glibc_heap *h; /* borrowed, may be NULL */
 	int heap_err;                 /* hs_glibc_open's error, 0 if none */
+	const char *allocator;        /* the heap's allocator; NULL: glibc */
 	struct hs_syms *syms;         /* borrowed, may be NULL: no symbols */
 };
 

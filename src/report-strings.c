@@ -49,8 +49,42 @@ int hs_report_strings_where(struct hs_target *t, struct hs_glibc_heap *h,
 	return ret;
 }
 
-int hs_report_strings_collect_heap(struct hs_target *t, struct hs_glibc_heap *h,
-				   unsigned top, bool release, struct hs_str_result *res)
+int hs_report_strings_where_any(struct hs_target *t, const struct hs_report_alloc *ra,
+				struct hs_glibc_heap *h, struct hs_str_where *w,
+				struct hs_buf *why)
+{
+	struct hs_report_alloc own;
+	struct hs_blocks b;
+	int ret = 0;
+
+	hs_buf_reset(why);
+	if (!ra) {
+		ret = hs_report_alloc_collect(t, &own);
+		if (ret < 0)
+			return ret;
+		ra = &own;
+	}
+	if (hs_report_alloc_glibc(ra)) {
+		ret = hs_report_strings_where(t, h, w, why);
+	} else if (hs_report_alloc_blocks(ra, NULL, &b)) {
+		ret = hs_str_where_from_blocks(w, &b);
+		if (ret == 0 && ra->je && ra->je->truncated)
+			w->approximate = true;
+		if (ret < 0)
+			hs_buf_addf(why, "heap walk failed: %s", hs_strerror(ret));
+	} else {
+		ret = ra->je_err < 0 ? ra->je_err : -HS_E_UNSUPPORTED;
+		hs_buf_addf(why, "the allocator is %s, whose heap heapscan does not walk",
+			    hs_alloc_name(ra->ai.kind));
+	}
+	if (ra == &own)
+		hs_report_alloc_release(&own);
+	return ret;
+}
+
+int hs_report_strings_collect_heap(struct hs_target *t, const struct hs_report_alloc *ra,
+				   struct hs_glibc_heap *h, unsigned top, bool release,
+				   struct hs_str_result *res)
 {
 	struct hs_str_ranges r = HS_STR_RANGES_INIT;
 	struct hs_str_where w = HS_STR_WHERE_INIT;
@@ -65,7 +99,7 @@ int hs_report_strings_collect_heap(struct hs_target *t, struct hs_glibc_heap *h,
 		o.read_done = hs_cli_read_done;
 		o.read_done_ud = t;
 	}
-	ret = hs_report_strings_where(t, h, &w, &why);
+	ret = hs_report_strings_where_any(t, ra, h, &w, &why);
 	if (ret == -HS_E_INTERRUPTED || ret == -ESRCH)
 		goto out;
 	if (ret == 0)
@@ -179,7 +213,7 @@ void hs_report_strings_text(FILE *out, const struct hs_str_result *res,
 		res->scan_ns ? (double)res->bytes_scanned / ((double)res->scan_ns / 1e9) / 1e6 : 0.0,
 		hs_fmt_bytes(b3, sizeof(b3), res->mem_peak));
 	if (!res->where_known)
-		fprintf(out, "  where: unknown (no glibc heap information)\n");
+		fprintf(out, "  where: unknown (no malloc heap walked)\n");
 	else
 		fprintf(out, "  where: in in-use malloc chunks, in free chunks, or outside "
 			"malloc's chunks%s\n", res->where_approximate ?

@@ -7,6 +7,7 @@
 
 #include "hs_core.h"
 #include "hs_heap.h"
+#include "report-heap.h"
 
 /*
  * Chunk space of t for string locations, from h (an open glibc heap of
@@ -17,6 +18,16 @@
  */
 int hs_report_strings_where(struct hs_target *t, struct hs_glibc_heap *h,
 			    struct hs_str_where *w, struct hs_buf *why) HS_MUST_CHECK;
+/*
+ * The same for any allocator: ra is t's allocator as the caller found it
+ * (hs_report_alloc_collect), or NULL to find it here.  A jemalloc heap
+ * gives its regions (hs_str_where_from_blocks); glibc, or an allocator not
+ * recognised, the glibc heap as above; another allocator an error naming
+ * it.
+ */
+int hs_report_strings_where_any(struct hs_target *t, const struct hs_report_alloc *ra,
+				struct hs_glibc_heap *h, struct hs_str_where *w,
+				struct hs_buf *why) HS_MUST_CHECK;
 
 /*
  * Counts strings in t with the defaults (ascii, min-len 6, heap + arena +
@@ -28,8 +39,8 @@ int hs_report_strings_where(struct hs_target *t, struct hs_glibc_heap *h,
  * are joined and ranked (the caller reads nothing more).  res as for
  * hs_strings_scan().  Returns 0 or a negative error.
  */
-int hs_report_strings_collect_heap(struct hs_target *t, struct hs_glibc_heap *h,
-				   unsigned top, bool release,
+int hs_report_strings_collect_heap(struct hs_target *t, const struct hs_report_alloc *ra,
+				   struct hs_glibc_heap *h, unsigned top, bool release,
 				   struct hs_str_result *res) HS_MUST_CHECK;
 
 /* The "top strings" table and its summary line(s).  t gives the stop time

@@ -984,6 +984,70 @@ static void test_for_each_chunk(void **state)
 	free_fake(&f);
 }
 
+/* The block view of the same walk (hs_block.h): one block per chunk
+ * (each top included), tcache chunks CACHED, the other free kinds FREE,
+ * the user data from chunk + 16 through the next chunk's prev_size. */
+struct blocks_seen {
+	uint64_t n[HS_BLOCK_STATE_N];
+	uint64_t chunks, chunk_free;
+	bool sizes_ok;
+	struct hs_glibc_chunk first_inuse;
+};
+
+static int chunk_count_cb(void *ud, const struct hs_glibc_chunk *c)
+{
+	struct blocks_seen *bs = ud;
+
+	bs->chunks++;
+	bs->chunk_free += hs_chunk_state_is_free(c->state) && c->state != HS_CHUNK_TCACHE;
+	if (c->state == HS_CHUNK_INUSE && !bs->first_inuse.size)
+		bs->first_inuse = *c;
+	return 0;
+}
+
+static int block_cb(void *ud, const struct hs_block *b)
+{
+	struct blocks_seen *bs = ud;
+
+	bs->n[b->state]++;
+	if (b->addr != b->meta + 16 || (b->size != b->cls - 8 && b->size != b->cls - 16))
+		bs->sizes_ok = false;
+	return 0;
+}
+
+static void test_blocks_view(void **state)
+{
+	struct fake f;
+	struct hs_glibc_heap *h = NULL;
+	struct blocks_seen bs;
+	struct hs_blocks b;
+	struct hs_block blk;
+
+	(void)state;
+	build(&f, &T35, 35);
+	open_fake(&f);
+	assert_int_equal(hs_glibc_open(f.t, NULL, &h), 0);
+	memset(&bs, 0, sizeof(bs));
+	bs.sizes_ok = true;
+	assert_int_equal(hs_glibc_for_each_chunk(h, chunk_count_cb, &bs), 0);
+	hs_blocks_glibc(&b, h);
+	assert_string_equal(b.allocator, "glibc");
+	assert_int_equal(b.for_each(b.heap, block_cb, &bs), 0);
+	assert_true(bs.sizes_ok);
+	assert_int_equal(bs.n[HS_BLOCK_INUSE] + bs.n[HS_BLOCK_CACHED] + bs.n[HS_BLOCK_FREE],
+			 bs.chunks);
+	assert_int_equal(bs.n[HS_BLOCK_CACHED], 3);           /* the tcache chunks */
+	assert_int_equal(bs.n[HS_BLOCK_FREE], bs.chunk_free);  /* fastbin, bins, tops */
+	assert_true(bs.chunk_free >= 3 + 2 + 2);
+	/* a byte of an in-use chunk's user data names that chunk's block */
+	assert_true(bs.first_inuse.size > 0);
+	assert_int_equal(hs_blocks_find(&b, bs.first_inuse.addr + 17, &blk), 0);
+	assert_int_equal(blk.meta, bs.first_inuse.addr);
+	assert_int_equal(blk.state, HS_BLOCK_INUSE);
+	hs_glibc_close(h);
+	free_fake(&f);
+}
+
 static void test_free_set_cap(void **state)
 {
 	struct fake f;
@@ -1456,6 +1520,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_layout_table),
+		cmocka_unit_test(test_blocks_view),
 		cmocka_unit_test(test_glibc_2_27),
 		cmocka_unit_test(test_mmapped_split_by_mprotect),
 		cmocka_unit_test(test_split_heaps),
