@@ -140,5 +140,6 @@ int cmd_snapshot(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_watch(int argc, char **argv);
 int cmd_show(int argc, char **argv);
+int cmd_types(int argc, char **argv);
 
 #endif

@@ -28,6 +28,7 @@ static const struct cmd_struct commands[] = {
 	{ "diff", cmd_diff, "what grew between two profiles, dumps or cores" },
 	{ "watch", cmd_watch, "sample a process repeatedly: what grows, how fast" },
 	{ "show", cmd_show, "what is at an address: mapping, chunk, dump, references" },
+	{ "types", cmd_types, "live objects by type, like jmap -histo (Python)" },
 };
 
 static void usage(FILE *out)

@@ -91,6 +91,17 @@ int hs_syms_by_name(struct hs_syms *s, const char *module, const char *name,
  */
 const char *hs_syms_demangle(struct hs_syms *s, const char *raw);
 
+/*
+ * Copies len bytes of the module file that backs runtime address addr
+ * (inside one PT_LOAD's file image) into buf: what a read-only datum such
+ * as a version constant holds, without reading the target's memory (a
+ * live process's untouched file pages stay out of its Rss; a core need
+ * not contain them).  Returns 0, or -HS_E_NOT_FOUND (no module, its file
+ * cannot be opened, or the range is not in the file image).
+ */
+int hs_syms_read_file(struct hs_syms *s, hs_addr_t addr, void *buf,
+		      size_t len) HS_MUST_CHECK;
+
 /* "malloc+0x12 (libc.so.6)", "libfoo.so+0x1234", "0x7f..." into buf. */
 const char *hs_syms_format(struct hs_syms *s, hs_addr_t addr, char *buf,
 			   size_t len);
