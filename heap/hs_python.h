@@ -40,14 +40,23 @@
 #define HS_PY_MAX_TYPES (1u << 18)
 
 struct hs_py_opts {
-	hs_addr_t runtime;       /* _PyRuntime; 0: not a Python process */
-	hs_addr_t type_type;     /* PyType_Type */
+	hs_addr_t runtime;       /* _PyRuntime; 0 before 3.7 */
+	hs_addr_t type_type;     /* PyType_Type; 0: not a Python process */
 	unsigned major, minor;   /* 3.minor; 0: unknown */
 	unsigned version_hex;    /* PY_VERSION_HEX (Py_Version), 0 if unread */
 	/* Where the version came from: "Py_Version", "file name" (static). */
 	const char *version_how;
 	/* The file that holds _PyRuntime (borrowed for the open call; copied). */
 	const char *module;
+	/*
+	 * Optional (may be NULL): reads len bytes at addr from the file that
+	 * backs a module's read-only mapping; 0 or a negative error.  Used
+	 * when the target cannot give them (a gcore core omits the
+	 * interpreter's .rodata, where static types' tp_name strings lie).
+	 * ud is passed back; both must outlive the hs_py.
+	 */
+	int (*read_file)(void *ud, hs_addr_t addr, void *buf, size_t len);
+	void *read_file_ud;
 };
 
 struct hs_py_type {
@@ -111,7 +120,7 @@ struct hs_py {
 
 /*
  * Checks the version, finds the arena vector and the static types.
- * Errors: -HS_E_NOT_FOUND when opts->runtime is 0 (not Python: no output
+ * Errors: -HS_E_NOT_FOUND when opts->type_type is 0 (not Python: no output
  * is due, *out stays NULL); -HS_E_UNSUPPORTED for a version outside
  * 3.8-3.13 or unknown (*out is set with version filled, so the caller can
  * say which); -HS_E_CORRUPT when PyType_Type does not look like a type;

@@ -1,11 +1,17 @@
 /* The Python census report; see report-python.h. */
 #include "report-python.h"
 #include "hs_pyfind.h"
+#include "hs_syms.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+
+static int read_file_cb(void *ud, hs_addr_t addr, void *buf, size_t len)
+{
+	return hs_syms_read_file(ud, addr, buf, len);
+}
 
 int hs_report_py_collect(struct hs_target *t, struct hs_glibc_heap *h,
 			 struct hs_report_py *out)
@@ -38,6 +44,10 @@ int hs_report_py_collect(struct hs_target *t, struct hs_glibc_heap *h,
 	o.version_hex = f.version_hex;
 	o.version_how = f.version_how;
 	o.module = f.module;
+	if (hs_syms_open(t, HS_SYMS_NO_DEBUGINFO, &out->syms) == 0) {
+		o.read_file = read_file_cb;
+		o.read_file_ud = out->syms;
+	}
 	ret = hs_py_open(t, &o, &out->py);
 	if (ret == -ESRCH || ret == -HS_E_INTERRUPTED)
 		return ret;
@@ -56,6 +66,7 @@ int hs_report_py_collect(struct hs_target *t, struct hs_glibc_heap *h,
 void hs_report_py_release(struct hs_report_py *r)
 {
 	hs_py_close(r->py);
+	hs_syms_close(r->syms);
 	hs_census_release(&r->census);
 	free(r->module);
 	memset(r, 0, sizeof(*r));
@@ -64,10 +75,10 @@ void hs_report_py_release(struct hs_report_py *r)
 void hs_report_py_error(struct hs_buf *sb, const struct hs_report_py *r)
 {
 	if (!r->is_python)
-		hs_buf_adds(sb, "not a Python process (no module exports _PyRuntime)");
+		hs_buf_adds(sb, "not a Python process (no module exports PyType_Type)");
 	else if (r->err == -HS_E_UNSUPPORTED && !r->py)
 		hs_buf_addf(sb, "'%s' looks like a Python interpreter but exports no "
-			    "_PyRuntime/PyType_Type (stripped .dynsym): no census",
+			    "PyType_Type (stripped .dynsym): no census",
 			    r->module ? r->module : "?");
 	else if (r->err == -HS_E_UNSUPPORTED && r->py && r->py->version[0])
 		hs_buf_addf(sb, "python %s is not supported by the census (3.8-3.13 are)",

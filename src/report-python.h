@@ -10,6 +10,8 @@
 #include "hs_heap.h"
 #include "hs_python.h"
 
+struct hs_syms;
+
 struct hs_report_py {
 	bool is_python;          /* a module exports _PyRuntime (or looks like
 				    an interpreter but is stripped) */
@@ -18,6 +20,7 @@ struct hs_report_py {
 	const char *version_how;
 	struct hs_py *py;        /* owned; NULL when not Python */
 	struct hs_census census; /* python rows, sorted */
+	struct hs_syms *syms;    /* owned: reads the modules' files */
 };
 
 /*

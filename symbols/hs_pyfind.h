@@ -14,7 +14,7 @@
 
 struct hs_pyfind {
 	char *module;            /* owned: the file exporting _PyRuntime */
-	hs_addr_t runtime;       /* _PyRuntime */
+	hs_addr_t runtime;       /* _PyRuntime, 0 if not exported (< 3.7) */
 	hs_addr_t type_type;     /* PyType_Type */
 	unsigned major, minor;   /* 0 when unknown */
 	unsigned version_hex;    /* PY_VERSION_HEX, 0 if not read */
@@ -24,12 +24,13 @@ struct hs_pyfind {
 
 /*
  * Fills *o (zeroed first).  The interpreter is looked for in the main
- * executable and in modules named python* or libpython*.  The version
+ * executable and in modules named python* or libpython*: the module that
+ * exports PyType_Type (every CPython does); runtime is 0 before 3.7.  The version
  * comes from Py_Version (3.11+, read from the module's file), else from
  * the _Py_DebugOffsets header at the start of _PyRuntime (3.13+), else
  * from the module's file name ("libpython3.9.so.1.0", "python3.8").
  * Release with hs_pyfind_release().  Returns 0, -HS_E_NOT_FOUND (not a
- * Python process: no module exports _PyRuntime), -HS_E_UNSUPPORTED (an
+ * Python process: no module exports PyType_Type), -HS_E_UNSUPPORTED (an
  * executable module named python* exports neither: a stripped build;
  * o->module names it), -ENOMEM.
  */

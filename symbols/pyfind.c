@@ -66,15 +66,16 @@ int hs_pyfind(struct hs_target *t, struct hs_pyfind *o)
 			if (m->path[0] != '/' || m->offset != 0 ||
 			    (pass == 0 ? !exe : (exe || !python_name(m->path))))
 				continue;
-			if (hs_syms_by_name(s, m->path, "_PyRuntime", &o->runtime, NULL) == 0 &&
-			    hs_syms_by_name(s, m->path, "PyType_Type", &o->type_type, NULL) == 0)
+			if (hs_syms_by_name(s, m->path, "PyType_Type", &o->type_type, NULL) == 0)
 				module = m->path;
 		}
 	/* A core without the executable's path: the first mapping of all. */
 	if (!module && t->maps.n && t->maps.v[0].path[0] == '/' &&
-	    hs_syms_by_name(s, t->maps.v[0].path, "_PyRuntime", &o->runtime, NULL) == 0 &&
 	    hs_syms_by_name(s, t->maps.v[0].path, "PyType_Type", &o->type_type, NULL) == 0)
 		module = t->maps.v[0].path;
+	/* Every CPython exports PyType_Type; _PyRuntime exists from 3.7. */
+	if (module && hs_syms_by_name(s, module, "_PyRuntime", &o->runtime, NULL) < 0)
+		o->runtime = 0;
 	if (!module) {
 		o->runtime = o->type_type = 0;
 		hs_syms_close(s);
@@ -94,7 +95,7 @@ int hs_pyfind(struct hs_target *t, struct hs_pyfind *o)
 		memcpy(&v, vb, 4);
 		o->version_hex = v;
 		o->version_how = "Py_Version";
-	} else if (hs_target_read_full(t, o->runtime, vb, 16) == 0 &&
+	} else if (o->runtime && hs_target_read_full(t, o->runtime, vb, 16) == 0 &&
 		   !memcmp(vb, "xdebugpy", 8)) {
 		uint64_t v;
 

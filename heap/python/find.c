@@ -173,6 +173,37 @@ static int dict_module(struct hs_py *py, hs_addr_t dict, char *out, size_t max)
 	return -1;
 }
 
+/* A static type's tp_name: a C string in the module's .rodata, from the
+ * target or else from the module's file. */
+static int read_static_name(struct hs_py *py, hs_addr_t a, char *out, size_t max)
+{
+	int n = hs_read_cstr(py->t, a, out, max);
+
+	if (n < 0 && n != -ESRCH && py->opts.read_file) {
+		/* Page by page: the string may end before a page we cannot have. */
+		size_t got = 0;
+
+		while (got + 1 < max) {
+			size_t want = 64 - ((a + got) & 63);
+			char *nul;
+
+			if (want > max - 1 - got)
+				want = max - 1 - got;
+			if (py->opts.read_file(py->opts.read_file_ud, a + got, out + got, want) < 0)
+				return -1;
+			nul = memchr(out + got, '\0', want);
+			if (nul) {
+				n = (int)(nul - out);
+				break;
+			}
+			got += want;
+		}
+	}
+	if (n <= 0 || !printable(out, (size_t)n))
+		return -1;
+	return n;
+}
+
 long hs_py_type_add(struct hs_py *py, hs_addr_t addr, bool heap)
 {
 	struct py_priv *pv = py->priv;
@@ -218,11 +249,8 @@ long hs_py_type_add(struct hs_py *py, hs_addr_t addr, bool heap)
 			memcpy(name, mod, ml);
 			name[ml] = '.';
 		}
-	} else {
-		int n = hs_read_cstr(py->t, py_u64(b + PY_TP_NAME), name, sizeof(name));
-
-		if (n <= 0 || !printable(name, (size_t)n))
-			return -1;
+	} else if (read_static_name(py, py_u64(b + PY_TP_NAME), name, sizeof(name)) < 0) {
+		return -1;
 	}
 	hash_grow(py);
 	HS_ALLOC_GROW(py->types, py->ntypes + 1, pv->types_alloc);
@@ -524,7 +552,7 @@ int hs_py_open(struct hs_target *t, const struct hs_py_opts *opts, struct hs_py 
 	int ret;
 
 	*out = NULL;
-	if (!opts || !opts->runtime || !opts->type_type)
+	if (!opts || !opts->type_type)
 		return -HS_E_NOT_FOUND;
 	py = hs_xcalloc(1, sizeof(*py));
 	pv = hs_xcalloc(1, sizeof(*pv));
@@ -544,7 +572,7 @@ int hs_py_open(struct hs_target *t, const struct hs_py_opts *opts, struct hs_py 
 		snprintf(py->version, sizeof(py->version), "%u.%u", opts->major,
 			 opts->minor);
 	*out = py;
-	pv->lay = py->minor ? hs_py_layout_for(py->minor) : NULL;
+	pv->lay = py->minor && opts->runtime ? hs_py_layout_for(py->minor) : NULL;
 	if (!pv->lay)
 		return -HS_E_UNSUPPORTED;
 	py->arena_size = pv->lay->arena_size;

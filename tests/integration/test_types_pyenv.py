@@ -1,0 +1,78 @@
+"""heapscan types on every CPython build pyenv left on this machine
+(/root/.pyenv/versions/*: 3.8-3.13 built with a shared libpython, so the
+interpreter is found in libpython3.X.so rather than in the executable).
+Exact counts of the victim's classes live and on a heapscan dump; 3.7 and
+older refused with one line.  The whole file skips (77), saying so, on a
+machine without pyenv (CI runs on a fresh Debian: test_types.py covers
+Debian's python3 there).
+"""
+import os
+import subprocess
+import unittest
+
+import harness as h
+from pyvictim import PyVictim, pyenv_pythons, rows
+
+N = 20000
+
+
+def version_of(d):
+    parts = d.split(".")
+    return int(parts[0]), int(parts[1])
+
+
+class PyenvTypes(h.TmpDirTestCase):
+    def test_supported_versions(self):
+        tested = 0
+        for d, python in pyenv_pythons():
+            if not ((3, 8) <= version_of(d) <= (3, 13)):
+                continue
+            with self.subTest(python=d), PyVictim(python, N) as v:
+                libs = subprocess.run(["ldd", python], capture_output=True,
+                                      text=True).stdout
+                rep, rc, err = h.run_json("types", "-p", v.pid)
+                self.assertEqual(rc, 0, err)
+                py = rep["python"]
+                if "libpython" in libs:
+                    self.assertIn("libpython", py["module"])
+                self.assertEqual(py["version"].split(".")[:2], d.split(".")[:2])
+                r = rows(rep)
+                for cls in ("LeakyContext", "Slotted", "Big"):
+                    self.assertEqual(r["__main__." + cls]["count"], v.fact(cls),
+                                     cls)
+                self.assertGreaterEqual(r["float"]["count"], v.fact("floats_made"))
+                self.assertEqual(py["problems_total"], 0, py["problems"])
+                self.assertLessEqual(py["pymalloc_blocks"], v.fact("allocated_blocks") + 100)
+                self.assertGreater(py["pymalloc_blocks"], v.fact("allocated_blocks") * 0.98)
+                # the same from a heapscan dump, after the victim is gone
+                path = os.path.join(self.tmp, "%s.core" % d)
+                rc, _, err = h.run("dump", "-p", v.pid, "-o", path)
+                self.assertEqual(rc, 0, err)
+                v.close()
+                rep, rc, err = h.run_json("types", "-c", path)
+                self.assertEqual(rc, 0, err)
+                r2 = rows(rep)
+                for cls in ("LeakyContext", "Slotted", "Big"):
+                    self.assertEqual(r2["__main__." + cls]["count"], v.fact(cls), cls)
+                os.unlink(path)
+                tested += 1
+        if not tested:
+            self.skipTest("no pyenv CPython 3.8-3.13 on this machine")
+
+    def test_unsupported_versions(self):
+        old = [(d, p) for d, p in pyenv_pythons() if (3, 0) <= version_of(d) < (3, 8)]
+        if not old:
+            self.skipTest("no pyenv CPython before 3.8 on this machine")
+        for d, python in old:
+            with self.subTest(python=d), PyVictim(python, 100) as v:
+                rc, out, err = h.run("types", "-p", v.pid)
+                self.assertEqual(rc, 2)
+                self.assertEqual(out, "")
+                self.assertEqual(err, "heapscan: python %s is not supported by the "
+                                 "census (3.8-3.13 are)\n" % ".".join(d.split(".")[:2]))
+
+
+if __name__ == "__main__":
+    if not pyenv_pythons():
+        h.skip("no pyenv CPython builds under /root/.pyenv/versions")
+    h.main()
