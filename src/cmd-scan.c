@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "report.h"
 #include "report-heap.h"
+#include "report-python.h"
 #include "report-strings.h"
 
 #include <errno.h>
@@ -17,20 +18,24 @@ enum {
 	OPT_TOP,
 	OPT_NO_HEAP,
 	OPT_NO_STRINGS,
+	OPT_NO_PYTHON,
 };
 
 static const char usage_text[] =
 	"usage: heapscan [scan] (-p PID | -c CORE) [options]\n\n"
 	"Reports where the target's memory is: regions by class (from smaps),\n"
 	"the largest regions, the file-backed modules, the glibc heap (arenas,\n"
-	"chunks in use and free, sizes by bytes) and the top strings.\n"
-	"'heapscan heap' and 'heapscan strings' give each analysis in full.\n\n"
+	"chunks in use and free, sizes by bytes), Python objects (a Python\n"
+	"process: objects and bytes, the largest types; pymalloc arenas are\n"
+	"the region class 'python') and the top strings.  'heapscan heap',\n"
+	"'heapscan types' and 'heapscan strings' give each analysis in full.\n\n"
 	"options:\n"
 	"%s"
 	"      --top-regions N  how many of the largest regions to list (default 10)\n"
 	"      --top N          how many strings and chunk sizes to list (default 10)\n"
 	"      --no-heap        skip the glibc heap section\n"
-	"      --no-strings     skip the strings section\n";
+	"      --no-strings     skip the strings section\n"
+	"      --no-python      skip the Python objects section\n";
 
 int cmd_scan(int argc, char **argv)
 {
@@ -40,6 +45,7 @@ int cmd_scan(int argc, char **argv)
 		{ "top", required_argument, NULL, OPT_TOP },
 		{ "no-heap", no_argument, NULL, OPT_NO_HEAP },
 		{ "no-strings", no_argument, NULL, OPT_NO_STRINGS },
+		{ "no-python", no_argument, NULL, OPT_NO_PYTHON },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct hs_cli_opts o = { 0 };
@@ -49,7 +55,8 @@ int cmd_scan(int argc, char **argv)
 	};
 	struct hs_target *t = NULL;
 	uint64_t top_regions = 10, top = 10;
-	bool want_heap = true, want_strings = true;
+	bool want_heap = true, want_strings = true, want_python = true;
+	struct hs_report_py rp;
 	struct hs_glibc_heap *heap = NULL;
 	struct hs_str_result strs;
 	int heap_err = 0, str_err = 0;
@@ -71,6 +78,9 @@ int cmd_scan(int argc, char **argv)
 		case OPT_NO_STRINGS:
 			want_strings = false;
 			break;
+		case OPT_NO_PYTHON:
+			want_python = false;
+			break;
 		}
 	}
 	if (c < 0)
@@ -85,13 +95,19 @@ int cmd_scan(int argc, char **argv)
 	/* Everything that reads memory runs while the target is stopped; the
 	 * report is formatted after it is released. */
 	memset(&strs, 0, sizeof(strs));
+	memset(&rp, 0, sizeof(rp));
 	if (want_heap && !hs_interrupted)
 		heap_err = hs_report_heap_collect(t, NULL, &heap);
+	/* Not Python, an unsupported one: said in the section (or nothing). */
+	if (want_python && !hs_interrupted &&
+	    hs_report_py_collect(t, heap_err == 0 ? heap : NULL, &rp) == 0)
+		hs_report_py_classify(t, &rp);
 	if (want_strings && !hs_interrupted)
 		/* The heap opened above gives the strings' locations. */
 		str_err = hs_report_strings_collect_heap(t, heap_err == 0 ? heap : NULL,
 							 (unsigned)top, &strs);
 	if (hs_interrupted) {
+		hs_report_py_release(&rp);
 		hs_glibc_close(heap);
 		hs_str_result_release(&strs);
 		hs_target_close(t);
@@ -107,6 +123,8 @@ int cmd_scan(int argc, char **argv)
 		hs_report_regions_json(&j, t);
 		if (want_heap)
 			hs_report_heap_json(&j, heap, heap_err, (unsigned)top, 0);
+		if (want_python)
+			hs_report_py_section_json(&j, &rp, (unsigned)top);
 		if (want_strings) {
 			hs_json_obj_begin(&j, "strings");
 			if (str_err < 0)
@@ -121,6 +139,9 @@ int cmd_scan(int argc, char **argv)
 		hs_report_regions_text(stdout, t, (unsigned)top_regions);
 		if (want_heap)
 			hs_report_heap_text(stdout, heap, heap_err, (unsigned)top, 0);
+		if (want_python)
+			hs_report_py_section_text(stdout, &rp, heap_err == 0 ? heap : NULL,
+						  (unsigned)top);
 		if (want_strings) {
 			if (str_err < 0)
 				printf("\nTop strings: not available: %s\n", hs_strerror(str_err));
@@ -128,6 +149,7 @@ int cmd_scan(int argc, char **argv)
 				hs_report_strings_text(stdout, &strs, t);
 		}
 	}
+	hs_report_py_release(&rp);
 	hs_glibc_close(heap);
 	hs_str_result_release(&strs);
 	ret = hs_cli_exit_for(t);

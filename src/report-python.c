@@ -72,6 +72,36 @@ void hs_report_py_release(struct hs_report_py *r)
 	memset(r, 0, sizeof(*r));
 }
 
+void hs_report_py_classify(struct hs_target *t, const struct hs_report_py *r)
+{
+	const struct hs_py *py = r->py;
+	size_t k = 0;
+
+	if (!py || !py->narenas)
+		return;
+	/* Both sorted by address: one pass. */
+	for (size_t i = 0; i < t->maps.n; i++) {
+		struct hs_map *m = &t->maps.v[i];
+		uint64_t cover = 0;
+
+		while (k < py->narenas && py->arenas[k].addr + py->arenas[k].size <= m->start)
+			k++;
+		if (m->cls != HS_CLASS_ANON)
+			continue;
+		for (size_t j = k; j < py->narenas && py->arenas[j].addr < m->end; j++) {
+			hs_addr_t lo = py->arenas[j].addr > m->start ? py->arenas[j].addr : m->start;
+			hs_addr_t hi = py->arenas[j].addr + py->arenas[j].size;
+
+			if (hi > m->end)
+				hi = m->end;
+			if (hi > lo)
+				cover += hi - lo;
+		}
+		if (cover && cover * 2 >= m->end - m->start)
+			m->cls = HS_CLASS_PYTHON;
+	}
+}
+
 void hs_report_py_error(struct hs_buf *sb, const struct hs_report_py *r)
 {
 	if (!r->is_python)

@@ -35,6 +35,14 @@ int hs_report_py_collect(struct hs_target *t, struct hs_glibc_heap *h,
 			 struct hs_report_py *out) HS_MUST_CHECK;
 void hs_report_py_release(struct hs_report_py *r);
 
+/*
+ * Refines the classes of t's maps after a census: an anonymous rw mapping
+ * (class ANON) at least half covered by pymalloc arenas becomes PYTHON.
+ * (Arenas are anonymous mmaps of the arena size that the kernel merges
+ * with their neighbours, so a mapping may hold arenas and other memory.)
+ */
+void hs_report_py_classify(struct hs_target *t, const struct hs_report_py *r);
+
 /* One line saying why there is no census, lowercase, no final period. */
 void hs_report_py_error(struct hs_buf *sb, const struct hs_report_py *r);
 
