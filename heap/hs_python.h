@@ -36,6 +36,7 @@
 #include "hs_core.h"
 #include "hs_census.h"
 #include "hs_glibc.h"
+#include "hs_strings.h"
 
 #define HS_PY_MAX_TYPES (1u << 18)
 
@@ -144,6 +145,17 @@ int hs_py_census(struct hs_py *py, struct hs_glibc_heap *h) HS_MUST_CHECK;
 /* Appends one HS_CENSUS_PYTHON row per type with live or freelisted
  * objects. */
 void hs_py_census_rows(const struct hs_py *py, struct hs_census *c);
+
+/*
+ * Where Python objects' bytes are, for the strings' locations: every used
+ * arena, and each in-use glibc chunk of h (may be NULL) that holds a str
+ * or bytes object, as PYTHON intervals, sorted and disjoint, into *out
+ * (owned by the caller, free()) and *n.  At most 2^20 chunks are kept
+ * (*capped, may be NULL, says so).  Needs hs_py_open only, not the census.
+ * Returns 0, -ESRCH, -HS_E_INTERRUPTED.
+ */
+int hs_py_str_places(struct hs_py *py, struct hs_glibc_heap *h,
+		     struct hs_str_where_iv **out, size_t *n, bool *capped) HS_MUST_CHECK;
 
 /* The used arena holding addr, or NULL. */
 const struct hs_py_arena *hs_py_arena_find(const struct hs_py *py, hs_addr_t addr);

@@ -13,8 +13,8 @@ static int read_file_cb(void *ud, hs_addr_t addr, void *buf, size_t len)
 	return hs_syms_read_file(ud, addr, buf, len);
 }
 
-int hs_report_py_collect(struct hs_target *t, struct hs_glibc_heap *h,
-			 struct hs_report_py *out)
+/* hs_pyfind + hs_py_open: the interpreter, without the census. */
+static int py_open(struct hs_target *t, struct hs_report_py *out)
 {
 	struct hs_pyfind f;
 	struct hs_py_opts o;
@@ -22,19 +22,13 @@ int hs_report_py_collect(struct hs_target *t, struct hs_glibc_heap *h,
 
 	memset(out, 0, sizeof(*out));
 	ret = hs_pyfind(t, &f);
-	if (ret == -HS_E_UNSUPPORTED) {
-		/* named like an interpreter, but its symbols are gone */
-		out->is_python = true;
-		out->module = f.module;
+	out->module = f.module;
+	if (ret < 0) {
+		out->is_python = ret == -HS_E_UNSUPPORTED;
 		out->err = ret;
 		return 0;
 	}
-	if (ret < 0) {
-		out->err = ret == -HS_E_NOT_FOUND ? ret : -HS_E_NOT_FOUND;
-		return 0;
-	}
 	out->is_python = true;
-	out->module = f.module;
 	out->version_how = f.version_how;
 	memset(&o, 0, sizeof(o));
 	o.runtime = f.runtime;
@@ -51,15 +45,45 @@ int hs_report_py_collect(struct hs_target *t, struct hs_glibc_heap *h,
 	ret = hs_py_open(t, &o, &out->py);
 	if (ret == -ESRCH || ret == -HS_E_INTERRUPTED)
 		return ret;
-	if (ret == 0)
-		ret = hs_py_census(out->py, h);
+	out->err = ret;
+	return 0;
+}
+
+int hs_report_py_where(struct hs_target *t, struct hs_glibc_heap *h,
+		       struct hs_str_where *w)
+{
+	struct hs_report_py r;
+	struct hs_str_where_iv *v = NULL;
+	size_t n = 0;
+	bool capped = false;
+	int ret = py_open(t, &r);
+
+	if (ret == 0 && r.py && !r.err) {
+		ret = hs_py_str_places(r.py, h, &v, &n, &capped);
+		if (ret == 0 && n)
+			hs_str_where_overlay(w, v, n);
+		if (capped)
+			hs_log(HS_LOG_DEBUG, "strings: too many Python str chunks; "
+			       "some counted as C chunks");
+	}
+	free(v);
+	hs_report_py_release(&r);
+	return ret == -ESRCH || ret == -HS_E_INTERRUPTED ? ret : 0;
+}
+
+int hs_report_py_collect(struct hs_target *t, struct hs_glibc_heap *h,
+			 struct hs_report_py *out)
+{
+	int ret = py_open(t, out);
+
+	if (ret < 0 || !out->py || out->err)
+		return ret;
+	ret = hs_py_census(out->py, h);
 	if (ret == -ESRCH || ret == -HS_E_INTERRUPTED)
 		return ret;
 	out->err = ret;
-	if (out->py) {
-		hs_py_census_rows(out->py, &out->census);
-		hs_census_sort(&out->census);
-	}
+	hs_py_census_rows(out->py, &out->census);
+	hs_census_sort(&out->census);
 	return 0;
 }
 

@@ -43,6 +43,16 @@ void hs_report_py_release(struct hs_report_py *r);
  */
 void hs_report_py_classify(struct hs_target *t, const struct hs_report_py *r);
 
+/*
+ * On a Python process, lays the memory of Python objects (pymalloc arenas,
+ * glibc chunks of str and bytes objects of h, which may be NULL) over the
+ * strings' locations w (finished) as "python".  Nothing for another
+ * process, an unsupported version, or a failure (logged).  Returns 0,
+ * -ESRCH or -HS_E_INTERRUPTED.
+ */
+int hs_report_py_where(struct hs_target *t, struct hs_glibc_heap *h,
+		       struct hs_str_where *w) HS_MUST_CHECK;
+
 /* One line saying why there is no census, lowercase, no final period. */
 void hs_report_py_error(struct hs_buf *sb, const struct hs_report_py *r);
 

@@ -352,3 +352,102 @@ void hs_py_census_rows(const struct hs_py *py, struct hs_census *c)
 		r->sample = ty->sample;
 	}
 }
+
+/* ---- where strings are: Python objects' memory -------------------------- */
+
+#define MAX_PLACES (1u << 20)
+
+struct places_ctx {
+	struct glibc_ctx g;
+	long str_idx, bytes_idx;
+	struct hs_str_where_iv *v;
+	size_t n, alloc;
+	bool capped;
+};
+
+static int places_cb(void *ud, const struct hs_glibc_chunk *c)
+{
+	struct places_ctx *pc = ud;
+	const unsigned char *b;
+	uint64_t usable;
+	bool dead = false;
+	long idx;
+
+	if (c->state != HS_CHUNK_INUSE && c->state != HS_CHUNK_MMAPPED)
+		return 0;
+	usable = c->size - (c->state == HS_CHUNK_MMAPPED ? 16 : 8);
+	if (c->size < 32 || usable < 24)
+		return 0;
+	b = chunk_head(&pc->g, c, usable < HEAD_BYTES ? (size_t)usable : HEAD_BYTES);
+	if (!b)
+		return 0;
+	idx = classify(pc->g.py, b, (size_t)usable, &dead);
+	if (idx < 0 || dead || (idx != pc->str_idx && idx != pc->bytes_idx))
+		return 0;
+	if (pc->n >= MAX_PLACES) {
+		pc->capped = true;
+		return 0;
+	}
+	HS_ALLOC_GROW(pc->v, pc->n + 1, pc->alloc);
+	pc->v[pc->n++] = (struct hs_str_where_iv){ c->addr + 16, c->addr + 16 + usable,
+						   HS_STR_LOC_PYTHON };
+	return hs_interrupted ? -HS_E_INTERRUPTED : 0;
+}
+
+static int iv_cmp(const void *a, const void *b)
+{
+	const struct hs_str_where_iv *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static long static_type(const struct hs_py *py, const char *name)
+{
+	for (size_t i = 0; i < py->ntypes; i++)
+		if (!py->types[i].heap && !strcmp(py->types[i].name, name))
+			return (long)i;
+	return -1;
+}
+
+int hs_py_str_places(struct hs_py *py, struct hs_glibc_heap *h,
+		     struct hs_str_where_iv **out, size_t *nout, bool *capped)
+{
+	struct places_ctx pc;
+	size_t j = 0;
+	int ret = 0;
+
+	memset(&pc, 0, sizeof(pc));
+	*out = NULL;
+	*nout = 0;
+	for (size_t i = 0; i < py->narenas; i++) {
+		HS_ALLOC_GROW(pc.v, pc.n + 1, pc.alloc);
+		pc.v[pc.n++] = (struct hs_str_where_iv){ py->arenas[i].addr,
+			py->arenas[i].addr + py->arenas[i].size, HS_STR_LOC_PYTHON };
+	}
+	pc.str_idx = static_type(py, "str");
+	pc.bytes_idx = static_type(py, "bytes");
+	if (h && (pc.str_idx >= 0 || pc.bytes_idx >= 0)) {
+		pc.g.py = py;
+		pc.g.w.t = py->t;
+		pc.g.w.buf = hs_xmalloc(WIN_BUF);
+		ret = hs_glibc_for_each_chunk(h, places_cb, &pc);
+		free(pc.g.w.buf);
+		if (ret < 0) {
+			free(pc.v);
+			return ret;
+		}
+	}
+	/* Sorted and disjoint (hostile input may overlap: keep the first). */
+	if (pc.n > 1)
+		qsort(pc.v, pc.n, sizeof(*pc.v), iv_cmp);
+	for (size_t i = 0; i < pc.n; i++) {
+		if (j && pc.v[i].start < pc.v[j - 1].end)
+			continue;
+		pc.v[j++] = pc.v[i];
+	}
+	*out = pc.v;
+	*nout = j;
+	if (capped)
+		*capped = pc.capped;
+	return 0;
+}

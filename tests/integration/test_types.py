@@ -64,6 +64,28 @@ class Types(h.TmpDirTestCase):
             self.assertIn("Total", out)
             self.assertIn("more types", out)
 
+    def test_strings_where_python(self):
+        # Text in str objects (small ones in pymalloc, large ones in glibc
+        # chunks) is "python"; the same text in bytearray buffers (C
+        # memory, not str objects) is in in-use chunks.
+        with PyVictim(DEBIAN_PYTHON, 2000) as v:
+            rep, rc, err = h.run_json("strings", "-p", v.pid, "--top", "100000")
+            self.assertEqual(rc, 0, err)
+            got = {e["string"]: e for e in rep["strings"]}
+            small = got["heapscan-small-marker"]
+            big = got["heapscan-big-marker"]
+            ba = got["heapscan-ba-marker"]
+            # (+ the literal in the victim's code object)
+            self.assertGreaterEqual(small["count"], v.fact("small_marker"))
+            self.assertEqual(small["where"]["python"], small["count"])
+            self.assertGreaterEqual(big["count"], v.fact("big_marker"))
+            self.assertEqual(big["where"]["python"], big["count"])
+            self.assertEqual(ba["where"]["inuse"], v.fact("bytearray_marker"))
+            # the default report says the same
+            rc, out, err = h.run("-p", v.pid, "--top", "3")
+            self.assertEqual(rc, 0, err)
+            self.assertIn("in Python objects", out)
+
     def test_no_stop_and_fork(self):
         with PyVictim(DEBIAN_PYTHON, N) as v:
             for opt in ("--no-stop", "--fork"):
