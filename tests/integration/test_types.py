@@ -86,6 +86,38 @@ class Types(h.TmpDirTestCase):
             self.assertEqual(rc, 0, err)
             self.assertIn("in Python objects", out)
 
+    def test_snapshot_diff_types(self):
+        with PyVictim(DEBIAN_PYTHON, 5000) as v:
+            a = os.path.join(self.tmp, "a.prof")
+            b = os.path.join(self.tmp, "b.prof")
+            rc, _, err = h.run("snapshot", "-p", v.pid, "-o", a, "--no-strings")
+            self.assertEqual(rc, 0, err)
+            before = v.fact("LeakyContext")
+            v.send("grow 7000")
+            self.assertEqual(v.fact("LeakyContext"), before + 7000)
+            rc, _, err = h.run("snapshot", "-p", v.pid, "-o", b, "--no-strings")
+            self.assertEqual(rc, 0, err)
+            with open(b) as f:
+                self.assertIn("type python %d " % (before + 7000), f.read())
+            rep, rc, err = h.run_json("diff", a, b)
+            self.assertEqual(rc, 0, err)
+            items = [it for it in rep["growth"] if it["kind"] == "type"]
+            lc = [it for it in items if it["type"] == "__main__.LeakyContext"]
+            self.assertEqual(len(lc), 1, items[:5])
+            self.assertEqual(lc[0]["count_before"], before)
+            self.assertEqual(lc[0]["delta_count"], 7000)
+            self.assertEqual(lc[0]["type_kind"], "python")
+            rc, out, err = h.run("diff", a, b)
+            self.assertEqual(rc, 0, err)
+            self.assertIn("objects by type that grew", out)
+            line = [l for l in out.splitlines() if l.endswith("__main__.LeakyContext")]
+            # its row, and the correlated group that names it
+            self.assertEqual(len(line), 2, out)
+            self.assertIn("+7000", line[0])
+            self.assertIn("+7000", line[1])
+            # the new arena is a python region
+            self.assertIn("(python)", out)
+
     def test_no_stop_and_fork(self):
         with PyVictim(DEBIAN_PYTHON, N) as v:
             for opt in ("--no-stop", "--fork"):
