@@ -7,7 +7,9 @@
  * vector found by its shape through a word in that data, pools with free
  * lists, freelisted (refcount 0) objects, a corrupt pool, a refused
  * version.  The offsets are written out here from doc/python.md, not
- * taken from heap/python's tables.
+ * taken from heap/python's tables.  Also the pieces around the census:
+ * the strings' "python" locations (hs_str_where_overlay) and the type
+ * records of growth profiles (write, read, diff).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -346,6 +348,101 @@ static void test_versions_refused(void **state)
 	release(&m);
 }
 
+/* Strings' locations: PYTHON intervals laid over malloc's. */
+static void test_where_overlay(void **state)
+{
+	struct hs_str_where w = HS_STR_WHERE_INIT;
+	static const struct hs_str_where_iv ov[] = {
+		{ 0x1010, 0x1020, HS_STR_LOC_PYTHON }, /* inside an in-use chunk */
+		{ 0x1ff0, 0x2100, HS_STR_LOC_PYTHON }, /* across two intervals */
+		{ 0x5000, 0x6000, HS_STR_LOC_PYTHON }, /* outside all (an arena) */
+	};
+
+	(void)state;
+	hs_str_where_add(&w, 0x1000, 0x2000, HS_STR_LOC_INUSE);
+	hs_str_where_add(&w, 0x2000, 0x3000, HS_STR_LOC_FREE);
+	hs_str_where_finish(&w);
+	hs_str_where_overlay(&w, ov, 3);
+	assert_true(w.python);
+	assert_int_equal(hs_str_where_find(&w, 0x1000), HS_STR_LOC_INUSE);
+	assert_int_equal(hs_str_where_find(&w, 0x1010), HS_STR_LOC_PYTHON);
+	assert_int_equal(hs_str_where_find(&w, 0x101f), HS_STR_LOC_PYTHON);
+	assert_int_equal(hs_str_where_find(&w, 0x1020), HS_STR_LOC_INUSE);
+	assert_int_equal(hs_str_where_find(&w, 0x1fef), HS_STR_LOC_INUSE);
+	assert_int_equal(hs_str_where_find(&w, 0x1ff0), HS_STR_LOC_PYTHON);
+	assert_int_equal(hs_str_where_find(&w, 0x20ff), HS_STR_LOC_PYTHON);
+	assert_int_equal(hs_str_where_find(&w, 0x2100), HS_STR_LOC_FREE);
+	assert_int_equal(hs_str_where_find(&w, 0x2fff), HS_STR_LOC_FREE);
+	assert_int_equal(hs_str_where_find(&w, 0x3000), HS_STR_LOC_OUTSIDE);
+	assert_int_equal(hs_str_where_find(&w, 0x5800), HS_STR_LOC_PYTHON);
+	assert_int_equal(w.nfree, 1);
+	/* sorted and disjoint */
+	for (size_t i = 1; i < w.n; i++)
+		assert_true(w.v[i - 1].end <= w.v[i].start);
+	assert_string_equal(hs_str_loc_name(HS_STR_LOC_PYTHON), "python");
+	hs_str_where_release(&w);
+}
+
+/* Profiles carry the census; diff names the type that grew. */
+static void test_profile_types_roundtrip_and_diff(void **state)
+{
+	struct hs_census c1 = HS_CENSUS_INIT, c2 = HS_CENSUS_INIT;
+	struct hs_profile a, b, r;
+	struct hs_diff d;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+	bool found = false;
+
+	(void)state;
+	hs_census_add(&c1, HS_CENSUS_PYTHON, "__main__.Leaky", 100, 6400);
+	hs_census_add(&c1, HS_CENSUS_PYTHON, "int", 50, 1600);
+	/* a class defined twice prints one name: one profile row */
+	hs_census_add(&c1, HS_CENSUS_PYTHON, "int", 5, 160);
+	hs_census_add(&c2, HS_CENSUS_PYTHON, "__main__.Leaky", 500100, 32006400);
+	hs_census_add(&c2, HS_CENSUS_PYTHON, "int", 55, 1760);
+	hs_census_add(&c2, HS_CENSUS_CXX, "Widget", 3, 96);
+	hs_profile_init(&a);
+	hs_profile_init(&b);
+	hs_profile_add_census(&a, &c1);
+	hs_profile_add_census(&b, &c2);
+	assert_int_equal(a.ntypes, 2);
+	assert_true(a.types_done);
+	/* b through the file format */
+	f = open_memstream(&buf, &len);
+	assert_non_null(f);
+	assert_int_equal(hs_profile_write(&b, f), 0);
+	fclose(f);
+	assert_non_null(strstr(buf, "type python 500100 32006400 __main__.Leaky\n"));
+	f = fmemopen(buf, len, "r");
+	assert_non_null(f);
+	assert_int_equal(hs_profile_read(&r, f, NULL), 0);
+	fclose(f);
+	assert_true(r.types_done);
+	assert_int_equal(r.ntypes, 3);
+	assert_int_equal(hs_diff_compute(&d, &a, &r, NULL), 0);
+	for (size_t i = 0; i < d.nitems; i++) {
+		const struct hs_growth_item *it = &d.items[i];
+
+		if (it->kind != HS_GROWTH_TYPE || strcmp(it->s, "__main__.Leaky"))
+			continue;
+		found = true;
+		assert_int_equal(it->dcount, 500000);
+		assert_int_equal(it->count_a, 100);
+		assert_string_equal(it->path, "python");
+		assert_int_equal(i, 0); /* the largest growth */
+	}
+	assert_true(found);
+	assert_string_equal(hs_growth_kind_name(HS_GROWTH_TYPE), "type");
+	hs_diff_release(&d);
+	hs_profile_release(&r);
+	hs_profile_release(&a);
+	hs_profile_release(&b);
+	hs_census_release(&c1);
+	hs_census_release(&c2);
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -359,6 +456,8 @@ int main(void)
 		cmocka_unit_test(test_corrupt_pool_and_loop),
 		cmocka_unit_test(test_no_vector),
 		cmocka_unit_test(test_versions_refused),
+		cmocka_unit_test(test_where_overlay),
+		cmocka_unit_test(test_profile_types_roundtrip_and_diff),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
