@@ -30,6 +30,11 @@ static int py_open(struct hs_target *t, struct hs_report_py *out)
 	}
 	out->is_python = true;
 	out->version_how = f.version_how;
+	if (f.free_threaded) {
+		out->free_threaded = true;
+		out->err = -HS_E_UNSUPPORTED;
+		return 0;
+	}
 	memset(&o, 0, sizeof(o));
 	o.runtime = f.runtime;
 	o.type_type = f.type_type;
@@ -130,6 +135,9 @@ void hs_report_py_error(struct hs_buf *sb, const struct hs_report_py *r)
 {
 	if (!r->is_python)
 		hs_buf_adds(sb, "not a Python process (no module exports PyType_Type)");
+	else if (r->free_threaded)
+		hs_buf_addf(sb, "'%s' is a free-threaded CPython build: its objects have "
+			    "another layout, not supported by the census", r->module);
 	else if (r->err == -HS_E_UNSUPPORTED && !r->py)
 		hs_buf_addf(sb, "'%s' looks like a Python interpreter but exports no "
 			    "PyType_Type (stripped .dynsym): no census",

@@ -21,6 +21,7 @@ struct hs_report_py {
 	struct hs_py *py;        /* owned; NULL when not Python */
 	struct hs_census census; /* python rows, sorted */
 	struct hs_syms *syms;    /* owned: reads the modules' files */
+	bool free_threaded;      /* a free-threaded build: not supported */
 };
 
 /*

@@ -19,16 +19,22 @@ struct hs_pyfind {
 	unsigned major, minor;   /* 0 when unknown */
 	unsigned version_hex;    /* PY_VERSION_HEX, 0 if not read */
 	const char *version_how; /* "Py_Version", "_Py_DebugOffsets",
-				    "file name" (static), or NULL */
+				    "version string", "file name" (static),
+				    or NULL */
+	bool free_threaded;      /* named like a free-threaded build
+				    ("libpython3.13t.so", "python3.13t") */
 };
 
 /*
  * Fills *o (zeroed first).  The interpreter is looked for in the main
  * executable and in modules named python* or libpython*: the module that
- * exports PyType_Type (every CPython does); runtime is 0 before 3.7.  The version
- * comes from Py_Version (3.11+, read from the module's file), else from
- * the _Py_DebugOffsets header at the start of _PyRuntime (3.13+), else
- * from the module's file name ("libpython3.9.so.1.0", "python3.8").
+ * exports PyType_Type (every CPython does); runtime is 0 before 3.7.
+ * The version comes from Py_Version (3.11+, read from the module's
+ * file), else from the _Py_DebugOffsets header at the start of
+ * _PyRuntime (3.13+), else from the version string in the module's
+ * .rodata ("3.9.18", what sys.version starts with) when it agrees with
+ * the module's file name ("libpython3.9.so.1.0", "python3.8") or that
+ * has none, else from the file name.
  * Release with hs_pyfind_release().  Returns 0, -HS_E_NOT_FOUND (not a
  * Python process: no module exports PyType_Type), -HS_E_UNSUPPORTED (an
  * executable module named python* exports neither: a stripped build;

@@ -102,6 +102,14 @@ const char *hs_syms_demangle(struct hs_syms *s, const char *raw);
 int hs_syms_read_file(struct hs_syms *s, hs_addr_t addr, void *buf,
 		      size_t len) HS_MUST_CHECK;
 
+/*
+ * The bytes of section `name` (".rodata") of the module file that backs
+ * runtime address addr: *data points into the file as libelf maps it,
+ * valid until hs_syms_close().  Returns 0, or -HS_E_NOT_FOUND.
+ */
+int hs_syms_file_section(struct hs_syms *s, hs_addr_t addr, const char *name,
+			 const void **data, size_t *len) HS_MUST_CHECK;
+
 /* "malloc+0x12 (libc.so.6)", "libfoo.so+0x1234", "0x7f..." into buf. */
 const char *hs_syms_format(struct hs_syms *s, hs_addr_t addr, char *buf,
 			   size_t len);

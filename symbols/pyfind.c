@@ -23,8 +23,10 @@ static bool python_name(const char *path)
 	return !strncmp(b, "python", 6) || !strncmp(b, "libpython", 9);
 }
 
-/* "python3.11", "libpython3.9.so.1.0", "libpython3.7m.so" -> 3, minor. */
-static bool version_from_name(const char *path, unsigned *major, unsigned *minor)
+/* "python3.11", "libpython3.9.so.1.0", "libpython3.7m.so" -> 3, minor;
+ * *ft: "python3.13t" (a free-threaded build, another object layout). */
+static bool version_from_name(const char *path, unsigned *major, unsigned *minor,
+			      bool *ft)
 {
 	const char *b = strstr(base_name(path), "python");
 	unsigned ma, mi;
@@ -34,6 +36,7 @@ static bool version_from_name(const char *path, unsigned *major, unsigned *minor
 		return false;
 	*major = ma;
 	*minor = mi;
+	*ft = b[6 + n] == 't';
 	return true;
 }
 
@@ -41,6 +44,50 @@ void hs_pyfind_release(struct hs_pyfind *o)
 {
 	free(o->module);
 	memset(o, 0, sizeof(*o));
+}
+
+/*
+ * PY_VERSION as compiled into the interpreter: a string "3.N.M" (maybe
+ * with a suffix such as "rc1" or "+") in .rodata, the text Py_GetVersion()
+ * formats and sys.version starts with.  It stands alone, or (the linker
+ * merges a string into another that ends with it) ends a longer one such
+ * as the build directory ".../Python-3.8.18": standalone ones first.
+ * The first such string; false if none.
+ */
+static bool version_from_rodata(struct hs_syms *s, hs_addr_t in_module,
+				unsigned *minor, unsigned *micro, bool *final)
+{
+	const void *data;
+	const char *p;
+	size_t len;
+
+	if (hs_syms_file_section(s, in_module, ".rodata", &data, &len) < 0)
+		return false;
+	p = data;
+	for (int pass = 0; pass < 2; pass++)
+	for (size_t i = 1; i + 6 < len; i++) {
+		unsigned mi, pa;
+		int n = 0;
+		size_t k;
+
+		if (p[i] != '3' || p[i + 1] != '.' ||
+		    (pass == 0 ? p[i - 1] != '\0' : !strchr("-/ ", p[i - 1])))
+			continue;
+		/* NUL-terminated within 16 bytes, digits and dots, a suffix */
+		for (k = i; k < len && k - i < 16 && p[k]; k++)
+			;
+		if (k >= len || p[k] || k - i > 12)
+			continue;
+		if (sscanf(p + i, "3.%u.%u%n", &mi, &pa, &n) != 2 || mi > 99 || pa > 99)
+			continue;
+		if (p[i + n] && !strchr("abrc+", p[i + n]))
+			continue;
+		*minor = mi;
+		*micro = pa;
+		*final = !p[i + n];
+		return true;
+	}
+	return false;
 }
 
 int hs_pyfind(struct hs_target *t, struct hs_pyfind *o)
@@ -104,12 +151,33 @@ int hs_pyfind(struct hs_target *t, struct hs_pyfind *o)
 		o->version_how = "_Py_DebugOffsets";
 	}
 	if (o->version_hex >> 24 == 3) {
+		unsigned ma, mi;
+
 		o->major = 3;
 		o->minor = (o->version_hex >> 16) & 0xff;
+		(void)version_from_name(module, &ma, &mi, &o->free_threaded);
 	} else {
+		unsigned ma, mi;
+
 		o->version_hex = 0;
-		if (version_from_name(module, &o->major, &o->minor))
+		if (version_from_name(module, &ma, &mi, &o->free_threaded)) {
+			o->major = ma;
+			o->minor = mi;
 			o->version_how = "file name";
+		}
+		unsigned mi2, micro;
+		bool final;
+
+		if (version_from_rodata(s, o->type_type, &mi2, &micro, &final) &&
+		    (!o->version_how || mi2 == o->minor)) {
+			o->major = 3;
+			o->minor = mi2;
+			o->version_how = "version string";
+			/* PY_VERSION_HEX of a final release (the string's
+			 * suffix, "rc1", is not parsed: major.minor then) */
+			if (final)
+				o->version_hex = 0x03000000u | mi2 << 16 | micro << 8 | 0xf0;
+		}
 	}
 	o->module = hs_xstrdup(module);
 	hs_syms_close(s);

@@ -748,6 +748,43 @@ int hs_syms_by_name(struct hs_syms *s, const char *module, const char *name,
 	return 0;
 }
 
+int hs_syms_file_section(struct hs_syms *s, hs_addr_t addr, const char *name,
+			 const void **data, size_t *len)
+{
+	struct mod *md = mod_for_addr(s, addr);
+	GElf_Addr bias;
+	size_t shstrndx;
+	Elf_Scn *scn = NULL;
+	Elf *e;
+
+	if (!md)
+		return -HS_E_NOT_FOUND;
+	load_mod(s, md, md + 1 < s->mods + s->n ? md[1].start : 0);
+	if (md->state != MOD_LOADED || md->vdso)
+		return -HS_E_NOT_FOUND;
+	e = dwfl_module_getelf(md->dm, &bias);
+	if (!e || elf_getshdrstrndx(e, &shstrndx))
+		return -HS_E_NOT_FOUND;
+	while ((scn = elf_nextscn(e, scn))) {
+		GElf_Shdr sh;
+		const char *n;
+		Elf_Data *d;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS)
+			continue;
+		n = elf_strptr(e, shstrndx, sh.sh_name);
+		if (!n || strcmp(n, name))
+			continue;
+		d = elf_rawdata(scn, NULL);
+		if (!d || !d->d_buf)
+			return -HS_E_NOT_FOUND;
+		*data = d->d_buf;
+		*len = d->d_size;
+		return 0;
+	}
+	return -HS_E_NOT_FOUND;
+}
+
 int hs_syms_read_file(struct hs_syms *s, hs_addr_t addr, void *buf, size_t len)
 {
 	struct mod *md = mod_for_addr(s, addr);
