@@ -68,8 +68,9 @@ class PyenvTypes(h.TmpDirTestCase):
                 rc, out, err = h.run("types", "-p", v.pid)
                 self.assertEqual(rc, 2)
                 self.assertEqual(out, "")
+                # the full version, from the version string in .rodata
                 self.assertEqual(err, "heapscan: python %s is not supported by the "
-                                 "census (3.8-3.13 are)\n" % ".".join(d.split(".")[:2]))
+                                 "census (3.8-3.13 are)\n" % d)
 
 
 if __name__ == "__main__":
