@@ -35,7 +35,9 @@ class PyenvTypes(h.TmpDirTestCase):
                 py = rep["python"]
                 if "libpython" in libs:
                     self.assertIn("libpython", py["module"])
-                self.assertEqual(py["version"].split(".")[:2], d.split(".")[:2])
+                # Py_Version (3.11+) or the version string (3.8-3.10)
+                self.assertEqual(py["version"], d)
+                self.assertIn(py["version_source"], ("Py_Version", "version string"))
                 r = rows(rep)
                 for cls in ("LeakyContext", "Slotted", "Big"):
                     self.assertEqual(r["__main__." + cls]["count"], v.fact(cls),
