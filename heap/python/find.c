@@ -289,8 +289,10 @@ struct scan_ctx {
 	size_t nmetas;
 	hs_addr_t *tcand;        /* type candidates */
 	size_t ntcand, tcand_alloc;
-	hs_addr_t *vcand;        /* arena vector candidates (the words' values) */
-	hs_addr_t *vwhere;       /* where each was found */
+	struct vcand {
+		hs_addr_t vec;   /* arena vector candidate: the word's value */
+		hs_addr_t where; /* the word's address */
+	} *vcand;
 	size_t nvcand, vcand_alloc;
 };
 
@@ -319,9 +321,7 @@ static int scan_cb(void *ud, hs_addr_t addr, const void *data, size_t len)
 		if (sc->interp && w && !(w & 15) && sc->nvcand < MAX_VEC_CANDS &&
 		    is_heapish(hs_target_find_map(sc->py->t, w))) {
 			HS_ALLOC_GROW(sc->vcand, sc->nvcand + 1, sc->vcand_alloc);
-			sc->vwhere = hs_xrealloc(sc->vwhere, sc->vcand_alloc * sizeof(*sc->vwhere));
-			sc->vwhere[sc->nvcand] = addr + off;
-			sc->vcand[sc->nvcand++] = w;
+			sc->vcand[sc->nvcand++] = (struct vcand){ w, addr + off };
 		}
 	}
 	return hs_interrupted ? -HS_E_INTERRUPTED : 0;
@@ -508,12 +508,12 @@ static int find_static(struct hs_py *py, void *buf)
 	/* The vector: the candidate with the most used arenas. */
 	for (size_t i = 0, best = 0; i < sc.nvcand; i++) {
 		uint64_t n = 0;
-		long used = check_vector(py, sc.vcand[i], &n);
+		long used = check_vector(py, sc.vcand[i].vec, &n);
 
 		if (used > 0 && (size_t)used > best) {
 			best = (size_t)used;
-			py->arenas_vec = sc.vcand[i];
-			py->arenas_ptr = sc.vwhere[i];
+			py->arenas_vec = sc.vcand[i].vec;
+			py->arenas_ptr = sc.vcand[i].where;
 			py->maxarenas = n;
 		}
 	}
@@ -540,7 +540,6 @@ static int find_static(struct hs_py *py, void *buf)
 out:
 	free(sc.tcand);
 	free(sc.vcand);
-	free(sc.vwhere);
 	return ret;
 }
 
