@@ -1,12 +1,14 @@
 """heapscan types on every CPython build pyenv left on this machine
 (/root/.pyenv/versions/*: 3.8-3.13 built with a shared libpython, so the
 interpreter is found in libpython3.X.so rather than in the executable).
-Exact counts of the victim's classes live and on a heapscan dump; 3.7 and
+Exact counts of the victim's classes live, on a heapscan dump and on a
+gcore core; 3.7 and
 older refused with one line.  The whole file skips (77), saying so, on a
 machine without pyenv (CI runs on a fresh Debian: test_types.py covers
 Debian's python3 there).
 """
 import os
+import shutil
 import subprocess
 import unittest
 
@@ -46,17 +48,27 @@ class PyenvTypes(h.TmpDirTestCase):
                 self.assertEqual(py["problems_total"], 0, py["problems"])
                 self.assertLessEqual(py["pymalloc_blocks"], v.fact("allocated_blocks") + 100)
                 self.assertGreater(py["pymalloc_blocks"], v.fact("allocated_blocks") * 0.98)
-                # the same from a heapscan dump, after the victim is gone
-                path = os.path.join(self.tmp, "%s.core" % d)
-                rc, _, err = h.run("dump", "-p", v.pid, "-o", path)
+                # the same from a heapscan dump and a gcore core (which
+                # leaves libpython's .rodata out), after the victim is gone
+                cores = [os.path.join(self.tmp, "%s.core" % d)]
+                rc, _, err = h.run("dump", "-p", v.pid, "-o", cores[0])
                 self.assertEqual(rc, 0, err)
+                if shutil.which("gcore"):
+                    prefix = os.path.join(self.tmp, "g" + d)
+                    p = subprocess.run(["gcore", "-o", prefix, str(v.pid)],
+                                       capture_output=True, text=True, timeout=120)
+                    self.assertEqual(p.returncode, 0, p.stderr)
+                    cores.append("%s.%d" % (prefix, v.pid))
                 v.close()
-                rep, rc, err = h.run_json("types", "-c", path)
-                self.assertEqual(rc, 0, err)
-                r2 = rows(rep)
-                for cls in ("LeakyContext", "Slotted", "Big"):
-                    self.assertEqual(r2["__main__." + cls]["count"], v.fact(cls), cls)
-                os.unlink(path)
+                for path in cores:
+                    rep, rc, err = h.run_json("types", "-c", path)
+                    self.assertEqual(rc, 0, path + err)
+                    self.assertEqual(rep["python"]["version"], d)
+                    r2 = rows(rep)
+                    for cls in ("LeakyContext", "Slotted", "Big"):
+                        self.assertEqual(r2["__main__." + cls]["count"], v.fact(cls),
+                                         (path, cls))
+                    os.unlink(path)
                 tested += 1
         if not tested:
             self.skipTest("no pyenv CPython 3.8-3.13 on this machine")
