@@ -2,8 +2,7 @@
 (/root/.pyenv/versions/*: 3.8-3.13 built with a shared libpython, so the
 interpreter is found in libpython3.X.so rather than in the executable).
 Exact counts of the victim's classes live, on a heapscan dump and on a
-gcore core; 3.7 and
-older refused with one line.  The whole file skips (77), saying so, on a
+gcore core; 3.7 and older refused with one line.  The whole file skips (77), saying so, on a
 machine without pyenv (CI runs on a fresh Debian: test_types.py covers
 Debian's python3 there).
 """
