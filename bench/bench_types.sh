@@ -42,6 +42,14 @@ print(d.get("stop_ms", 0)/1e3, d["python"]["objects"])' "$tmp/o.json")
 		"$i" "$w" "$s" $((r / 1024)) "$o"
 	wall+=("$w"); stop+=("$s"); rss+=("$r"); objs+=("$o")
 done
+# once more with --fork: the target is stopped only to fork a snapshot
+/usr/bin/time -f "%e %M" -o "$tmp/t" "$heapscan" types -p "$wpid" --fork --json > "$tmp/o.json"
+read -r fw fr < "$tmp/t"
+read -r fs fo < <(python3 -c '
+import json,sys; d=json.load(open(sys.argv[1]))
+print(d.get("stop_ms", 0)/1e3, d["python"]["objects"])' "$tmp/o.json")
+printf -- '--fork: wall %.3f s, target stopped %.3f s, peak RSS %d MiB, %d objects\n' \
+	"$fw" "$fs" $((fr / 1024)) "$fo"
 med() { printf '%s\n' "$@" | hs_bench_median; }
 mw=$(med "${wall[@]}")
 echo "median: heapscan types ${mw} s (target stopped $(med "${stop[@]}") s)," \

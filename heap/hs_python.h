@@ -58,6 +58,8 @@ struct hs_py_opts {
 	 */
 	int (*read_file)(void *ud, hs_addr_t addr, void *buf, size_t len);
 	void *read_file_ud;
+	unsigned jobs;           /* threads reading arenas, at most 4; 0: 2,
+				    or 1 on one CPU */
 };
 
 struct hs_py_type {
@@ -76,6 +78,8 @@ struct hs_py_type {
 struct hs_py_arena {
 	hs_addr_t addr;          /* arena_object.address */
 	uint64_t size;           /* the version's arena size */
+	hs_addr_t pool_address;  /* pools below it have been used */
+	uint32_t index;          /* in the arena vector (pools' arenaindex) */
 };
 
 struct hs_py_count {
@@ -103,6 +107,7 @@ struct hs_py {
 	struct hs_py_type *types; /* owned */
 	size_t ntypes;
 	size_t nstatic_types, nheap_types;
+	unsigned jobs;           /* threads reading the arenas (census) */
 	uint64_t data_scanned;   /* bytes of module data read for types */
 	/* Filled by hs_py_census(). */
 	bool census_done;

@@ -15,6 +15,7 @@
 
 enum {
 	OPT_TOP = HS_OPT_FIRST_PRIVATE,
+	OPT_JOBS,
 };
 
 static const char usage_text[] =
@@ -28,13 +29,16 @@ static const char usage_text[] =
 	"Dead objects kept on type freelists are shown apart, not counted.\n\n"
 	"options:\n"
 	"%s"
-	"      --top N      list the N largest types only (default 0: all)\n";
+	"      --top N      list the N largest types only (default 0: all)\n"
+	"      --jobs N     threads reading pymalloc's arenas, 1 to 4 (default 2,\n"
+	"                   or 1 on one CPU)\n";
 
 int cmd_types(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		HS_CLI_COMMON_LONGOPTS,
 		{ "top", required_argument, NULL, OPT_TOP },
+		{ "jobs", required_argument, NULL, OPT_JOBS },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct hs_cli_opts o = { 0 };
@@ -45,7 +49,7 @@ int cmd_types(int argc, char **argv)
 	struct hs_glibc_heap *h = NULL;
 	struct hs_report_py rp;
 	struct hs_target *t = NULL;
-	uint64_t top = 0;
+	uint64_t top = 0, jobs = 0;
 	int c, ret, herr;
 
 	while ((c = hs_cli_next_opt(&ps)) > 0) {
@@ -53,6 +57,11 @@ int cmd_types(int argc, char **argv)
 		case OPT_TOP:
 			if (hs_cli_parse_u64(optarg, &top) || top > 100000000)
 				return hs_cli_usage_err("types", "invalid --top '%s'", optarg);
+			break;
+		case OPT_JOBS:
+			if (hs_cli_parse_u64(optarg, &jobs) || jobs < 1 || jobs > 4)
+				return hs_cli_usage_err("types", "invalid --jobs '%s' (1 to 4)",
+							optarg);
 			break;
 		}
 	}
@@ -72,7 +81,7 @@ int cmd_types(int argc, char **argv)
 		hs_glibc_close(h);
 		h = NULL;
 	}
-	ret = hs_interrupted ? -HS_E_INTERRUPTED : hs_report_py_collect(t, h, &rp);
+	ret = hs_interrupted ? -HS_E_INTERRUPTED : hs_report_py_collect_jobs(t, h, (unsigned)jobs, &rp);
 	(void)hs_target_resume(t);
 	if (ret == -HS_E_INTERRUPTED || hs_interrupted) {
 		hs_report_py_release(&rp);

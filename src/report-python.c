@@ -14,7 +14,7 @@ static int read_file_cb(void *ud, hs_addr_t addr, void *buf, size_t len)
 }
 
 /* hs_pyfind + hs_py_open: the interpreter, without the census. */
-static int py_open(struct hs_target *t, struct hs_report_py *out)
+static int py_open(struct hs_target *t, unsigned jobs, struct hs_report_py *out)
 {
 	struct hs_pyfind f;
 	struct hs_py_opts o;
@@ -43,6 +43,7 @@ static int py_open(struct hs_target *t, struct hs_report_py *out)
 	o.version_hex = f.version_hex;
 	o.version_how = f.version_how;
 	o.module = f.module;
+	o.jobs = jobs;
 	if (hs_syms_open(t, HS_SYMS_NO_DEBUGINFO, &out->syms) == 0) {
 		o.read_file = read_file_cb;
 		o.read_file_ud = out->syms;
@@ -61,7 +62,7 @@ int hs_report_py_where(struct hs_target *t, struct hs_glibc_heap *h,
 	struct hs_str_where_iv *v = NULL;
 	size_t n = 0;
 	bool capped = false;
-	int ret = py_open(t, &r);
+	int ret = py_open(t, 1, &r);
 
 	if (ret == 0 && r.py && !r.err) {
 		ret = hs_py_str_places(r.py, h, &v, &n, &capped);
@@ -79,7 +80,13 @@ int hs_report_py_where(struct hs_target *t, struct hs_glibc_heap *h,
 int hs_report_py_collect(struct hs_target *t, struct hs_glibc_heap *h,
 			 struct hs_report_py *out)
 {
-	int ret = py_open(t, out);
+	return hs_report_py_collect_jobs(t, h, 0, out);
+}
+
+int hs_report_py_collect_jobs(struct hs_target *t, struct hs_glibc_heap *h,
+			      unsigned jobs, struct hs_report_py *out)
+{
+	int ret = py_open(t, jobs, out);
 
 	if (ret < 0 || !out->py || out->err)
 		return ret;

@@ -34,6 +34,9 @@ struct hs_report_py {
  */
 int hs_report_py_collect(struct hs_target *t, struct hs_glibc_heap *h,
 			 struct hs_report_py *out) HS_MUST_CHECK;
+/* The same with `jobs` threads reading the arenas (0: the default). */
+int hs_report_py_collect_jobs(struct hs_target *t, struct hs_glibc_heap *h,
+			      unsigned jobs, struct hs_report_py *out) HS_MUST_CHECK;
 void hs_report_py_release(struct hs_report_py *r);
 
 /*

@@ -6,6 +6,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdlib.h>
 
@@ -73,32 +74,76 @@ static long classify(const struct hs_py *py, const unsigned char *b, size_t bsiz
 	return -1;
 }
 
-static void count(struct hs_py *py, long idx, bool dead, uint64_t bytes,
-		  hs_addr_t addr, struct hs_py_count *where)
+/* Counts of one walker (a thread, or the glibc pass), merged at the end. */
+struct tstat {
+	uint64_t count, bytes, free_count, free_bytes;
+	hs_addr_t sample;        /* lowest address seen: the same every run */
+};
+
+struct acc {
+	struct tstat *ts;        /* per type, py->ntypes of them */
+	struct hs_py_count blocks, pools, pm_objects, gl_objects, freelist;
+};
+
+static void acc_init(struct acc *a, const struct hs_py *py)
 {
-	struct hs_py_type *ty = &py->types[idx];
+	memset(a, 0, sizeof(*a));
+	a->ts = hs_xcalloc(py->ntypes ? py->ntypes : 1, sizeof(*a->ts));
+}
+
+static void acc_merge(struct hs_py *py, struct acc *a)
+{
+	for (size_t i = 0; i < py->ntypes; i++) {
+		struct hs_py_type *ty = &py->types[i];
+		const struct tstat *t = &a->ts[i];
+
+		ty->count += t->count;
+		ty->bytes += t->bytes;
+		ty->free_count += t->free_count;
+		ty->free_bytes += t->free_bytes;
+		if (t->sample && (!ty->sample || t->sample < ty->sample))
+			ty->sample = t->sample;
+	}
+	py->pymalloc_blocks.count += a->blocks.count;
+	py->pymalloc_blocks.bytes += a->blocks.bytes;
+	py->pymalloc_pools.count += a->pools.count;
+	py->pymalloc_pools.bytes += a->pools.bytes;
+	py->pymalloc_objects.count += a->pm_objects.count;
+	py->pymalloc_objects.bytes += a->pm_objects.bytes;
+	py->glibc_objects.count += a->gl_objects.count;
+	py->glibc_objects.bytes += a->gl_objects.bytes;
+	py->objects.count += a->pm_objects.count + a->gl_objects.count;
+	py->objects.bytes += a->pm_objects.bytes + a->gl_objects.bytes;
+	py->freelist.count += a->freelist.count;
+	py->freelist.bytes += a->freelist.bytes;
+	free(a->ts);
+	a->ts = NULL;
+}
+
+static inline void count(struct acc *a, long idx, bool dead, uint64_t bytes,
+			 hs_addr_t addr, struct hs_py_count *where)
+{
+	struct tstat *t = &a->ts[idx];
 
 	if (dead) {
-		ty->free_count++;
-		ty->free_bytes += bytes;
-		py->freelist.count++;
-		py->freelist.bytes += bytes;
+		t->free_count++;
+		t->free_bytes += bytes;
+		a->freelist.count++;
+		a->freelist.bytes += bytes;
 		return;
 	}
-	ty->count++;
-	ty->bytes += bytes;
-	if (!ty->sample)
-		ty->sample = addr;
+	t->count++;
+	t->bytes += bytes;
+	if (!t->sample || addr < t->sample)
+		t->sample = addr;
 	where->count++;
 	where->bytes += bytes;
-	py->objects.count++;
-	py->objects.bytes += bytes;
 }
 
 /* ---- pymalloc ---------------------------------------------------------- */
 
-static void walk_pool(struct hs_py *py, const unsigned char *p, hs_addr_t pool,
-		      uint32_t aidx, uint64_t *freemap)
+static void walk_pool(struct hs_py *py, struct acc *a, const unsigned char *p,
+		      hs_addr_t pool, uint32_t aidx, uint64_t *freemap)
 {
 	uint32_t ref = py_u32(p + PY_PH_REF), szidx = py_u32(p + PY_PH_SZIDX);
 	uint32_t next = py_u32(p + PY_PH_NEXTOFFSET), maxnext = py_u32(p + PY_PH_MAXNEXTOFFSET);
@@ -145,62 +190,101 @@ static void walk_pool(struct hs_py *py, const unsigned char *p, hs_addr_t pool,
 		alloc++;
 		idx = classify(py, b, (size_t)size, &dead);
 		if (idx >= 0)
-			count(py, idx, dead, size,
-			      pool + PY_POOL_OVERHEAD + bi * size, &py->pymalloc_objects);
+			count(a, idx, dead, size, pool + PY_POOL_OVERHEAD + bi * size,
+			      &a->pm_objects);
 	}
-	py->pymalloc_blocks.count += alloc;
-	py->pymalloc_blocks.bytes += alloc * size;
-	py->pymalloc_pools.count++;
-	py->pymalloc_pools.bytes += py->pool_size;
+	a->blocks.count += alloc;
+	a->blocks.bytes += alloc * size;
+	a->pools.count++;
+	a->pools.bytes += py->pool_size;
 	if (alloc != ref)
 		hs_py_problem(py, pool, "pool holds %" PRIu64 " blocks, its count says %u",
 			      alloc, ref);
 }
 
-static int walk_arenas(struct hs_py *py)
+#define MAX_JOBS 4
+
+struct walker {
+	struct hs_py *py;
+	struct acc acc;
+	size_t *next;            /* shared: the next arena to take */
+	int *err;                /* shared: first error, stops everyone */
+	pthread_t th;
+};
+
+static void *walk_arenas_thread(void *arg)
 {
-	enum { BATCH = 1024 };
-	unsigned char *ao = hs_xmalloc(BATCH * PY_AO_SIZE);
+	struct walker *w = arg;
+	struct hs_py *py = w->py;
 	unsigned char *buf = hs_xmalloc((size_t)py->arena_size);
 	uint64_t *freemap = hs_xmalloc((size_t)(py->pool_size / PY_ALIGN / 64 + 1) * 8);
-	int ret = 0;
 
-	for (uint64_t i = 0; i < py->maxarenas && !ret; i += BATCH) {
-		uint64_t k = py->maxarenas - i < BATCH ? py->maxarenas - i : BATCH;
-		size_t got = 0;
+	for (;;) {
+		size_t i = __atomic_fetch_add(w->next, 1, __ATOMIC_RELAXED);
+		const struct hs_py_arena *ar;
+		hs_addr_t first;
+		size_t n = 0;
+		int ret;
 
-		ret = hs_target_read(py->t, py->arenas_vec + i * PY_AO_SIZE, ao,
-				     (size_t)(k * PY_AO_SIZE), &got);
-		if (ret < 0)
+		if (i >= py->narenas || __atomic_load_n(w->err, __ATOMIC_RELAXED))
 			break;
-		for (uint64_t j = 0; j < k && (j + 1) * PY_AO_SIZE <= got; j++) {
-			const unsigned char *e = ao + j * PY_AO_SIZE;
-			hs_addr_t a = py_u64(e + PY_AO_ADDRESS), pa = py_u64(e + PY_AO_POOL_ADDRESS);
-			hs_addr_t first = (a + py->pool_size - 1) & ~(py->pool_size - 1);
-			size_t n = 0;
-
-			if (!a || pa <= first || pa > a + py->arena_size)
-				continue;
-			/* Pools below pool_address have been carved: used or
-			 * empty.  Those above were never touched. */
-			ret = hs_target_read(py->t, first, buf, (size_t)(pa - first), &n);
-			if (ret == -ESRCH)
-				break;
-			ret = 0;
-			for (uint64_t off = 0; off + py->pool_size <= n; off += py->pool_size)
-				walk_pool(py, buf + off, first + off, (uint32_t)(i + j), freemap);
-			if (hs_interrupted) {
-				ret = -HS_E_INTERRUPTED;
-				break;
-			}
+		if (hs_interrupted) {
+			__atomic_store_n(w->err, -HS_E_INTERRUPTED, __ATOMIC_RELAXED);
+			break;
 		}
-		if (got < k * PY_AO_SIZE)
+		ar = &py->arenas[i];
+		first = (ar->addr + py->pool_size - 1) & ~(py->pool_size - 1);
+		if (ar->pool_address <= first)
+			continue;
+		/* Pools below pool_address have been carved: used or empty.
+		 * Those above were never touched. */
+		ret = hs_target_read(py->t, first, buf, (size_t)(ar->pool_address - first), &n);
+		if (ret == -ESRCH) {
+			__atomic_store_n(w->err, ret, __ATOMIC_RELAXED);
 			break;
+		}
+		for (uint64_t off = 0; off + py->pool_size <= n; off += py->pool_size)
+			walk_pool(py, &w->acc, buf + off, first + off, ar->index, freemap);
 	}
 	free(freemap);
 	free(buf);
-	free(ao);
-	return ret;
+	return NULL;
+}
+
+/*
+ * Every used arena, by py->jobs threads (each reads whole arenas: the
+ * kernel's copy of the target's pages is most of the time).
+ */
+static int walk_arenas(struct hs_py *py)
+{
+	struct walker w[MAX_JOBS];
+	size_t next = 0;
+	int err = 0;
+	unsigned n = py->jobs ? py->jobs : 1;
+
+	if (n > MAX_JOBS)
+		n = MAX_JOBS;
+	if (n > py->narenas)
+		n = py->narenas ? (unsigned)py->narenas : 1;
+	for (unsigned i = 0; i < n; i++) {
+		w[i].py = py;
+		w[i].next = &next;
+		w[i].err = &err;
+		acc_init(&w[i].acc, py);
+	}
+	/* Thread 0 is this one; a thread that cannot start leaves its share
+	 * to the others. */
+	for (unsigned i = 1; i < n; i++)
+		if (pthread_create(&w[i].th, NULL, walk_arenas_thread, &w[i]))
+			w[i].py = NULL;
+	walk_arenas_thread(&w[0]);
+	for (unsigned i = 0; i < n; i++) {
+		if (i && w[i].py)
+			pthread_join(w[i].th, NULL);
+		w[i].py = py;
+		acc_merge(py, &w[i].acc);
+	}
+	return err;
 }
 
 /* ---- glibc chunks ------------------------------------------------------ */
@@ -211,6 +295,7 @@ struct ht_cand {
 
 struct glibc_ctx {
 	struct hs_py *py;
+	struct acc acc;
 	struct win w;
 	struct ht_cand *c;
 	size_t n, alloc;
@@ -295,7 +380,7 @@ static int objects_cb(void *ud, const struct hs_glibc_chunk *c)
 		return 0;
 	idx = classify(g->py, b, (size_t)usable, &dead);
 	if (idx >= 0)
-		count(g->py, idx, dead, c->size, c->addr + 16, &g->py->glibc_objects);
+		count(&g->acc, idx, dead, c->size, c->addr + 16, &g->acc.gl_objects);
 	return hs_interrupted ? -HS_E_INTERRUPTED : 0;
 }
 
@@ -325,7 +410,9 @@ int hs_py_census(struct hs_py *py, struct hs_glibc_heap *h)
 	}
 	if (h) {
 		g.w.base = g.w.len = 0;
+		acc_init(&g.acc, py);
 		ret = hs_glibc_for_each_chunk(h, objects_cb, &g);
+		acc_merge(py, &g.acc);
 		if (ret < 0)
 			goto out;
 	}

@@ -5,10 +5,12 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #define KIB 1024ull
 #define MIB (1024ull * 1024)
@@ -37,8 +39,11 @@ const struct py_layout *hs_py_layout_for(unsigned minor)
 
 void hs_py_problem(struct hs_py *py, hs_addr_t addr, const char *fmt, ...)
 {
+	struct py_priv *pv = py->priv;
 	va_list ap;
 
+	/* The census's threads report too. */
+	pthread_mutex_lock(&pv->mu);
 	if (py->nproblems < HS_PY_MAX_PROBLEMS) {
 		struct hs_py_problem *p = &py->problems[py->nproblems];
 
@@ -48,6 +53,7 @@ void hs_py_problem(struct hs_py *py, hs_addr_t addr, const char *fmt, ...)
 		va_end(ap);
 	}
 	py->nproblems++;
+	pthread_mutex_unlock(&pv->mu);
 }
 
 /* ---- the type table ---------------------------------------------------- */
@@ -443,6 +449,8 @@ static int load_arenas(struct hs_py *py)
 			HS_ALLOC_GROW(py->arenas, py->narenas + 1, alloc);
 			py->arenas[py->narenas].addr = a;
 			py->arenas[py->narenas].size = py->arena_size;
+			py->arenas[py->narenas].pool_address = pa;
+			py->arenas[py->narenas].index = (uint32_t)(i + j);
 			py->narenas++;
 		}
 		if (got < k * PY_AO_SIZE)
@@ -555,6 +563,7 @@ int hs_py_open(struct hs_target *t, const struct hs_py_opts *opts, struct hs_py 
 		return -HS_E_NOT_FOUND;
 	py = hs_xcalloc(1, sizeof(*py));
 	pv = hs_xcalloc(1, sizeof(*pv));
+	pthread_mutex_init(&pv->mu, NULL);
 	pv->hcap = 1024;
 	pv->hash = hs_xcalloc(pv->hcap, sizeof(*pv->hash));
 	py->priv = pv;
@@ -574,6 +583,9 @@ int hs_py_open(struct hs_target *t, const struct hs_py_opts *opts, struct hs_py 
 	pv->lay = py->minor && opts->runtime ? hs_py_layout_for(py->minor) : NULL;
 	if (!pv->lay)
 		return -HS_E_UNSUPPORTED;
+	py->jobs = opts->jobs;
+	if (!py->jobs) /* as heapscan strings: 2, or 1 on one CPU */
+		py->jobs = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 2 : 1;
 	py->arena_size = pv->lay->arena_size;
 	py->pool_size = pv->lay->pool_size;
 	if (hs_py_type_add(py, opts->type_type, false) != 0 ||
@@ -601,8 +613,10 @@ void hs_py_close(struct hs_py *py)
 	free(py->types);
 	free(py->arenas);
 	free(py->module);
-	if (pv)
+	if (pv) {
 		free(pv->hash);
+		pthread_mutex_destroy(&pv->mu);
+	}
 	free(pv);
 	free(py);
 }

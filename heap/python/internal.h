@@ -7,6 +7,7 @@
 
 #include "hs_python.h"
 
+#include <pthread.h>
 #include <string.h>
 
 /* PyObject / PyVarObject (default build, 3.8-3.13). */
@@ -89,6 +90,7 @@ struct py_priv {
 	size_t hcap;             /* power of two */
 	size_t types_alloc;
 	hs_addr_t modkey;        /* the interned "__module__" str, once seen */
+	pthread_mutex_t mu;      /* guards problems */
 };
 
 /* Index of the type at addr, or -1. */
