@@ -17,8 +17,8 @@ PYENV = "/root/.pyenv/versions"
 class PyVictim(h.Victim):
     """h.Victim for a Python script: same handshake, same facts."""
 
-    def __init__(self, python, *args, env=None):
-        argv = [python, SCRIPT] + [str(a) for a in args]
+    def __init__(self, python, *args, env=None, script=SCRIPT):
+        argv = [python, script] + [str(a) for a in args]
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, env=env, text=True,
                                      bufsize=1)
@@ -40,6 +40,28 @@ class PyVictim(h.Victim):
             except subprocess.TimeoutExpired:
                 pass
         h.Victim.close(self)
+
+
+CLASSES = os.path.join(h.SOURCE, "fixtures", "victims", "py_classes.py")
+
+
+def class_counts(v):
+    """{name: count} that py_classes.py printed ("class NAME COUNT")."""
+    res = {}
+    for line in v.lines:
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "class":
+            res[parts[1]] = int(parts[2])
+    return res
+
+
+def census(rep):
+    """{name: count} of a types --json report, rows of one name summed."""
+    res = {}
+    for r in rep["types"]:
+        if r["kind"] == "python":
+            res[r["type"]] = res.get(r["type"], 0) + r["count"]
+    return res
 
 
 def rows(rep):

@@ -13,7 +13,7 @@ import subprocess
 import unittest
 
 import harness as h
-from pyvictim import DEBIAN_PYTHON, PyVictim, rows
+from pyvictim import CLASSES, DEBIAN_PYTHON, PyVictim, census, class_counts, rows
 
 N = 30000
 
@@ -117,6 +117,20 @@ class Types(h.TmpDirTestCase):
             self.assertIn("+7000", line[1])
             # the new arena is a python region
             self.assertIn("(python)", out)
+
+    def test_every_class_matches_gc(self):
+        # Every class (heap type) with GC-tracked instances, the victim's
+        # and the standard library's, metaclass and nested ones included:
+        # heapscan's count is gc.get_objects()'s, exactly.
+        with PyVictim(DEBIAN_PYTHON, script=CLASSES) as v:
+            want = class_counts(v)
+            self.assertIn("__main__.Outer.Inner", want)
+            self.assertGreater(len(want), 50)
+            rep, rc, err = h.run_json("types", "-p", v.pid)
+            self.assertEqual(rc, 0, err)
+            got = census(rep)
+            bad = {k: (n, got.get(k)) for k, n in want.items() if got.get(k) != n}
+            self.assertEqual(bad, {})
 
     def test_no_stop_and_fork(self):
         with PyVictim(DEBIAN_PYTHON, N) as v:

@@ -12,7 +12,7 @@ import subprocess
 import unittest
 
 import harness as h
-from pyvictim import PyVictim, pyenv_pythons, rows
+from pyvictim import CLASSES, PyVictim, census, class_counts, pyenv_pythons, rows
 
 N = 20000
 
@@ -68,6 +68,22 @@ class PyenvTypes(h.TmpDirTestCase):
                         self.assertEqual(r2["__main__." + cls]["count"], v.fact(cls),
                                          (path, cls))
                     os.unlink(path)
+                tested += 1
+        if not tested:
+            self.skipTest("no pyenv CPython 3.8-3.13 on this machine")
+
+    def test_every_class_matches_gc(self):
+        tested = 0
+        for d, python in pyenv_pythons():
+            if not ((3, 8) <= version_of(d) <= (3, 13)):
+                continue
+            with self.subTest(python=d), PyVictim(python, script=CLASSES) as v:
+                want = class_counts(v)
+                rep, rc, err = h.run_json("types", "-p", v.pid)
+                self.assertEqual(rc, 0, err)
+                got = census(rep)
+                bad = {k: (n, got.get(k)) for k, n in want.items() if got.get(k) != n}
+                self.assertEqual(bad, {})
                 tested += 1
         if not tested:
             self.skipTest("no pyenv CPython 3.8-3.13 on this machine")
