@@ -132,6 +132,28 @@ class Types(h.TmpDirTestCase):
             bad = {k: (n, got.get(k)) for k, n in want.items() if got.get(k) != n}
             self.assertEqual(bad, {})
 
+    def test_scan_section_and_python_regions(self):
+        with PyVictim(DEBIAN_PYTHON, N) as v:
+            rep, rc, err = h.run_json("-p", v.pid, "--no-strings", "--top", "5")
+            self.assertEqual(rc, 0, err)
+            py = rep["python"]
+            # the same census as heapscan types
+            r = rows(rep)
+            self.assertEqual(r["__main__.LeakyContext"]["count"], v.fact("LeakyContext"))
+            self.assertEqual(len(rep["types"]), 5)
+            # pymalloc's arenas are the python class, and nothing else is
+            arenas = py["arenas"] * py["arena_size"]
+            pyregions = [x for x in rep["regions"] if x["class"] == "python"]
+            self.assertTrue(pyregions)
+            size = sum(int(x["end"], 16) - int(x["start"], 16) for x in pyregions)
+            self.assertGreaterEqual(size, arenas // 2)
+            self.assertLessEqual(size, 2 * arenas)
+            rc, out, err = h.run("-p", v.pid, "--no-strings")
+            self.assertEqual(rc, 0, err)
+            self.assertRegex(out, r"Python objects: \d+ objects, ")
+            self.assertIn("C heap (glibc): ", out)
+            self.assertIn("Python object arenas (pymalloc)", out)
+
     def test_no_stop_and_fork(self):
         with PyVictim(DEBIAN_PYTHON, N) as v:
             for opt in ("--no-stop", "--fork"):
