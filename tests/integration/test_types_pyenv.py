@@ -100,6 +100,11 @@ class PyenvTypes(h.TmpDirTestCase):
                 # the full version, from the version string in .rodata
                 self.assertEqual(err, "heapscan: python %s is not supported by the "
                                  "census (3.8-3.13 are)\n" % d)
+                # the default report says so in its section; the rest stands
+                rc, out, err = h.run("-p", v.pid, "--no-strings")
+                self.assertEqual(rc, 0, err)
+                self.assertIn("\nPython objects\n  python %s is not supported" % d, out)
+                self.assertIn("glibc heap", out)
 
 
 if __name__ == "__main__":
