@@ -158,24 +158,25 @@ static int dict_module(struct hs_py *py, hs_addr_t dict, char *out, size_t max)
 	if (!nent || hs_target_read_full(py->t, kaddr + eoff, ents,
 					 (size_t)(nent * esize)) < 0)
 		return -1;
-	for (uint64_t i = 0; i < nent; i++) {
-		const unsigned char *e = ents + i * esize + (esize == 24 ? 8 : 0);
-		hs_addr_t key = py_u64(e), val = py_u64(e + 8);
-		char kb[16];
+	/* First by the address of the interned "__module__" most class dicts
+	 * share (no read), then by reading the keys: an extension may have
+	 * made its own "__module__" string. */
+	for (int pass = *modkey ? 0 : 1; pass < 2; pass++)
+		for (uint64_t i = 0; i < nent; i++) {
+			const unsigned char *e = ents + i * esize + (esize == 24 ? 8 : 0);
+			hs_addr_t key = py_u64(e), val = py_u64(e + 8);
+			char kb[16];
 
-		if (!key)
-			continue;
-		if (*modkey) {
-			if (key != *modkey)
+			if (!key || (pass == 0 && key != *modkey))
 				continue;
-		} else if (read_ascii_str(py, key, kb, sizeof(kb)) != 10 ||
-			   strcmp(kb, "__module__")) {
-			continue;
-		} else {
-			*modkey = key;
+			if (pass == 1 && (key == *modkey ||
+					  read_ascii_str(py, key, kb, sizeof(kb)) != 10 ||
+					  strcmp(kb, "__module__")))
+				continue;
+			if (!*modkey)
+				*modkey = key;
+			return read_ascii_str(py, val, out, max);
 		}
-		return read_ascii_str(py, val, out, max);
-	}
 	return -1;
 }
 
@@ -247,8 +248,22 @@ long hs_py_type_add(struct hs_py *py, hs_addr_t addr, bool heap)
 		if (n < 0 && (hs_read_cstr(py->t, py_u64(b + PY_TP_NAME), name, 128) <= 0 ||
 			      !printable(name, strlen(name))))
 			return -1;
-		if (dict_module(py, py_u64(b + PY_TP_DICT), mod, sizeof(mod)) > 0 &&
-		    strcmp(mod, "builtins")) {
+		if (dict_module(py, py_u64(b + PY_TP_DICT), mod, sizeof(mod)) < 0) {
+			/* No str __module__ in the dict (an extension's type
+			 * may hold a descriptor there): a type made from a
+			 * spec has the module in tp_name, "pkg.mod.Name". */
+			char tn[128];
+			char *dot;
+
+			mod[0] = '\0';
+			if (hs_read_cstr(py->t, py_u64(b + PY_TP_NAME), tn, sizeof(tn)) > 0 &&
+			    printable(tn, strlen(tn)) && (dot = strrchr(tn, '.')) &&
+			    (size_t)(dot - tn) < sizeof(mod)) {
+				memcpy(mod, tn, (size_t)(dot - tn));
+				mod[dot - tn] = '\0';
+			}
+		}
+		if (mod[0] && strcmp(mod, "builtins")) {
 			size_t ml = strlen(mod), nl = strlen(name);
 
 			memmove(name + ml + 1, name, nl + 1);

@@ -45,12 +45,13 @@ class PyVictim(h.Victim):
 CLASSES = os.path.join(h.SOURCE, "fixtures", "victims", "py_classes.py")
 
 
-def class_counts(v):
-    """{name: count} that py_classes.py printed ("class NAME COUNT")."""
+def class_counts(v, kind="class"):
+    """{name: count} that py_classes.py printed ("class NAME COUNT", or
+    "static NAME COUNT" with kind "static")."""
     res = {}
     for line in v.lines:
         parts = line.split()
-        if len(parts) == 3 and parts[0] == "class":
+        if len(parts) == 3 and parts[0] == kind:
             res[parts[1]] = int(parts[2])
     return res
 

@@ -131,6 +131,11 @@ class Types(h.TmpDirTestCase):
             got = census(rep)
             bad = {k: (n, got.get(k)) for k, n in want.items() if got.get(k) != n}
             self.assertEqual(bad, {})
+            # static types: gc sees only tracked instances, heapscan all
+            static = class_counts(v, "static")
+            self.assertIn("dict", static)
+            low = {k: (n, got.get(k)) for k, n in static.items() if got.get(k, 0) < n}
+            self.assertEqual(low, {})
 
     def test_scan_section_and_python_regions(self):
         with PyVictim(DEBIAN_PYTHON, N) as v:
