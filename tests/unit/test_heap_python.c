@@ -348,6 +348,63 @@ static void test_versions_refused(void **state)
 	release(&m);
 }
 
+/* Hostile memory: the synthetic interpreter with its data, vector and
+ * arena overwritten by random words (pointers into the segments among
+ * them) must give an answer, never a crash or a hang (run under ASan). */
+static void test_random_memory(void **state)
+{
+	uint64_t seed = 0x9E3779B97F4A7C15ull;
+
+	(void)state;
+	for (unsigned round = 0; round < 40; round++) {
+		struct mem m;
+		struct expect e;
+		struct hs_py *py = NULL;
+		struct hs_py_opts o = opts_for(8 + round % 6);
+		const hs_addr_t bases[] = { DATA_A, HEAP_A, ARENA_A, TYPE_A, FLOAT_A };
+
+		build(&m, 8 + round % 6, &e);
+		for (unsigned k = 0; k < 4000; k++) {
+			uint64_t r, v;
+			unsigned char *where;
+			size_t off;
+
+			seed ^= seed << 13;
+			seed ^= seed >> 7;
+			seed ^= seed << 17;
+			r = seed;
+			/* a random word, or a pointer near a known address */
+			v = (r & 1) ? r : bases[(r >> 1) % 5] + ((r >> 8) & 0xfff8);
+			switch ((r >> 20) % 4) {
+			case 0:
+				where = m.data;
+				off = (size_t)((r >> 24) % (DATA_LEN / 8)) * 8;
+				break;
+			case 1:
+				where = m.heap;
+				off = (size_t)((r >> 24) % (HEAP_LEN / 8)) * 8;
+				break;
+			default:
+				where = m.arena;
+				off = (size_t)((r >> 24) % (4 * m.pool_size / 8)) * 8;
+				break;
+			}
+			/* keep PyType_Type itself a type, or nothing happens */
+			if (where == m.data && off >= TYPE_A - DATA_A &&
+			    off < TYPE_A - DATA_A + 272)
+				continue;
+			put64(where + off, v);
+		}
+		assert_int_equal(hs_py_open(m.t, &o, &py), 0);
+		if (!py)
+			fail();
+		assert_int_equal(hs_py_census(py, NULL), 0);
+		assert_true(py->objects.count <= py->pymalloc_blocks.count);
+		hs_py_close(py);
+		release(&m);
+	}
+}
+
 /* Strings' locations: PYTHON intervals laid over malloc's. */
 static void test_where_overlay(void **state)
 {
@@ -456,6 +513,7 @@ int main(void)
 		cmocka_unit_test(test_corrupt_pool_and_loop),
 		cmocka_unit_test(test_no_vector),
 		cmocka_unit_test(test_versions_refused),
+		cmocka_unit_test(test_random_memory),
 		cmocka_unit_test(test_where_overlay),
 		cmocka_unit_test(test_profile_types_roundtrip_and_diff),
 	};
