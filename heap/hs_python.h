@@ -102,6 +102,8 @@ struct hs_py {
 	hs_addr_t arenas_vec;    /* the arena_object array */
 	hs_addr_t arenas_ptr;    /* the word in the data that points to it */
 	uint64_t maxarenas;      /* entries in the vector */
+	size_t nvectors;         /* arena vectors walked: the main one, and
+				    those of isolated sub-interpreters */
 	struct hs_py_arena *arenas; /* owned, used arenas, sorted by address */
 	size_t narenas;
 	struct hs_py_type *types; /* owned */

@@ -183,9 +183,11 @@ void hs_report_py_status_text(FILE *out, const struct hs_report_py *r)
 	fprintf(out, "python %s (%s, %s)\n", py->version,
 		r->version_how ? r->version_how : "?", r->module);
 	if (py->arenas_vec)
-		fprintf(out, "  pymalloc: %zu arenas of %s, %" PRIu64 " used pools, "
+		fprintf(out, "  pymalloc: %zu arenas of %s%s, %" PRIu64 " used pools, "
 			"%" PRIu64 " blocks in use (%s), %" PRIu64 " of them objects\n",
-			py->narenas, fb(b1, py->arena_size), py->pymalloc_pools.count,
+			py->narenas, fb(b1, py->arena_size),
+			py->nvectors > 1 ? " (sub-interpreters' included)" : "",
+			py->pymalloc_pools.count,
 			py->pymalloc_blocks.count, fb(b2, py->pymalloc_blocks.bytes),
 			py->pymalloc_objects.count);
 	else
@@ -245,6 +247,7 @@ void hs_report_py_status_json(struct hs_json *j, const struct hs_report_py *r)
 	hs_json_u64(j, "arena_size", py->arena_size);
 	hs_json_u64(j, "pool_size", py->pool_size);
 	hs_json_u64(j, "arenas", py->narenas);
+	hs_json_u64(j, "arena_vectors", py->nvectors);
 	hs_json_u64(j, "used_pools", py->pymalloc_pools.count);
 	hs_json_u64(j, "pymalloc_blocks", py->pymalloc_blocks.count);
 	hs_json_u64(j, "pymalloc_block_bytes", py->pymalloc_blocks.bytes);

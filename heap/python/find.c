@@ -432,19 +432,19 @@ static int arena_cmp(const void *a, const void *b)
 	return x->addr < y->addr ? -1 : x->addr > y->addr;
 }
 
-/* Reads the whole vector (bounded) into py->arenas. */
-static int load_arenas(struct hs_py *py)
+/* Appends the used arenas of the vector at vec (n entries, bounded) to
+ * py->arenas; the caller sorts. */
+static int load_arenas(struct hs_py *py, hs_addr_t vec, uint64_t n, size_t *alloc)
 {
 	enum { BATCH = 4096 };
 	unsigned char *b = hs_xmalloc(BATCH * PY_AO_SIZE);
-	size_t alloc = 0;
 	int ret = 0;
 
-	for (uint64_t i = 0; i < py->maxarenas; i += BATCH) {
-		uint64_t k = py->maxarenas - i < BATCH ? py->maxarenas - i : BATCH;
+	for (uint64_t i = 0; i < n; i += BATCH) {
+		uint64_t k = n - i < BATCH ? n - i : BATCH;
 		size_t got = 0;
 
-		ret = hs_target_read(py->t, py->arenas_vec + i * PY_AO_SIZE, b,
+		ret = hs_target_read(py->t, vec + i * PY_AO_SIZE, b,
 				     (size_t)(k * PY_AO_SIZE), &got);
 		if (ret == -ESRCH)
 			break;
@@ -456,12 +456,12 @@ static int load_arenas(struct hs_py *py)
 			if (!a)
 				continue;
 			if (pa < a || pa > a + py->arena_size) {
-				hs_py_problem(py, py->arenas_vec + (i + j) * PY_AO_SIZE,
+				hs_py_problem(py, vec + (i + j) * PY_AO_SIZE,
 					      "arena_object %" PRIu64 ": pool_address outside its arena",
 					      i + j);
 				continue;
 			}
-			HS_ALLOC_GROW(py->arenas, py->narenas + 1, alloc);
+			HS_ALLOC_GROW(py->arenas, py->narenas + 1, *alloc);
 			py->arenas[py->narenas].addr = a;
 			py->arenas[py->narenas].size = py->arena_size;
 			py->arenas[py->narenas].pool_address = pa;
@@ -472,9 +472,102 @@ static int load_arenas(struct hs_py *py)
 			break;
 	}
 	free(b);
-	if (py->narenas > 1)
-		qsort(py->arenas, py->narenas, sizeof(*py->arenas), arena_cmp);
 	return ret;
+}
+
+#define MAX_INTERPS 256
+
+/*
+ * The arena vectors of sub-interpreters with their own obmalloc state
+ * (3.12+, isolated ones), found from the main interpreter's: its vector
+ * pointer lies at a fixed offset from the interpreter (3.12: the state is
+ * inside it), or from the state the interpreter points to (3.13: the
+ * pointer to the state is at a fixed offset, found as the word of the
+ * main interpreter that points closest below the vector pointer).  The
+ * interpreters are a list from _PyRuntime.interpreters.head (offset 40
+ * in 3.12), linked by `next` (offset 0); 3.13 gives both offsets and the
+ * interpreter's size in its _Py_DebugOffsets.  Appends to *vecs.
+ */
+static void find_sub_vectors(struct hs_py *py, hs_addr_t *vecs, uint64_t *ns,
+			     size_t *nvec, size_t max)
+{
+	hs_addr_t rt = py->opts.runtime, head, main_i = 0, interp;
+	uint64_t next_off = 0, isize = 0, obm_off = 0, d = 0;
+	unsigned char dbg[72];
+	uint64_t head_off = 40;
+
+	if (py->minor < 12 || !rt || !py->arenas_ptr)
+		return;
+	if (py->minor >= 13) {
+		if (hs_target_read_full(py->t, rt, dbg, sizeof(dbg)) < 0 ||
+		    memcmp(dbg, "xdebugpy", 8))
+			return;
+		head_off = py_u64(dbg + 40);
+		isize = py_u64(dbg + 48);
+		next_off = py_u64(dbg + 64);
+		if (head_off > (1u << 24) || isize > (1u << 24) || next_off + 8 > isize)
+			return;
+	}
+	if (hs_read_u64(py->t, rt + head_off, &head) < 0 || !head)
+		return;
+	/* The main interpreter: the one whose memory (3.12) or whose pointed
+	 * state (3.13) holds the vector pointer found in the data. */
+	interp = head;
+	for (unsigned k = 0; interp && k < MAX_INTERPS && !main_i; k++) {
+		if (py->minor == 12) {
+			if (py->arenas_ptr >= interp && py->arenas_ptr - interp < (1u << 20)) {
+				main_i = interp;
+				d = py->arenas_ptr - interp;
+			}
+		} else {
+			enum { WIN = 64 << 10 };
+			unsigned char *w = hs_xmalloc(WIN);
+			size_t got = 0;
+			uint64_t len = isize < WIN ? isize : WIN;
+
+			if (hs_target_read(py->t, interp, w, (size_t)len, &got) == 0)
+				for (size_t o = 0; o + 8 <= got; o += 8) {
+					hs_addr_t x = py_u64(w + o);
+
+					if (x && x <= py->arenas_ptr && py->arenas_ptr - x < 8192 &&
+					    (!main_i || py->arenas_ptr - x < d)) {
+						main_i = interp;
+						obm_off = o;
+						d = py->arenas_ptr - x;
+					}
+				}
+			free(w);
+		}
+		if (!main_i && hs_read_u64(py->t, interp + next_off, &interp) < 0)
+			break;
+	}
+	hs_log(HS_LOG_DEBUG, "python: interpreters from 0x%" PRIx64 ", main 0x%" PRIx64
+	       ", its obmalloc state at +%" PRIu64 ", vector pointer at +%" PRIu64,
+	       head, main_i, obm_off, d);
+	if (!main_i)
+		return;
+	interp = head;
+	for (unsigned k = 0; interp && k < MAX_INTERPS && *nvec < max; k++) {
+		hs_addr_t state = interp, vec;
+		uint64_t n = 0;
+
+		if (interp != main_i &&
+		    (py->minor == 12 || hs_read_u64(py->t, interp + obm_off, &state) == 0) &&
+		    hs_read_u64(py->t, state + d, &vec) == 0 && vec) {
+			bool seen = false;
+
+			hs_log(HS_LOG_DEBUG, "python: interpreter 0x%" PRIx64 ": obmalloc state "
+			       "0x%" PRIx64 ", arena vector 0x%" PRIx64, interp, state, vec);
+			for (size_t i = 0; i < *nvec; i++)
+				seen |= vecs[i] == vec;
+			if (!seen && check_vector(py, vec, &n) > 0) {
+				vecs[*nvec] = vec;
+				ns[(*nvec)++] = n;
+			}
+		}
+		if (hs_read_u64(py->t, interp + next_off, &interp) < 0)
+			break;
+	}
 }
 
 const struct hs_py_arena *hs_py_arena_find(const struct hs_py *py, hs_addr_t addr)
@@ -611,8 +704,20 @@ int hs_py_open(struct hs_target *t, const struct hs_py_opts *opts, struct hs_py 
 	free(buf);
 	if (ret < 0)
 		return ret;
-	if (py->arenas_vec)
-		ret = load_arenas(py);
+	if (py->arenas_vec) {
+		hs_addr_t vecs[16];
+		uint64_t ns[16];
+		size_t nvec = 1, alloc = 0;
+
+		vecs[0] = py->arenas_vec;
+		ns[0] = py->maxarenas;
+		find_sub_vectors(py, vecs, ns, &nvec, HS_ARRAY_SIZE(vecs));
+		py->nvectors = nvec;
+		for (size_t i = 0; i < nvec && ret == 0; i++)
+			ret = load_arenas(py, vecs[i], ns[i], &alloc);
+		if (py->narenas > 1)
+			qsort(py->arenas, py->narenas, sizeof(*py->arenas), arena_cmp);
+	}
 	return ret;
 }
 

@@ -43,6 +43,7 @@ class PyVictim(h.Victim):
 
 
 CLASSES = os.path.join(h.SOURCE, "fixtures", "victims", "py_classes.py")
+SUBINTERP = os.path.join(h.SOURCE, "fixtures", "victims", "py_subinterp.py")
 
 
 def class_counts(v, kind="class"):

@@ -12,7 +12,8 @@ import subprocess
 import unittest
 
 import harness as h
-from pyvictim import CLASSES, PyVictim, census, class_counts, pyenv_pythons, rows
+from pyvictim import (CLASSES, SUBINTERP, PyVictim, census, class_counts,
+                      pyenv_pythons, rows)
 
 N = 20000
 
@@ -87,6 +88,25 @@ class PyenvTypes(h.TmpDirTestCase):
                 tested += 1
         if not tested:
             self.skipTest("no pyenv CPython 3.8-3.13 on this machine")
+
+    def test_isolated_subinterpreter(self):
+        # 3.12+: an isolated sub-interpreter has its own obmalloc state and
+        # arenas; its objects count too (found through the interpreter list)
+        tested = 0
+        for d, python in pyenv_pythons():
+            if not ((3, 12) <= version_of(d) <= (3, 13)):
+                continue
+            with self.subTest(python=d), PyVictim(python, 12345, script=SUBINTERP) as v:
+                rep, rc, err = h.run_json("types", "-p", v.pid)
+                self.assertEqual(rc, 0, err)
+                self.assertEqual(rep["python"]["arena_vectors"], 2)
+                got = census(rep)
+                self.assertEqual(got["__main__.SubThing"], v.fact("SubThing"))
+                self.assertEqual(got["__main__.LeakyContext"], v.fact("LeakyContext"))
+                self.assertEqual(rep["python"]["problems_total"], 0)
+                tested += 1
+        if not tested:
+            self.skipTest("no pyenv CPython 3.12 or 3.13 on this machine")
 
     def test_unsupported_versions(self):
         old = [(d, p) for d, p in pyenv_pythons() if (3, 0) <= version_of(d) < (3, 8)]
