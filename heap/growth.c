@@ -1,5 +1,6 @@
 /* Diffing two profiles and grouping correlated growth; see hs_growth.h. */
 #include "hs_growth.h"
+#include "profile-internal.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -39,7 +40,8 @@ static void finish_item(struct hs_growth_item *it)
 {
 	it->dcount = (int64_t)(it->count_b - it->count_a);
 	it->dbytes = (int64_t)(it->bytes_b - it->bytes_a);
-	if (it->kind == HS_GROWTH_CHUNK || it->kind == HS_GROWTH_STRING)
+	if (it->kind == HS_GROWTH_CHUNK || it->kind == HS_GROWTH_STRING ||
+	    it->kind == HS_GROWTH_TYPE)
 		it->ratio = it->count_a ? (double)it->count_b / (double)it->count_a : 0;
 	else
 		it->ratio = it->bytes_a ? (double)it->bytes_b / (double)it->bytes_a : 0;
@@ -348,6 +350,55 @@ static void diff_strings(struct hs_diff *d)
 	free(tab);
 }
 
+/* ---- objects by type ----------------------------------------------------- */
+
+static void type_item(struct hs_diff *d, const struct hs_profile_type *ta,
+		      const struct hs_profile_type *tb)
+{
+	const struct hs_profile_type *ty = tb ? tb : ta;
+	struct hs_growth_item *it;
+
+	if (ta && tb && ta->count == tb->count && ta->bytes == tb->bytes)
+		return;
+	it = add_item(d, HS_GROWTH_TYPE);
+	it->s = ty->name;
+	it->stored = strlen(ty->name);
+	it->len = it->stored;
+	it->path = ty->kind;
+	if (ta) {
+		it->count_a = ta->count;
+		it->bytes_a = ta->bytes;
+	} else {
+		it->flags |= HS_GI_NEW;
+	}
+	if (tb) {
+		it->count_b = tb->count;
+		it->bytes_b = tb->bytes;
+	} else {
+		it->flags |= HS_GI_GONE;
+	}
+	finish_item(it);
+}
+
+/* Both sides are sorted by (kind, name), merged: one pass. */
+static void diff_types(struct hs_diff *d)
+{
+	const struct hs_profile *a = d->a, *b = d->b;
+	size_t i = 0, j = 0;
+
+	while (i < a->ntypes || j < b->ntypes) {
+		int c = i >= a->ntypes ? 1 : j >= b->ntypes ? -1 :
+			hs_profile_type_cmp(&a->types[i], &b->types[j]);
+
+		if (c == 0)
+			type_item(d, &a->types[i++], &b->types[j++]);
+		else if (c < 0)
+			type_item(d, &a->types[i++], NULL);
+		else
+			type_item(d, NULL, &b->types[j++]);
+	}
+}
+
 /* ---- ranking and groups ------------------------------------------------- */
 
 static int cmp_items(const void *x, const void *y)
@@ -385,7 +436,8 @@ static bool close_to(double x, double y, double tol)
 
 static bool groupable(const struct hs_diff *d, const struct hs_growth_item *it)
 {
-	if (it->kind != HS_GROWTH_CHUNK && it->kind != HS_GROWTH_STRING)
+	if (it->kind != HS_GROWTH_CHUNK && it->kind != HS_GROWTH_STRING &&
+	    it->kind != HS_GROWTH_TYPE)
 		return false;
 	if (it->flags & HS_GI_AFTER_CUT)
 		return false;
@@ -588,6 +640,11 @@ int hs_diff_compute(struct hs_diff *d, const struct hs_profile *a,
 				    "profile\n");
 		diff_strings(d);
 	}
+	if (a->types_done && b->types_done)
+		diff_types(d);
+	else if (a->types_done || b->types_done)
+		hs_buf_adds(&d->warnings, "objects by type not compared: a profile "
+			    "has none\n");
 	if (d->nitems)
 		qsort(d->items, d->nitems, sizeof(*d->items), cmp_items);
 	while (d->ngrowth < d->nitems && d->items[d->ngrowth].dbytes > 0)

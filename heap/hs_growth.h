@@ -32,9 +32,12 @@
  *   chunk ARENA SIZE COUNT BYTES              ARENA -1: mmapped chunks;
  *                                             SIZE 0: all other sizes
  *   string COUNT LEN BYTES TEXT               LEN: real length in chars
+ *   type KIND COUNT BYTES NAME                objects by type (hs_census:
+ *                                             KIND "python", "c++"); only
+ *                                             when meta "types" is 1
  *   end NRECORDS                              last line: records before it
  *
- * Escaped fields (meta values, PATH, TEXT) are the rest of the line; a
+ * Escaped fields (meta values, PATH, TEXT, NAME) are the rest of the line; a
  * backslash, a byte outside 0x20..0x7e, and a trailing space are written
  * as \\ or \xHH.  Lines starting with '#' are comments.  Readers treat the
  * file as hostile: lines are bounded (HS_PROFILE_LINE_MAX), record counts
@@ -48,6 +51,7 @@
 #define HS_GROWTH_H
 
 #include "hs_core.h"
+#include "hs_census.h"
 
 struct hs_glibc_opts;
 
@@ -95,6 +99,13 @@ struct hs_profile_string {
 	uint64_t count, bytes;
 };
 
+/* Objects of one type (rows of a census, merged by kind and name). */
+struct hs_profile_type {
+	char *kind;              /* owned: "python", "c++" */
+	char *name;              /* owned */
+	uint64_t count, bytes;
+};
+
 struct hs_profile {
 	unsigned version;        /* of the file it came from, or ours */
 	char *heapscan_version;  /* owned */
@@ -132,12 +143,22 @@ struct hs_profile {
 	size_t nchunks, achunks;
 	struct hs_profile_string *strings; /* ranked by count */
 	size_t nstrings, astrings;
+	/* objects by type: set by the caller (hs_profile_add_census) */
+	bool types_done;
+	struct hs_profile_type *types;     /* sorted by (kind, name) */
+	size_t ntypes, atypes;
 };
 
 enum hs_profile_allocator {
 	HS_PROFILE_GLIBC = 0,
 	HS_PROFILE_JEMALLOC = 1,
 };
+/*
+ * Adds the rows of c (live objects; freelists are not kept) to p, rows
+ * of one kind and name merged, and sets p->types_done.  Called by a layer
+ * that can take a census (the CLI) after hs_profile_build().
+ */
+void hs_profile_add_census(struct hs_profile *p, const struct hs_census *c);
 
 void hs_profile_init(struct hs_profile *p);
 void hs_profile_release(struct hs_profile *p);
@@ -196,7 +217,8 @@ bool hs_profile_sniff(const void *head, size_t n);
 	X(CLASS, "class")                                                       \
 	X(REGION, "region")                                                     \
 	X(CHUNK, "chunk")                                                       \
-	X(STRING, "string")
+	X(STRING, "string")                                                     \
+	X(TYPE, "type")
 
 enum hs_growth_kind {
 #define HS_X_(n, s) HS_GROWTH_##n,
@@ -219,7 +241,8 @@ struct hs_growth_item {
 	enum hs_growth_kind kind;
 	unsigned flags;          /* enum hs_growth_item_flags */
 	/* What it is: CLASS cls; REGION start/end (of B, else A), path, cls;
-	 * CHUNK arena idx (-1 mmapped) + arena address + size; STRING s. */
+	 * CHUNK arena idx (-1 mmapped) + arena address + size; STRING s;
+	 * TYPE s (the type's name) and path (its kind, "python"). */
 	enum hs_class cls;
 	hs_addr_t start, end;
 	const char *path;        /* borrowed from a profile */
@@ -230,7 +253,7 @@ struct hs_growth_item {
 	const char *s;           /* borrowed from a profile */
 	size_t stored;
 	uint64_t len;
-	/* Figures.  count: chunks or occurrences (0 for CLASS/REGION);
+	/* Figures.  count: chunks, occurrences or objects (0 for CLASS/REGION);
 	 * bytes: Rss (Size without smaps), chunk bytes, string bytes.  A side
 	 * below its cut holds the cut in count (and count*len in bytes). */
 	uint64_t count_a, count_b, bytes_a, bytes_b;

@@ -71,17 +71,20 @@ int hs_str_encoding_parse(const char *s);
 /*
  * Relative to malloc: in an in-use chunk, in a free chunk, in neither
  * (outside malloc's heaps: other mappings, heap_info and arena headers),
- * or unknown (no heap information was given).
+ * in a Python object's memory (a pymalloc arena, or a glibc chunk that
+ * holds a str or bytes object: given only for a Python process), or
+ * unknown (no heap information was given).
  */
 enum hs_str_loc {
 	HS_STR_LOC_INUSE,
 	HS_STR_LOC_FREE,
 	HS_STR_LOC_OUTSIDE,
+	HS_STR_LOC_PYTHON,
 	HS_STR_LOC_UNKNOWN,
 	HS_STR_LOC_N
 };
 
-/* "inuse", "free", "outside", "unknown". */
+/* "inuse", "free", "outside", "python", "unknown". */
 const char *hs_str_loc_name(enum hs_str_loc l);
 
 /*
@@ -106,12 +109,13 @@ struct hs_str_where {
 	size_t nfree;           /* free intervals kept */
 	bool approximate;
 	bool finished;          /* sorted and coalesced (hs_str_where_finish) */
+	bool python;            /* PYTHON intervals were laid over it */
 	uint64_t chunks;        /* chunks seen */
 	uint64_t inuse_bytes, free_bytes;
 };
 
 #define HS_STR_WHERE_MAX_FREE_DEFAULT (1u << 20)
-#define HS_STR_WHERE_INIT { NULL, 0, 0, 0, 0, false, false, 0, 0, 0 }
+#define HS_STR_WHERE_INIT { NULL, 0, 0, 0, 0, false, false, false, 0, 0, 0 }
 
 void hs_str_where_release(struct hs_str_where *w);
 /* Records [start, end) as loc (INUSE or FREE), coalescing with the last
@@ -121,6 +125,13 @@ void hs_str_where_add(struct hs_str_where *w, hs_addr_t start, hs_addr_t end,
 /* Sorts and coalesces; where intervals overlap (hostile metadata) the
  * earlier one wins.  Idempotent. */
 void hs_str_where_finish(struct hs_str_where *w);
+/*
+ * Lays the intervals ov[n] (sorted, disjoint, each of one loc) over w
+ * (finished): inside them their loc wins over w's, elsewhere w is kept.
+ * Sets w->python when one of them is PYTHON.  Memory: w->n + 2n intervals.
+ */
+void hs_str_where_overlay(struct hs_str_where *w, const struct hs_str_where_iv *ov,
+			  size_t n);
 /*
  * Chunk space of h into w (empty, max_free as wanted), finished.  Without
  * walking the heap: the free chunks the free lists name and each top
@@ -311,6 +322,7 @@ struct hs_str_result {
 				    the estimating pass read everything again */
 	bool where_known;        /* opts.where was given */
 	bool where_approximate;  /* and it was approximate */
+	bool where_python;       /* and it had PYTHON intervals */
 	struct hs_str_opts opts; /* as used (where, progress: NULL) */
 };
 

@@ -88,6 +88,7 @@ int hs_profile_write(const struct hs_profile *p, FILE *out)
 	meta_u64(out, "strings_min_len", p->strings_min_len, &nrec);
 	meta_u64(out, "strings_keep", p->strings_keep, &nrec);
 	meta_u64(out, "strings_cut", p->strings_cut, &nrec);
+	meta_u64(out, "types", p->types_done, &nrec);
 	for (int c = 0; c < HS_CLASS_N; c++) {
 		fprintf(out, "class %s %" PRIu64 " ", hs_class_name(c), p->classes[c].count);
 		put_mem(out, &p->classes[c]);
@@ -129,6 +130,16 @@ int hs_profile_write(const struct hs_profile *p, FILE *out)
 		fprintf(out, "string %" PRIu64 " %" PRIu64 " %" PRIu64 " ", s->count,
 			s->len, s->bytes);
 		put_esc(out, s->s, s->stored);
+		fputc('\n', out);
+		nrec++;
+	}
+	for (size_t i = 0; i < p->ntypes; i++) {
+		const struct hs_profile_type *ty = &p->types[i];
+
+		fputs("type ", out);
+		put_esc(out, ty->kind, strlen(ty->kind));
+		fprintf(out, " %" PRIu64 " %" PRIu64 " ", ty->count, ty->bytes);
+		put_esc(out, ty->name, strlen(ty->name));
 		fputc('\n', out);
 		nrec++;
 	}
@@ -348,6 +359,8 @@ static int meta(struct hs_profile *p, char **cur)
 		p->strings_keep = v > HS_PROFILE_KEEP_MAX ? HS_PROFILE_KEEP_MAX : (unsigned)v;
 	else if (!strcmp(key, "strings_cut"))
 		p->strings_cut = v;
+	else if (!strcmp(key, "types"))
+		p->types_done = v != 0;
 	/* else: a key from a later heapscan; skipped */
 	return 0;
 }
@@ -431,6 +444,22 @@ static int record(struct hs_profile *p, char *line)
 			return -1;
 		}
 		*hs_profile_add_string(p) = s;
+		return 0;
+	}
+	if (!strcmp(type, "type")) {
+		struct hs_profile_type ty = { 0 };
+		const char *kind = field(&cur);
+
+		if (!kind || !kind[0] || num(&cur, &ty.count) || num(&cur, &ty.bytes))
+			return -1;
+		if (rest_unesc(&cur, &ty.name, NULL))
+			return -1;
+		if (!ty.name[0]) {
+			free(ty.name);
+			return -1;
+		}
+		ty.kind = hs_xstrdup(kind);
+		*hs_profile_add_type(p) = ty;
 		return 0;
 	}
 	/* An unknown record type, from a later heapscan: skipped. */
@@ -532,6 +561,7 @@ int hs_profile_read(struct hs_profile *p, FILE *in, unsigned *linep)
 	 * not be. */
 	if (p->nchunks)
 		qsort(p->chunks, p->nchunks, sizeof(*p->chunks), cmp_chunk);
+	hs_profile_types_finish(p);
 out:
 	if (linep)
 		*linep = line;

@@ -38,6 +38,11 @@ void hs_profile_release(struct hs_profile *p)
 	for (size_t i = 0; i < p->nstrings; i++)
 		free(p->strings[i].s);
 	free(p->strings);
+	for (size_t i = 0; i < p->ntypes; i++) {
+		free(p->types[i].kind);
+		free(p->types[i].name);
+	}
+	free(p->types);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -85,6 +90,61 @@ struct hs_profile_string *hs_profile_add_string(struct hs_profile *p)
 	s = &p->strings[p->nstrings++];
 	memset(s, 0, sizeof(*s));
 	return s;
+}
+
+struct hs_profile_type *hs_profile_add_type(struct hs_profile *p)
+{
+	struct hs_profile_type *ty;
+
+	HS_ALLOC_GROW(p->types, p->ntypes + 1, p->atypes);
+	ty = &p->types[p->ntypes++];
+	memset(ty, 0, sizeof(*ty));
+	return ty;
+}
+
+int hs_profile_type_cmp(const void *x, const void *y)
+{
+	const struct hs_profile_type *a = x, *b = y;
+	int c = strcmp(a->kind, b->kind);
+
+	return c ? c : strcmp(a->name, b->name);
+}
+
+/* Sorts p->types and merges equal (kind, name) rows. */
+void hs_profile_types_finish(struct hs_profile *p)
+{
+	size_t j = 0;
+
+	if (p->ntypes > 1)
+		qsort(p->types, p->ntypes, sizeof(*p->types), hs_profile_type_cmp);
+	for (size_t i = 0; i < p->ntypes; i++) {
+		if (j && !hs_profile_type_cmp(&p->types[j - 1], &p->types[i])) {
+			p->types[j - 1].count += p->types[i].count;
+			p->types[j - 1].bytes += p->types[i].bytes;
+			free(p->types[i].kind);
+			free(p->types[i].name);
+			continue;
+		}
+		p->types[j++] = p->types[i];
+	}
+	p->ntypes = j;
+}
+
+void hs_profile_add_census(struct hs_profile *p, const struct hs_census *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		struct hs_profile_type *ty;
+
+		if (!c->rows[i].count)
+			continue;
+		ty = hs_profile_add_type(p);
+		ty->kind = hs_xstrdup(hs_census_kind_name(c->rows[i].kind));
+		ty->name = hs_xstrdup(c->rows[i].type);
+		ty->count = c->rows[i].count;
+		ty->bytes = c->rows[i].bytes;
+	}
+	hs_profile_types_finish(p);
+	p->types_done = true;
 }
 
 /* ---- regions ---------------------------------------------------------- */

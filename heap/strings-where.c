@@ -17,6 +17,8 @@ const char *hs_str_loc_name(enum hs_str_loc l)
 		return "free";
 	case HS_STR_LOC_OUTSIDE:
 		return "outside";
+	case HS_STR_LOC_PYTHON:
+		return "python";
 	default:
 		return "unknown";
 	}
@@ -37,7 +39,8 @@ void hs_str_where_add(struct hs_str_where *w, hs_addr_t start, hs_addr_t end,
 	size_t cap = w->max_free ? w->max_free : HS_STR_WHERE_MAX_FREE_DEFAULT;
 	struct hs_str_where_iv *last = w->n ? &w->v[w->n - 1] : NULL;
 
-	if (end <= start || (loc != HS_STR_LOC_INUSE && loc != HS_STR_LOC_FREE))
+	if (end <= start || (loc != HS_STR_LOC_INUSE && loc != HS_STR_LOC_FREE &&
+			     loc != HS_STR_LOC_PYTHON))
 		return;
 	if (loc == HS_STR_LOC_FREE && w->nfree >= cap &&
 	    !(last && last->loc == loc && last->end == start)) {
@@ -97,6 +100,63 @@ void hs_str_where_finish(struct hs_str_where *w)
 	for (size_t i = 0; i < w->n; i++)
 		w->nfree += w->v[i].loc == HS_STR_LOC_FREE;
 	w->finished = true;
+}
+
+static void push_iv(struct hs_str_where_iv **v, size_t *n, size_t *alloc,
+		    hs_addr_t start, hs_addr_t end, enum hs_str_loc loc)
+{
+	if (end <= start)
+		return;
+	if (*n && (*v)[*n - 1].loc == loc && (*v)[*n - 1].end == start) {
+		(*v)[*n - 1].end = end;
+		return;
+	}
+	HS_ALLOC_GROW(*v, *n + 1, *alloc);
+	(*v)[(*n)++] = (struct hs_str_where_iv){ start, end, loc };
+}
+
+void hs_str_where_overlay(struct hs_str_where *w, const struct hs_str_where_iv *ov,
+			  size_t n)
+{
+	struct hs_str_where_iv *v = NULL;
+	size_t nv = 0, alloc = 0, i = 0, k = 0;
+
+	hs_str_where_finish(w);
+	/* Merge: w's intervals cut around the overlay's. */
+	while (i < w->n || k < n) {
+		if (k < n && (i >= w->n || ov[k].start <= w->v[i].start)) {
+			push_iv(&v, &nv, &alloc, ov[k].start, ov[k].end, ov[k].loc);
+			if (ov[k].loc == HS_STR_LOC_PYTHON)
+				w->python = true;
+			k++;
+			continue;
+		}
+		/* w->v[i] from where the last pushed interval ends, up to the
+		 * next overlay interval; the rest of it comes back later. */
+		hs_addr_t s = w->v[i].start, e = w->v[i].end;
+
+		if (nv && v[nv - 1].end > s)
+			s = v[nv - 1].end;
+		if (k < n && ov[k].start < e) {
+			push_iv(&v, &nv, &alloc, s, ov[k].start, w->v[i].loc);
+			/* what is left after the overlay interval */
+			if (ov[k].end < e) {
+				w->v[i].start = ov[k].end;
+				continue;
+			}
+			i++;
+			continue;
+		}
+		push_iv(&v, &nv, &alloc, s, e, w->v[i].loc);
+		i++;
+	}
+	free(w->v);
+	w->v = v;
+	w->n = nv;
+	w->alloc = alloc;
+	w->nfree = 0;
+	for (size_t j = 0; j < w->n; j++)
+		w->nfree += w->v[j].loc == HS_STR_LOC_FREE;
 }
 
 static int on_chunk(void *ud, const struct hs_glibc_chunk *c)

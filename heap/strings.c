@@ -2105,6 +2105,7 @@ int hs_strings_scan(struct hs_target *t, const struct hs_str_ranges *r,
 	res->opts.where = NULL;
 	res->where_known = o->where != NULL;
 	res->where_approximate = o->where && o->where->approximate;
+	res->where_python = o->where && o->where->python;
 	res->jobs = jobs_run;
 	res->nsegments = (unsigned)run.nsegs;
 	res->nranges = r->n;

@@ -156,5 +156,6 @@ int cmd_diff(int argc, char **argv);
 int cmd_watch(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_leaks(int argc, char **argv);
+int cmd_types(int argc, char **argv);
 
 #endif

@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "report.h"
 #include "report-heap.h"
+#include "report-python.h"
 #include "report-strings.h"
 
 #include <errno.h>
@@ -17,6 +18,7 @@ enum {
 	OPT_TOP,
 	OPT_NO_HEAP,
 	OPT_NO_STRINGS,
+	OPT_NO_PYTHON,
 };
 
 static const char usage_text[] =
@@ -24,15 +26,17 @@ static const char usage_text[] =
 	"Reports where the target's memory is: regions by class (from smaps),\n"
 	"the largest regions, the file-backed modules, the malloc heap (which\n"
 	"allocator; glibc: arenas, chunks in use and free, sizes by bytes;\n"
-	"jemalloc: extents, regions in use, cached and free, size classes) and the\n"
-	"top strings.\n"
-	"'heapscan heap' and 'heapscan strings' give each analysis in full.\n\n"
+	"jemalloc: extents, regions in use, cached and free, size classes), Python\n"
+	"objects (a Python process: objects and bytes, the largest types; pymalloc\n"
+	"arenas are the region class 'python') and the top strings.  'heapscan\n"
+	"heap', 'heapscan types' and 'heapscan strings' give each analysis in full.\n\n"
 	"options:\n"
 	"%s"
 	"      --top-regions N  how many of the largest regions to list (default 10)\n"
 	"      --top N          how many strings and chunk sizes to list (default 10)\n"
 	"      --no-heap        skip the malloc heap section\n"
-	"      --no-strings     skip the strings section\n";
+	"      --no-strings     skip the strings section\n"
+	"      --no-python      skip the Python objects section\n";
 
 int cmd_scan(int argc, char **argv)
 {
@@ -42,6 +46,7 @@ int cmd_scan(int argc, char **argv)
 		{ "top", required_argument, NULL, OPT_TOP },
 		{ "no-heap", no_argument, NULL, OPT_NO_HEAP },
 		{ "no-strings", no_argument, NULL, OPT_NO_STRINGS },
+		{ "no-python", no_argument, NULL, OPT_NO_PYTHON },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct hs_cli_opts o = { 0 };
@@ -51,7 +56,8 @@ int cmd_scan(int argc, char **argv)
 	};
 	struct hs_target *t = NULL;
 	uint64_t top_regions = 10, top = 10;
-	bool want_heap = true, want_strings = true;
+	bool want_heap = true, want_strings = true, want_python = true;
+	struct hs_report_py rp;
 	struct hs_glibc_heap *heap = NULL;
 	struct hs_str_result strs;
 	int heap_err = 0, str_err = 0, alloc_err = 0;
@@ -74,6 +80,9 @@ int cmd_scan(int argc, char **argv)
 		case OPT_NO_STRINGS:
 			want_strings = false;
 			break;
+		case OPT_NO_PYTHON:
+			want_python = false;
+			break;
 		}
 	}
 	if (c < 0)
@@ -90,10 +99,15 @@ int cmd_scan(int argc, char **argv)
 	memset(&strs, 0, sizeof(strs));
 	/* The allocator decides which heap is walked; glibc's walker runs
 	 * on glibc (or an unknown allocator) only. */
+	memset(&rp, 0, sizeof(rp));
 	if ((want_heap || want_strings) && !hs_interrupted)
 		alloc_err = hs_report_alloc_collect(t, &ra);
 	if (want_heap && !hs_interrupted && alloc_err == 0 && hs_report_alloc_glibc(&ra))
 		heap_err = hs_report_heap_collect(t, NULL, &heap);
+	/* Not Python, an unsupported one: said in the section (or nothing). */
+	if (want_python && !hs_interrupted &&
+	    hs_report_py_collect(t, heap_err == 0 ? heap : NULL, &rp) == 0)
+		hs_report_py_classify(t, &rp);
 	if (want_strings && !hs_interrupted && alloc_err == 0)
 		/* The heap opened above gives the strings' locations; the
 		 * target runs again once they are read, while they are
@@ -105,6 +119,7 @@ int cmd_scan(int argc, char **argv)
 		str_err = alloc_err;
 	}
 	if (hs_interrupted) {
+		hs_report_py_release(&rp);
 		hs_glibc_close(heap);
 		hs_report_alloc_release(&ra);
 		hs_str_result_release(&strs);
@@ -121,6 +136,8 @@ int cmd_scan(int argc, char **argv)
 		hs_report_regions_json(&j, t);
 		if (want_heap)
 			hs_report_heap_json_any(&j, &ra, heap, heap_err, (unsigned)top, 0);
+		if (want_python)
+			hs_report_py_section_json(&j, &rp, (unsigned)top);
 		if (want_strings) {
 			hs_json_obj_begin(&j, "strings");
 			if (str_err < 0)
@@ -135,6 +152,9 @@ int cmd_scan(int argc, char **argv)
 		hs_report_regions_text(stdout, t, (unsigned)top_regions);
 		if (want_heap)
 			hs_report_heap_text_any(stdout, &ra, heap, heap_err, (unsigned)top, 0);
+		if (want_python)
+			hs_report_py_section_text(stdout, &rp, heap_err == 0 ? heap : NULL,
+						  (unsigned)top);
 		if (want_strings) {
 			if (str_err < 0)
 				printf("\nTop strings: not available: %s\n", hs_strerror(str_err));
@@ -142,6 +162,7 @@ int cmd_scan(int argc, char **argv)
 				hs_report_strings_text(stdout, &strs, t);
 		}
 	}
+	hs_report_py_release(&rp);
 	hs_glibc_close(heap);
 	hs_report_alloc_release(&ra);
 	hs_str_result_release(&strs);

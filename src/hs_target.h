@@ -79,7 +79,9 @@ bool hs_smaps_is_kb(enum hs_smaps_field f);
 /*
  * Region classes, in report order.  name, label.
  * Every mapping has exactly one class, so class totals add up to the
- * totals over all mappings.
+ * totals over all mappings.  Dumps store the number: add new classes at
+ * the end.  PYTHON is never given by hs_classify() (it reads no memory):
+ * the Python census refines ANON mappings that hold pymalloc arenas.
  */
 #define HS_CLASSES(X)                                                       \
 	X(HEAP, "heap", "main heap [heap]")                                     \
@@ -92,7 +94,8 @@ bool hs_smaps_is_kb(enum hs_smaps_field f);
 	X(SHM, "shm", "shared memory")                                          \
 	X(RESERVED, "reserved", "reservations and guards (no access)")          \
 	X(ANON_RO, "anon-ro", "other anonymous read-only/exec")                 \
-	X(SPECIAL, "special", "kernel special mappings")
+	X(SPECIAL, "special", "kernel special mappings")                        \
+	X(PYTHON, "python", "Python object arenas (pymalloc)")
 
 enum hs_class {
 #define HS_X_(n, s, l) HS_CLASS_##n,

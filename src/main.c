@@ -33,6 +33,7 @@ static const struct cmd_struct commands[] = {
 	{ "watch", cmd_watch, "sample a process repeatedly: what grows, how fast" },
 	{ "show", cmd_show, "what is at an address: mapping, chunk, dump, references" },
 	{ "leaks", cmd_leaks, "in-use chunks nothing points to any more (like memcheck)" },
+	{ "types", cmd_types, "live objects by type, like jmap -histo (Python)" },
 };
 
 static void usage(FILE *out)

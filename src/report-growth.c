@@ -1,5 +1,6 @@
 /* Text and JSON forms of a growth diff; see report-growth.h. */
 #include "report-growth.h"
+#include "report-python.h"
 #include "report-heap.h"
 #include "cli.h"
 #include "hs_symbols.h"
@@ -63,6 +64,13 @@ void hs_report_growth_name(struct hs_buf *sb, const struct hs_growth_item *it)
 	case HS_GROWTH_STRING:
 		quote(sb, it->s, it->stored, it->len);
 		break;
+	case HS_GROWTH_TYPE:
+		hs_buf_adds(sb, it->s);
+		if (it->path && strcmp(it->path, "python"))
+			hs_buf_addf(sb, " (%s)", it->path);
+		if (it->flags & (HS_GI_NEW | HS_GI_GONE))
+			hs_buf_adds(sb, (it->flags & HS_GI_NEW) ? " new" : " gone");
+		break;
 	default:
 		hs_buf_adds(sb, "?");
 	}
@@ -79,7 +87,8 @@ static const char *sbytes(char *b, int64_t v)
 
 static bool counted(const struct hs_growth_item *it)
 {
-	return it->kind == HS_GROWTH_CHUNK || it->kind == HS_GROWTH_STRING;
+	return it->kind == HS_GROWTH_CHUNK || it->kind == HS_GROWTH_STRING ||
+	       it->kind == HS_GROWTH_TYPE;
 }
 
 static void count_str(char *b, size_t n, uint64_t v, bool cut)
@@ -131,6 +140,7 @@ static void text_item(FILE *out, const struct hs_diff *d, const struct hs_growth
 
 static const char *const kind_titles[HS_GROWTH_KIND_N] = {
 	"region classes", "regions", "in-use chunk sizes per arena", "strings",
+	"objects by type",
 };
 
 static void text_section(FILE *out, const struct hs_diff *d, size_t from, size_t to,
@@ -145,9 +155,11 @@ static void text_section(FILE *out, const struct hs_diff *d, size_t from, size_t
 			continue;
 		fprintf(out, "\n%s %s (%u):\n", kind_titles[k], what, total);
 		fprintf(out, "  %12s %12s %12s %9s %7s%s  %s\n",
-			k == HS_GROWTH_CHUNK || k == HS_GROWTH_STRING ? "count before" :
+			k == HS_GROWTH_CHUNK || k == HS_GROWTH_STRING ||
+			k == HS_GROWTH_TYPE ? "count before" :
 			d->by_rss ? "rss before" : "size before",
-			"after", k == HS_GROWTH_CHUNK || k == HS_GROWTH_STRING ? "delta" : "",
+			"after", k == HS_GROWTH_CHUNK || k == HS_GROWTH_STRING ||
+			k == HS_GROWTH_TYPE ? "delta" : "",
 			"bytes", "ratio", (flags & HS_REPORT_GROWTH_RATE) ? "      rate" : "",
 			"what");
 		for (size_t i = from; i < to; i++) {
@@ -251,6 +263,12 @@ static void json_item(struct hs_json *j, const struct hs_diff *d,
 	case HS_GROWTH_STRING:
 		hs_json_strn(j, "string", it->s, it->stored);
 		hs_json_u64(j, "length", it->len);
+		break;
+	case HS_GROWTH_TYPE:
+		hs_json_str(j, "type", it->s);
+		hs_json_str(j, "type_kind", it->path ? it->path : "");
+		hs_json_bool(j, "new", it->flags & HS_GI_NEW);
+		hs_json_bool(j, "gone", it->flags & HS_GI_GONE);
 		break;
 	default:
 		break;
@@ -376,6 +394,26 @@ void hs_report_profile_text(FILE *out, const char *label, const struct hs_profil
 
 /* ---- loading ---- */
 
+/* A Python process: its objects by type into rp (nothing for another
+ * process), and the arenas' mappings classed "python". */
+static int py_census(struct hs_target *t, const struct hs_glibc_opts *go,
+		     struct hs_report_py *rp)
+{
+	struct hs_glibc_heap *h = NULL;
+	int ret;
+
+	/* go NULL: not a glibc heap, objects over 512 bytes are not counted. */
+	if (go && hs_glibc_open(t, go, &h) < 0) {
+		hs_glibc_close(h);
+		h = NULL;
+	}
+	ret = hs_report_py_collect(t, h, rp);
+	hs_glibc_close(h);
+	if (ret == 0)
+		hs_report_py_classify(t, rp);
+	return ret;
+}
+
 int hs_growth_profile_target(struct hs_target *t, const struct hs_profile_opts *po,
 			     struct hs_profile *p)
 {
@@ -385,6 +423,7 @@ int hs_growth_profile_target(struct hs_target *t, const struct hs_profile_opts *
 	struct hs_report_alloc ra;
 	struct hs_blocks blocks;
 	char unwalked[96] = "";
+	struct hs_report_py rp;
 	int ret;
 
 	hs_profile_init(p);
@@ -403,6 +442,7 @@ int hs_growth_profile_target(struct hs_target *t, const struct hs_profile_opts *
 		memset(&o, 0, sizeof(o));
 	memset(&go, 0, sizeof(go));
 	/* The allocator's heap: jemalloc's blocks, or glibc's. */
+	memset(&rp, 0, sizeof(rp));
 	ret = hs_report_alloc_collect(t, &ra);
 	if (ret == 0 && !hs_report_alloc_glibc(&ra)) {
 		if (hs_report_alloc_blocks(&ra, NULL, &blocks)) {
@@ -416,12 +456,18 @@ int hs_growth_profile_target(struct hs_target *t, const struct hs_profile_opts *
 		hs_report_heap_find_arena(t, &go, HS_ARENA_AUTO);
 		o.glibc = &go;
 	}
+	/* A Python process's objects, with the glibc heap for the large ones. */
+	if (ret == 0 && !(o.flags & HS_PROFILE_NO_HEAP))
+		ret = py_census(t, o.glibc, &rp);
 	if (ret == 0)
 		ret = hs_profile_build(t, &o, p);
 	if (ret == 0 && unwalked[0]) {
 		free(p->heap_error);
 		p->heap_error = hs_xstrdup(unwalked);
 	}
+	if (ret == 0 && rp.py && !rp.err)
+		hs_profile_add_census(p, &rp.census);
+	hs_report_py_release(&rp);
 	hs_report_alloc_release(&ra);
 	(void)hs_target_resume(t);
 	p->stop_ns = t->stop_ns - stop0;

@@ -3,6 +3,7 @@
 #include "report-heap.h"
 #include "cli.h"
 #include "report.h"
+#include "report-python.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -32,6 +33,9 @@ int hs_report_strings_where(struct hs_target *t, struct hs_glibc_heap *h,
 		ret = hs_str_where_from_glibc_walk(w, h);
 	else if (ret == 0)
 		ret = hs_str_where_from_glibc(w, h);
+	/* A Python process: strings in Python objects are "python". */
+	if (ret == 0)
+		ret = hs_report_py_where(t, h, w);
 	if (ret < 0) {
 		if (ret == -HS_E_UNSUPPORTED && h && h->version_minor)
 			hs_buf_addf(why, "glibc 2.%u is not supported by the heap walker",
@@ -187,7 +191,7 @@ void hs_report_strings_text(FILE *out, const struct hs_str_result *res,
 		if (!res->where_known)
 			fprintf(out, " unknown");
 		for (unsigned l = 0; res->where_known && l < HS_STR_LOC_UNKNOWN; l++)
-			if (it->loc_count[l])
+			if (it->loc_count[l] && (l != HS_STR_LOC_PYTHON || res->where_python))
 				fprintf(out, " %s:%" PRIu64, hs_str_loc_name(l), it->loc_count[l]);
 		fputc('\n', out);
 		fprintf(out, "  %3s %12s", "", "");
@@ -215,8 +219,10 @@ void hs_report_strings_text(FILE *out, const struct hs_str_result *res,
 	if (!res->where_known)
 		fprintf(out, "  where: unknown (no malloc heap walked)\n");
 	else
-		fprintf(out, "  where: in in-use malloc chunks, in free chunks, or outside "
-			"malloc's chunks%s\n", res->where_approximate ?
+		fprintf(out, "  where: in in-use malloc chunks, in free chunks, %sor outside "
+			"malloc's chunks%s\n", res->where_python ?
+			"in Python objects (pymalloc arenas, str and bytes objects), " : "",
+			res->where_approximate ?
 			" (approximate: too many free chunks, some counted as in use)" : "");
 	if (res->passes > 1)
 		fprintf(out, "  distinct strings exceeded --max-mem: memory was read twice\n");
@@ -296,7 +302,8 @@ void hs_report_strings_json(struct hs_json *j, const struct hs_str_result *res,
 		if (!res->where_known)
 			hs_json_u64(j, "unknown", it->count - it->err);
 		for (unsigned l = 0; res->where_known && l < HS_STR_LOC_UNKNOWN; l++)
-			hs_json_u64(j, hs_str_loc_name(l), it->loc_count[l]);
+			if (l != HS_STR_LOC_PYTHON || res->where_python)
+				hs_json_u64(j, hs_str_loc_name(l), it->loc_count[l]);
 		hs_json_obj_end(j);
 		hs_json_arr_begin(j, "samples");
 		for (unsigned k = 0; k < it->nsamples; k++)

@@ -72,7 +72,7 @@ enum hs_dump_policy hs_dump_policy_for(const struct hs_map *m,
 		switch (m->cls) {
 		case HS_CLASS_HEAP: case HS_CLASS_ARENA: case HS_CLASS_ANON:
 		case HS_CLASS_STACK: case HS_CLASS_ANON_RO: case HS_CLASS_DATA:
-		case HS_CLASS_SPECIAL:
+		case HS_CLASS_SPECIAL: case HS_CLASS_PYTHON:
 			return HS_DUMP_FULL;
 		case HS_CLASS_SHM:
 			if (!mapped_shared_file(m))

@@ -754,6 +754,78 @@ int hs_syms_for_each(struct hs_syms *s, const char *prefix, hs_syms_each_fn cb,
 	return 0;
 }
 
+int hs_syms_file_section(struct hs_syms *s, hs_addr_t addr, const char *name,
+			 const void **data, size_t *len)
+{
+	struct mod *md = mod_for_addr(s, addr);
+	GElf_Addr bias;
+	size_t shstrndx;
+	Elf_Scn *scn = NULL;
+	Elf *e;
+
+	if (!md)
+		return -HS_E_NOT_FOUND;
+	load_mod(s, md, md + 1 < s->mods + s->n ? md[1].start : 0);
+	if (md->state != MOD_LOADED || md->vdso)
+		return -HS_E_NOT_FOUND;
+	e = dwfl_module_getelf(md->dm, &bias);
+	if (!e || elf_getshdrstrndx(e, &shstrndx))
+		return -HS_E_NOT_FOUND;
+	while ((scn = elf_nextscn(e, scn))) {
+		GElf_Shdr sh;
+		const char *n;
+		Elf_Data *d;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS)
+			continue;
+		n = elf_strptr(e, shstrndx, sh.sh_name);
+		if (!n || strcmp(n, name))
+			continue;
+		d = elf_rawdata(scn, NULL);
+		if (!d || !d->d_buf)
+			return -HS_E_NOT_FOUND;
+		*data = d->d_buf;
+		*len = d->d_size;
+		return 0;
+	}
+	return -HS_E_NOT_FOUND;
+}
+
+int hs_syms_read_file(struct hs_syms *s, hs_addr_t addr, void *buf, size_t len)
+{
+	struct mod *md = mod_for_addr(s, addr);
+	GElf_Addr bias;
+	size_t phnum;
+	Elf *e;
+
+	if (!md)
+		return -HS_E_NOT_FOUND;
+	load_mod(s, md, md + 1 < s->mods + s->n ? md[1].start : 0);
+	if (md->state != MOD_LOADED || md->vdso)
+		return -HS_E_NOT_FOUND;
+	e = dwfl_module_getelf(md->dm, &bias);
+	if (!e || elf_getphdrnum(e, &phnum) || phnum > HS_SYMS_MAX_PHDR)
+		return -HS_E_NOT_FOUND;
+	for (size_t i = 0; i < phnum; i++) {
+		GElf_Phdr ph;
+		uint64_t va = addr - md->bias, off;
+		Elf_Data *d;
+
+		if (!gelf_getphdr(e, (int)i, &ph) || ph.p_type != PT_LOAD ||
+		    va < ph.p_vaddr || va - ph.p_vaddr >= ph.p_filesz ||
+		    len > ph.p_filesz - (va - ph.p_vaddr))
+			continue;
+		off = ph.p_offset + (va - ph.p_vaddr);
+		/* The whole file's bytes (libelf maps it: nothing is copied). */
+		d = elf_getdata_rawchunk(e, (int64_t)off, len, ELF_T_BYTE);
+		if (!d || !d->d_buf || d->d_size < len)
+			return -HS_E_NOT_FOUND;
+		memcpy(buf, d->d_buf, len);
+		return 0;
+	}
+	return -HS_E_NOT_FOUND;
+}
+
 const char *hs_syms_format(struct hs_syms *s, hs_addr_t addr, char *buf,
 			   size_t len)
 {
