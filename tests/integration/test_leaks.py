@@ -254,6 +254,28 @@ class LeaksCxxTest(TmpDirTestCase):
             self.assertFalse([g for g in plain["groups"] if g["type"]])
             self.assertEqual(plain["leaked"], doc["leaked"])
 
+    def test_types_rows(self):
+        """heapscan types: a row of kind c++ per class, every live object
+        (anchored or leaked) counted, bytes its chunks'; live and on a dump."""
+        with Victim("leak_cxx") as v:
+            core = os.path.join(self.tmp, "types.core")
+            rc, out, err = run("dump", "-p", v.pid, "-o", core)
+            self.assertEqual(rc, 0, err)
+            for target in (["-p", v.pid], ["-c", core]):
+                doc, rc, err = run_json("types", *target)
+                self.assertEqual(rc, 0, err)
+                rows = {r["type"]: r for r in doc["types"] if r["kind"] == "c++"}
+                want = self.classes(v)
+                self.assertEqual(set(rows), set(want), target)
+                for name, (anchored, leaked, size) in want.items():
+                    self.assertEqual(rows[name]["count"], anchored + leaked, name)
+                    self.assertEqual(rows[name]["bytes"], (anchored + leaked) * size, name)
+            rc, out, err = run("types", "-p", v.pid)
+            self.assertEqual(rc, 0, err)
+            a, l, size = want["Derived"]
+            self.assertRegex(out, r"(?m)^\s+\d+:\s+%d\s+%d\s+c\+\+\s+Derived$"
+                             % (a + l, (a + l) * size))
+
     def test_memcheck(self):
         vg, facts = memcheck("leak_cxx", self.tmp)
         with Victim("leak_cxx") as v:
