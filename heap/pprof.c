@@ -310,6 +310,26 @@ static int add_strings(struct hs_pprof *pp, const struct hs_profile *p)
 	return ret;
 }
 
+/* Objects by type: leaf "python dict" (kind and name), then "types". */
+static int add_types(struct hs_pprof *pp, const struct hs_profile *p)
+{
+	struct hs_buf name = HS_BUF_INIT;
+	const char *frames[2];
+	int ret = 0;
+
+	for (size_t i = 0; i < p->ntypes && !ret; i++) {
+		const struct hs_profile_type *ty = &p->types[i];
+
+		hs_buf_reset(&name);
+		hs_buf_addf(&name, "%s %s", ty->kind, ty->name);
+		frames[0] = name.buf;
+		frames[1] = "types";
+		ret = hs_pprof_add_sample(pp, ty->count, ty->bytes, frames, 2);
+	}
+	hs_buf_release(&name);
+	return ret;
+}
+
 int hs_pprof_add_profile(struct hs_pprof *pp, const struct hs_profile *p)
 {
 	struct hs_buf c = HS_BUF_INIT;
@@ -333,6 +353,8 @@ int hs_pprof_add_profile(struct hs_pprof *pp, const struct hs_profile *p)
 	ret = add_chunks(pp, p);
 	if (!ret)
 		ret = add_strings(pp, p);
+	if (!ret)
+		ret = add_types(pp, p);
 	return ret;
 }
 

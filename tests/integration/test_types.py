@@ -13,6 +13,7 @@ import subprocess
 import unittest
 
 import harness as h
+import test_pprof
 from pyvictim import CLASSES, DEBIAN_PYTHON, PyVictim, census, class_counts, rows
 
 N = 30000
@@ -110,6 +111,15 @@ class Types(h.TmpDirTestCase):
             rc, out, err = h.run("diff", a, b)
             self.assertEqual(rc, 0, err)
             self.assertIn("objects by type that grew", out)
+            # the same census in a pprof profile: leaf "python TYPE" under "types"
+            pb = os.path.join(self.tmp, "b.pb.gz")
+            rc, _, err = h.run("snapshot", "-p", v.pid, "-o", pb, "--format", "pprof",
+                               "--no-strings")
+            self.assertEqual(rc, 0, err)
+            samples = [s for s in test_pprof.decode(pb)["samples"]
+                       if s[0] == ["python __main__.LeakyContext", "types"]]
+            self.assertEqual(len(samples), 1)
+            self.assertEqual(samples[0][1][0], before + 7000)
             line = [l for l in out.splitlines() if l.endswith("__main__.LeakyContext")]
             # its row, and the correlated group that names it
             self.assertEqual(len(line), 2, out)
