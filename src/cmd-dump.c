@@ -185,7 +185,7 @@ static void report_json(const char *path, const struct hs_target *t,
 	hs_cli_json_end(&j);
 }
 
-int cmd_dump(int argc, char **argv)
+static int cmd_dump(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		HS_CLI_COMMON_LONGOPTS,
@@ -314,7 +314,7 @@ int cmd_dump(int argc, char **argv)
 
 /* ---- heapscan core FILE: 'scan' on a core file ---- */
 
-int cmd_core(int argc, char **argv)
+static int cmd_core(int argc, char **argv)
 {
 	char **av;
 	int ret;
@@ -334,7 +334,19 @@ int cmd_core(int argc, char **argv)
 	av[2] = argv[1];
 	for (int i = 2; i < argc; i++)
 		av[i + 1] = argv[i];
-	ret = cmd_scan(argc + 1, av);
+	ret = hs_run_command(&hs_cmd_scan, argc + 1, av);
 	free(av);
 	return ret;
 }
+
+const struct hs_command hs_cmd_dump = {
+	.name = "dump",
+	.help = "write an ELF core file that gdb opens",
+	.main = cmd_dump,
+};
+
+const struct hs_command hs_cmd_core = {
+	.name = "core",
+	.help = "the default report on a core file (same as scan -c FILE)",
+	.main = cmd_core,
+};

@@ -43,7 +43,7 @@ static const char usage_text[] =
 	"      --no-heap      skip the malloc heap walk\n"
 	"      --no-strings   skip the string count\n";
 
-int cmd_snapshot(int argc, char **argv)
+static int cmd_snapshot(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		HS_CLI_COMMON_LONGOPTS,
@@ -203,3 +203,9 @@ out:
 	hs_target_close(t);
 	return ret; /* main() checks that stdout was written */
 }
+
+const struct hs_command hs_cmd_snapshot = {
+	.name = "snapshot",
+	.help = "write a growth profile for a later diff",
+	.main = cmd_snapshot,
+};
