@@ -161,6 +161,9 @@ enum hs_command_flags {
 	HS_CMD_HEADER_TEXT = 1 << 1, /* text: the report header before render */
 	HS_CMD_ERROR_JSON = 1 << 2,  /* --json: a document even when collect
 	                                failed (render sees run->err < 0) */
+	HS_CMD_OUTPUT_FILE = 1 << 3, /* collect commits a file: only its own
+	                                -HS_E_INTERRUPTED is an interrupt, and
+	                                then "nothing written" */
 };
 
 struct hs_command {

@@ -71,8 +71,10 @@ static int run_target(struct hs_run *run)
 	run->err = hs_interrupted ? -HS_E_INTERRUPTED : cmd->collect(run);
 	/* Everything is read: let the target run before formatting. */
 	(void)hs_target_resume(run->t);
-	if (run->err == -HS_E_INTERRUPTED || hs_interrupted) {
-		hs_cli_err("interrupted; target released");
+	if (run->err == -HS_E_INTERRUPTED ||
+	    (hs_interrupted && !(cmd->flags & HS_CMD_OUTPUT_FILE))) {
+		hs_cli_err("interrupted; target released%s",
+			   (cmd->flags & HS_CMD_OUTPUT_FILE) ? ", nothing written" : "");
 		return HS_EXIT_FATAL;
 	}
 	if (run->err < 0) {
