@@ -193,6 +193,10 @@ struct hs_command {
 	 * 0 or a negative code.  -HS_E_INTERRUPTED and -ESRCH are told by
 	 * the runner, other codes by explain. */
 	int (*collect)(struct hs_run *run);
+	/* After collect succeeded and the target was resumed, before render
+	 * (writes a file, opens symbol files): 0 or a negative code, told
+	 * as collect's are. */
+	int (*finish)(struct hs_run *run);
 	/* Says why collect failed (run->err) in one line; returns the exit
 	 * code.  NULL: "SOURCE: <hs_strerror>", exit 2. */
 	int (*explain)(struct hs_run *run);
@@ -208,7 +212,7 @@ struct hs_run {
 	struct hs_cli_opts o;
 	struct hs_target *t;          /* open from collect to the end */
 	void *state;                  /* cmd->state_size bytes */
-	int err;                      /* collect's result */
+	int err;                      /* collect's (or finish's) result */
 	bool partial;                 /* set by the command: exit 1 over 0 */
 };
 

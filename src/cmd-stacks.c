@@ -255,14 +255,16 @@ static int check(void *state, const struct hs_cli_opts *o)
 static int collect(struct hs_run *run)
 {
 	struct stacks *s = run->state;
-	int err;
 
-	err = hs_stacks_collect(run->t, &s->so, &s->st);
-	/* The stacks are copied: let the target run before symbolizing. */
-	(void)hs_target_resume(run->t);
-	if (err == 0 && !hs_interrupted)
-		err = hs_syms_open(run->t, s->syms_flags, &s->s);
-	return err;
+	return hs_stacks_collect(run->t, &s->so, &s->st);
+}
+
+/* The stacks are copied: the target runs while they are symbolized. */
+static int finish(struct hs_run *run)
+{
+	struct stacks *s = run->state;
+
+	return hs_syms_open(run->t, s->syms_flags, &s->s);
 }
 
 static int explain(struct hs_run *run)
@@ -308,6 +310,7 @@ const struct hs_command hs_cmd_stacks = {
 	.option = option,
 	.check = check,
 	.collect = collect,
+	.finish = finish,
 	.explain = explain,
 	.render = render,
 	.release = release,

@@ -71,6 +71,8 @@ static int run_target(struct hs_run *run)
 	run->err = hs_interrupted ? -HS_E_INTERRUPTED : cmd->collect(run);
 	/* Everything is read: let the target run before formatting. */
 	(void)hs_target_resume(run->t);
+	if (run->err == 0 && cmd->finish)
+		run->err = cmd->finish(run);
 	if (run->err == -HS_E_INTERRUPTED ||
 	    (hs_interrupted && !(cmd->flags & HS_CMD_OUTPUT_FILE))) {
 		hs_cli_err("interrupted; target released%s",
