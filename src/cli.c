@@ -127,6 +127,27 @@ int hs_cli_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+int hs_cli_parse_classes(const char *cmd, const char *list, unsigned *mask)
+{
+	char *dup = hs_xstrdup(list), *save = NULL;
+	int ret = 0;
+
+	*mask = 0;
+	for (char *tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		int c = hs_class_parse(tok);
+
+		if (c < 0) {
+			ret = hs_cli_usage_err(cmd, "unknown region class '%s' in --regions", tok);
+			break;
+		}
+		*mask |= 1u << c;
+	}
+	if (!ret && !*mask)
+		ret = hs_cli_usage_err(cmd, "--regions needs at least one class");
+	free(dup);
+	return ret;
+}
+
 /* A common option: 1 if consumed, 0 if not one, -1 after a usage error. */
 static int common_opt(int c, const char *arg, struct hs_cli_opts *o)
 {

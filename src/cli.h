@@ -113,6 +113,9 @@ int hs_cli_usage_err(const char *cmd, const char *fmt, ...) HS_PRINTF(2, 3);
 int hs_cli_parse_size(const char *s, uint64_t *out);
 /* Parses an address: hex with or without 0x, no sign, no junk; -1 on error. */
 int hs_cli_parse_addr(const char *s, hs_addr_t *out);
+/* --regions LIST: region class names, comma-separated, into a mask of
+ * 1 << class.  0, or 64 after the usage error. */
+int hs_cli_parse_classes(const char *cmd, const char *list, unsigned *mask);
 /* Parses a non-negative integer; -1 on error. */
 int hs_cli_parse_u64(const char *s, uint64_t *out);
 

@@ -87,29 +87,6 @@ static void progress_cb(void *ud, const struct hs_dump_stats *st)
 	pr->shown = true;
 }
 
-/* ---- options ---- */
-
-static int parse_regions(const char *list, unsigned *mask)
-{
-	char *dup = hs_xstrdup(list), *save = NULL;
-	int ret = 0;
-
-	*mask = 0;
-	for (char *tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		int c = hs_class_parse(tok);
-
-		if (c < 0) {
-			ret = hs_cli_usage_err("dump", "unknown region class '%s' in --regions", tok);
-			break;
-		}
-		*mask |= 1u << c;
-	}
-	if (!ret && !*mask)
-		ret = hs_cli_usage_err("dump", "--regions needs at least one class");
-	free(dup);
-	return ret;
-}
-
 static double ms(uint64_t ns)
 {
 	return (double)ns / 1e6;
@@ -232,7 +209,7 @@ static int option(void *state, int c, const char *arg)
 		break;
 	case OPT_REGIONS:
 		s->nsel++;
-		return parse_regions(arg, &s->dopts.classes);
+		return hs_cli_parse_classes("dump", arg, &s->dopts.classes);
 	case OPT_ALL:
 		s->dopts.all = true;
 		s->nsel++;

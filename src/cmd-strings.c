@@ -75,26 +75,6 @@ static void print_usage(void)
 	hs_buf_release(&classes);
 }
 
-static int parse_regions(const char *arg, unsigned *mask)
-{
-	char *copy = hs_xstrdup(arg), *save = NULL, *tok;
-	int ret = 0;
-
-	*mask = 0;
-	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		int c = hs_class_parse(tok);
-
-		if (c < 0) {
-			ret = hs_cli_usage_err("strings", "unknown region class '%s'", tok);
-			break;
-		}
-		*mask |= 1u << c;
-	}
-	if (!ret && !*mask)
-		ret = hs_cli_usage_err("strings", "empty --regions");
-	free(copy);
-	return ret;
-}
 
 static void progress(void *ud, uint64_t done, uint64_t total)
 {
@@ -169,7 +149,7 @@ static int option(void *state, int c, const char *arg)
 		s->so.max_len = (unsigned)v;
 		break;
 	case OPT_REGIONS:
-		return parse_regions(arg, &s->mask);
+		return hs_cli_parse_classes("strings", arg, &s->mask);
 	case OPT_ALL:
 		s->all = true;
 		break;
