@@ -70,6 +70,16 @@ int hs_cli_usage_err(const char *cmd, const char *fmt, ...)
 	return HS_EXIT_USAGE;
 }
 
+void hs_cli_err_interrupted(const char *note)
+{
+	hs_cli_err("interrupted; target released%s", note ? note : "");
+}
+
+void hs_cli_err_gone(const struct hs_target *t)
+{
+	hs_cli_err("%s exited during the run", t->source);
+}
+
 int hs_cli_parse_u64(const char *s, uint64_t *out)
 {
 	char *end;

@@ -106,6 +106,11 @@ void hs_cli_json_end(struct hs_json *j);
 /* "heapscan: <message>" on stderr, one line. */
 void hs_cli_err(const char *fmt, ...) HS_PRINTF(1, 2);
 void hs_cli_warn(const char *fmt, ...) HS_PRINTF(1, 2);
+/* The two ends of a run every command tells alike: a signal came (the
+ * target is let go; note, if not NULL, is appended), or the target
+ * exited while it was read. */
+void hs_cli_err_interrupted(const char *note);
+void hs_cli_err_gone(const struct hs_target *t);
 /* A usage error: message plus "see 'heapscan CMD --help'"; returns 64. */
 int hs_cli_usage_err(const char *cmd, const char *fmt, ...) HS_PRINTF(2, 3);
 

@@ -482,9 +482,9 @@ int hs_growth_profile_target(struct hs_target *t, const struct hs_profile_opts *
 	p->stop_ns = t->stop_ns - stop0;
 	if (ret < 0) {
 		if (ret == -HS_E_INTERRUPTED || hs_interrupted)
-			hs_cli_err("interrupted; target released");
+			hs_cli_err_interrupted(NULL);
 		else if (ret == -ESRCH)
-			hs_cli_err("%s exited", t->source);
+			hs_cli_err_gone(t);
 		else
 			hs_cli_err("cannot profile %s: %s", t->source, hs_strerror(ret));
 		return HS_EXIT_FATAL;

@@ -75,15 +75,15 @@ static int run_target(struct hs_run *run)
 		run->err = cmd->finish(run);
 	if (run->err == -HS_E_INTERRUPTED ||
 	    (hs_interrupted && !(cmd->flags & HS_CMD_OUTPUT_FILE))) {
-		hs_cli_err("interrupted; target released%s",
-			   (cmd->flags & HS_CMD_OUTPUT_FILE) ? ", nothing written" : "");
+		hs_cli_err_interrupted((cmd->flags & HS_CMD_OUTPUT_FILE) ? ", nothing written"
+									 : NULL);
 		return HS_EXIT_FATAL;
 	}
 	if (run->err < 0) {
 		if (run->o.json && (cmd->flags & HS_CMD_ERROR_JSON))
 			render(run);
 		if (run->err == -ESRCH) {
-			hs_cli_err("%s exited during the run", run->t->source);
+			hs_cli_err_gone(run->t);
 			return HS_EXIT_FATAL;
 		}
 		if (cmd->explain)
