@@ -62,6 +62,7 @@ static bool parse(struct hs_run *run, int argc, char **argv, int *exit)
 static int run_target(struct hs_run *run)
 {
 	const struct hs_command *cmd = run->cmd;
+	bool file = cmd->flags & HS_CMD_OUTPUT_FILE;
 	int ret;
 
 	ret = hs_cli_open_target(&run->o, &run->t);
@@ -73,10 +74,10 @@ static int run_target(struct hs_run *run)
 	(void)hs_target_resume(run->t);
 	if (run->err == 0 && cmd->finish)
 		run->err = cmd->finish(run);
-	if (run->err == -HS_E_INTERRUPTED ||
-	    (hs_interrupted && !(cmd->flags & HS_CMD_OUTPUT_FILE))) {
-		hs_cli_err_interrupted((cmd->flags & HS_CMD_OUTPUT_FILE) ? ", nothing written"
-									 : NULL);
+	/* A file once committed stands: only collect's own code says a
+	 * signal cut it short. */
+	if (run->err == -HS_E_INTERRUPTED || (hs_interrupted && !file)) {
+		hs_cli_err_interrupted(file ? ", nothing written" : NULL);
 		return HS_EXIT_FATAL;
 	}
 	if (run->err < 0) {
