@@ -184,7 +184,8 @@ struct hs_command {
 	const char *usage;            /* as hs_cli_parser's usage, usage_fn */
 	void (*usage_fn)(void);
 	const char *shortopts;        /* the command's own, or NULL */
-	const struct option *longopts; /* HS_CLI_COMMON_LONGOPTS, then its own */
+	const struct option *options; /* its own long options (after the
+	                                 common ones), or NULL */
 	unsigned flags;               /* enum hs_command_flags */
 	size_t state_size;            /* run->state: zeroed, then init() */
 

@@ -158,8 +158,7 @@ static void report_json(struct hs_json *j, const char *path, const struct hs_tar
 	hs_json_bool(j, "partial", (t->state & HS_TSTATE_PARTIAL) || st->bytes_unreadable);
 }
 
-static const struct option longopts[] = {
-	HS_CLI_COMMON_LONGOPTS,
+static const struct option options[] = {
 	{ "output", required_argument, NULL, 'o' },
 	{ "force", no_argument, NULL, 'f' },
 	{ "regions", required_argument, NULL, OPT_REGIONS },
@@ -304,7 +303,7 @@ const struct hs_command hs_cmd_dump = {
 	.help = "write an ELF core file that gdb opens",
 	.usage = usage_text,
 	.shortopts = "o:f",
-	.longopts = longopts,
+	.options = options,
 	.flags = HS_CMD_OUTPUT_FILE,
 	.state_size = sizeof(struct dump),
 	.init = init,

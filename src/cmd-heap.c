@@ -42,8 +42,7 @@ static const char usage_text[] =
 	"                         (libc's data); default auto: each in that order\n"
 	"      --no-mmapped       skip the search for mmapped chunks\n";
 
-static const struct option longopts[] = {
-	HS_CLI_COMMON_LONGOPTS,
+static const struct option options[] = {
 	{ "top", required_argument, NULL, OPT_TOP },
 	{ "main-arena", required_argument, NULL, OPT_MAIN_ARENA },
 	{ "main-arena-from", required_argument, NULL, OPT_MAIN_ARENA_FROM },
@@ -157,7 +156,7 @@ const struct hs_command hs_cmd_heap = {
 	.name = "heap",
 	.help = "name the allocator, walk its heap (glibc, jemalloc)",
 	.usage = usage_text,
-	.longopts = longopts,
+	.options = options,
 	.flags = HS_CMD_HEADER_JSON | HS_CMD_HEADER_TEXT | HS_CMD_ERROR_JSON,
 	.state_size = sizeof(struct heap),
 	.init = init,

@@ -173,8 +173,7 @@ static void report_json(struct hs_json *j, const struct hs_leaks_result *r,
 	hs_json_arr_end(j);
 }
 
-static const struct option longopts[] = {
-	HS_CLI_COMMON_LONGOPTS,
+static const struct option options[] = {
 	{ "top", required_argument, NULL, OPT_TOP },
 	{ "max-mem", required_argument, NULL, OPT_MAX_MEM },
 	{ "no-types", no_argument, NULL, OPT_NO_TYPES },
@@ -304,7 +303,7 @@ const struct hs_command hs_cmd_leaks = {
 	.name = "leaks",
 	.help = "in-use chunks nothing points to any more (like memcheck)",
 	.usage = usage_text,
-	.longopts = longopts,
+	.options = options,
 	.flags = HS_CMD_HEADER_JSON | HS_CMD_HEADER_TEXT,
 	.state_size = sizeof(struct leaks),
 	.init = init,

@@ -38,8 +38,7 @@ static const char usage_text[] =
 	"      --no-strings     skip the strings section\n"
 	"      --no-python      skip the Python objects section\n";
 
-static const struct option longopts[] = {
-	HS_CLI_COMMON_LONGOPTS,
+static const struct option options[] = {
 	{ "top-regions", required_argument, NULL, OPT_TOP_REGIONS },
 	{ "top", required_argument, NULL, OPT_TOP },
 	{ "no-heap", no_argument, NULL, OPT_NO_HEAP },
@@ -172,7 +171,7 @@ const struct hs_command hs_cmd_scan = {
 	.name = "scan",
 	.help = "where the memory is: regions, heap, top strings (default)",
 	.usage = usage_text,
-	.longopts = longopts,
+	.options = options,
 	.flags = HS_CMD_HEADER_JSON | HS_CMD_HEADER_TEXT,
 	.state_size = sizeof(struct scan),
 	.init = init,

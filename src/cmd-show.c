@@ -56,8 +56,7 @@ static const char usage_text[] =
 	"reference scan was cut by a limit), 2 fatal (ADDR not mapped or not\n"
 	"readable, no such process, ...), 64 usage (ADDR missing or not hex).\n";
 
-static const struct option longopts[] = {
-	HS_CLI_COMMON_LONGOPTS,
+static const struct option options[] = {
 	{ "max-bytes", required_argument, NULL, OPT_MAX_BYTES },
 	{ "len", required_argument, NULL, OPT_LEN },
 	{ "refs", no_argument, NULL, OPT_REFS },
@@ -216,7 +215,7 @@ const struct hs_command hs_cmd_show = {
 	.name = "show",
 	.help = "what is at an address: mapping, chunk, dump, references",
 	.usage = usage_text,
-	.longopts = longopts,
+	.options = options,
 	.flags = HS_CMD_HEADER_JSON,
 	.state_size = sizeof(struct show),
 	.init = init,

@@ -43,8 +43,7 @@ static const char usage_text[] =
 	"      --no-heap      skip the malloc heap walk\n"
 	"      --no-strings   skip the string count\n";
 
-static const struct option longopts[] = {
-	HS_CLI_COMMON_LONGOPTS,
+static const struct option options[] = {
 	{ "output", required_argument, NULL, 'o' },
 	{ "keep", required_argument, NULL, OPT_KEEP },
 	{ "no-heap", no_argument, NULL, OPT_NO_HEAP },
@@ -234,7 +233,7 @@ const struct hs_command hs_cmd_snapshot = {
 	.help = "write a growth profile for a later diff",
 	.usage = usage_text,
 	.shortopts = "o:f",
-	.longopts = longopts,
+	.options = options,
 	.flags = HS_CMD_OUTPUT_FILE,
 	.state_size = sizeof(struct snapshot),
 	.init = init,

@@ -199,8 +199,7 @@ static void report_json(struct hs_json *j, struct hs_target *t, struct hs_syms *
 	hs_json_arr_end(j);
 }
 
-static const struct option longopts[] = {
-	HS_CLI_COMMON_LONGOPTS,
+static const struct option options[] = {
 	{ "disasm", no_argument, NULL, OPT_DISASM },
 	{ "max-frames", required_argument, NULL, OPT_MAX_FRAMES },
 	{ "no-debuginfo", no_argument, NULL, OPT_NO_DEBUGINFO },
@@ -304,7 +303,7 @@ const struct hs_command hs_cmd_stacks = {
 	.name = "stacks",
 	.help = "every thread's backtrace, symbolized (like eu-stack)",
 	.usage = usage_text,
-	.longopts = longopts,
+	.options = options,
 	.flags = HS_CMD_HEADER_JSON,
 	.state_size = sizeof(struct stacks),
 	.option = option,

@@ -83,8 +83,7 @@ static void progress(void *ud, uint64_t done, uint64_t total)
 		fprintf(stderr, "\rheapscan: strings: %3u%%", (unsigned)(done * 100 / total));
 }
 
-static const struct option longopts[] = {
-	HS_CLI_COMMON_LONGOPTS,
+static const struct option options[] = {
 	{ "encoding", required_argument, NULL, OPT_ENCODING },
 	{ "min-len", required_argument, NULL, OPT_MIN_LEN },
 	{ "max-len", required_argument, NULL, OPT_MAX_LEN },
@@ -310,7 +309,7 @@ const struct hs_command hs_cmd_strings = {
 	.name = "strings",
 	.help = "count printable strings in the target's memory",
 	.usage_fn = print_usage,
-	.longopts = longopts,
+	.options = options,
 	.state_size = sizeof(struct strings),
 	.init = init,
 	.option = option,

@@ -71,8 +71,7 @@ static int add_cxx(struct hs_target *t, struct hs_glibc_heap *h, struct hs_censu
 	return ret;
 }
 
-static const struct option longopts[] = {
-	HS_CLI_COMMON_LONGOPTS,
+static const struct option options[] = {
 	{ "top", required_argument, NULL, OPT_TOP },
 	{ "jobs", required_argument, NULL, OPT_JOBS },
 	{ NULL, 0, NULL, 0 },
@@ -178,7 +177,7 @@ const struct hs_command hs_cmd_types = {
 	.name = "types",
 	.help = "live objects by type, like jmap -histo (Python)",
 	.usage = usage_text,
-	.longopts = longopts,
+	.options = options,
 	.flags = HS_CMD_HEADER_JSON | HS_CMD_HEADER_TEXT,
 	.state_size = sizeof(struct types),
 	.option = option,

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* The report: text on stdout, or one JSON document. */
 static void render(struct hs_run *run)
@@ -29,24 +30,41 @@ static void render(struct hs_run *run)
 	cmd->render(run, stdout, NULL);
 }
 
+/* The common options, then the command's own: getopt_long's table. */
+static struct option *all_options(const struct option *own)
+{
+	static const struct option common[] = { HS_CLI_COMMON_LONGOPTS };
+	size_t n = 0;
+	struct option *v;
+
+	while (own && own[n].name)
+		n++;
+	v = hs_xcalloc(HS_ARRAY_SIZE(common) + n + 1, sizeof(*v));
+	memcpy(v, common, sizeof(common));
+	if (n)
+		memcpy(v + HS_ARRAY_SIZE(common), own, n * sizeof(*v));
+	return v;
+}
+
 /* Options, operands and checks: true to go on, or false with *exit set
  * (--help, a usage error). */
 static bool parse(struct hs_run *run, int argc, char **argv, int *exit)
 {
 	const struct hs_command *cmd = run->cmd;
+	struct option *longopts = all_options(cmd->options);
 	struct hs_cli_parser ps = {
 		.cmd = cmd->name, .usage = cmd->usage, .usage_fn = cmd->usage_fn,
-		.shortopts = cmd->shortopts, .longopts = cmd->longopts, .o = &run->o,
+		.shortopts = cmd->shortopts, .longopts = longopts, .o = &run->o,
 		.argc = argc, .argv = argv,
 	};
 	int c, ret = 0;
 
-	while (!ret && (c = hs_cli_next_opt(&ps)) != 0) {
-		if (c < 0) {
-			*exit = ps.exit;
-			return false;
-		}
+	while (!ret && (c = hs_cli_next_opt(&ps)) > 0)
 		ret = cmd->option ? cmd->option(run->state, c, optarg) : 0;
+	free(longopts);
+	if (c < 0) {
+		*exit = ps.exit;
+		return false;
 	}
 	if (!ret && cmd->operands)
 		ret = cmd->operands(run->state, argc, argv);
