@@ -46,9 +46,9 @@ static struct option *all_options(const struct option *own)
 	return v;
 }
 
-/* Options, operands and checks: true to go on, or false with *exit set
+/* Options, operands and checks: true to go on, or false with *code set
  * (--help, a usage error). */
-static bool parse(struct hs_run *run, int argc, char **argv, int *exit)
+static bool parse(struct hs_run *run, int argc, char **argv, int *code)
 {
 	const struct hs_command *cmd = run->cmd;
 	struct option *longopts = all_options(cmd->options);
@@ -57,13 +57,13 @@ static bool parse(struct hs_run *run, int argc, char **argv, int *exit)
 		.shortopts = cmd->shortopts, .longopts = longopts, .o = &run->o,
 		.argc = argc, .argv = argv,
 	};
-	int c, ret = 0;
+	int c = 0, ret = 0;
 
 	while (!ret && (c = hs_cli_next_opt(&ps)) > 0)
 		ret = cmd->option ? cmd->option(run->state, c, optarg) : 0;
 	free(longopts);
 	if (c < 0) {
-		*exit = ps.exit;
+		*code = ps.exit;
 		return false;
 	}
 	if (!ret && cmd->operands)
@@ -72,7 +72,7 @@ static bool parse(struct hs_run *run, int argc, char **argv, int *exit)
 		ret = hs_cli_finish_options(cmd->name, argc, argv, &run->o);
 	if (!ret && cmd->check)
 		ret = cmd->check(run->state, &run->o);
-	*exit = ret;
+	*code = ret;
 	return ret == 0;
 }
 
