@@ -158,8 +158,8 @@ void hs_cli_read_done(void *t);
  * opening the target, the test hold, resuming it, the interrupted and the
  * target-gone messages, the JSON document's frame, exit codes, releasing
  * and closing.  A command of another shape sets only name, help and main.
- * Adding a command: one cmd-<name>.c defining its struct hs_command, and
- * one row in main.c's table.
+ * Adding a command: one cmd-<name>.c defining its struct hs_command
+ * hs_cmd_<name>, and its name in main.c's table.
  */
 struct hs_json;
 struct hs_run;
@@ -169,9 +169,9 @@ enum hs_command_flags {
 	HS_CMD_HEADER_TEXT = 1 << 1, /* text: the report header before render */
 	HS_CMD_ERROR_JSON = 1 << 2,  /* --json: a document even when collect
 	                                failed (render sees run->err < 0) */
-	HS_CMD_OUTPUT_FILE = 1 << 3, /* collect commits a file: only its own
-	                                -HS_E_INTERRUPTED is an interrupt, and
-	                                then "nothing written" */
+	HS_CMD_OUTPUT_FILE = 1 << 3, /* collect or finish commits a file: only
+	                                their -HS_E_INTERRUPTED is an interrupt,
+	                                and then "nothing written" */
 };
 
 struct hs_command {
@@ -229,8 +229,8 @@ struct hs_run {
  * Calls cmd->main when set. */
 int hs_run_command(const struct hs_command *cmd, int argc, char **argv);
 
-extern const struct hs_command hs_cmd_scan, hs_cmd_strings, hs_cmd_heap, hs_cmd_dump,
-	hs_cmd_core, hs_cmd_check, hs_cmd_stacks, hs_cmd_snapshot, hs_cmd_diff,
-	hs_cmd_watch, hs_cmd_show, hs_cmd_leaks, hs_cmd_types;
+/* The default command ("heapscan -p PID", "heapscan core FILE").  The
+ * others are named in main.c's table only. */
+extern const struct hs_command hs_cmd_scan;
 
 #endif

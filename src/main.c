@@ -15,12 +15,17 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Each row is one cmd-<name>.c; the order is --help's. */
-static const struct hs_command *const commands[] = {
-	&hs_cmd_scan, &hs_cmd_strings, &hs_cmd_heap, &hs_cmd_dump, &hs_cmd_core,
-	&hs_cmd_check, &hs_cmd_stacks, &hs_cmd_snapshot, &hs_cmd_diff, &hs_cmd_watch,
-	&hs_cmd_show, &hs_cmd_leaks, &hs_cmd_types,
-};
+/*
+ * The commands in --help's order: each NAME is the struct hs_command
+ * hs_cmd_NAME of src/cmd-NAME.c (core's is in cmd-dump.c).
+ */
+#define COMMANDS(X) X(scan) X(strings) X(heap) X(dump) X(core) X(check) X(stacks) \
+	X(snapshot) X(diff) X(watch) X(show) X(leaks) X(types)
+
+#define DECLARE(name) extern const struct hs_command hs_cmd_##name;
+#define ROW(name) &hs_cmd_##name,
+COMMANDS(DECLARE)
+static const struct hs_command *const commands[] = { COMMANDS(ROW) };
 
 static void usage(FILE *out)
 {
