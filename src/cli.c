@@ -70,6 +70,16 @@ int hs_cli_usage_err(const char *cmd, const char *fmt, ...)
 	return HS_EXIT_USAGE;
 }
 
+void hs_cli_err_interrupted(const char *note)
+{
+	hs_cli_err("interrupted; target released%s", note ? note : "");
+}
+
+void hs_cli_err_gone(const struct hs_target *t)
+{
+	hs_cli_err("%s exited during the run", t->source);
+}
+
 int hs_cli_parse_u64(const char *s, uint64_t *out)
 {
 	char *end;
@@ -125,6 +135,27 @@ int hs_cli_parse_size(const char *s, uint64_t *out)
 		return -1;
 	*out = v * mul;
 	return 0;
+}
+
+int hs_cli_parse_classes(const char *cmd, const char *list, unsigned *mask)
+{
+	char *dup = hs_xstrdup(list), *save = NULL;
+	int ret = 0;
+
+	*mask = 0;
+	for (char *tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		int c = hs_class_parse(tok);
+
+		if (c < 0) {
+			ret = hs_cli_usage_err(cmd, "unknown region class '%s' in --regions", tok);
+			break;
+		}
+		*mask |= 1u << c;
+	}
+	if (!ret && !*mask)
+		ret = hs_cli_usage_err(cmd, "--regions needs at least one class");
+	free(dup);
+	return ret;
 }
 
 /* A common option: 1 if consumed, 0 if not one, -1 after a usage error. */

@@ -106,6 +106,11 @@ void hs_cli_json_end(struct hs_json *j);
 /* "heapscan: <message>" on stderr, one line. */
 void hs_cli_err(const char *fmt, ...) HS_PRINTF(1, 2);
 void hs_cli_warn(const char *fmt, ...) HS_PRINTF(1, 2);
+/* The two ends of a run every command tells alike: a signal came (the
+ * target is let go; note, if not NULL, is appended), or the target
+ * exited while it was read. */
+void hs_cli_err_interrupted(const char *note);
+void hs_cli_err_gone(const struct hs_target *t);
 /* A usage error: message plus "see 'heapscan CMD --help'"; returns 64. */
 int hs_cli_usage_err(const char *cmd, const char *fmt, ...) HS_PRINTF(2, 3);
 
@@ -113,6 +118,9 @@ int hs_cli_usage_err(const char *cmd, const char *fmt, ...) HS_PRINTF(2, 3);
 int hs_cli_parse_size(const char *s, uint64_t *out);
 /* Parses an address: hex with or without 0x, no sign, no junk; -1 on error. */
 int hs_cli_parse_addr(const char *s, hs_addr_t *out);
+/* --regions LIST: region class names, comma-separated, into a mask of
+ * 1 << class.  0, or 64 after the usage error. */
+int hs_cli_parse_classes(const char *cmd, const char *list, unsigned *mask);
 /* Parses a non-negative integer; -1 on error. */
 int hs_cli_parse_u64(const char *s, uint64_t *out);
 
@@ -143,19 +151,86 @@ void hs_cli_test_hold_at(const char *point);
  * that follows runs while it runs), then the "read-done" test point. */
 void hs_cli_read_done(void *t);
 
-/* Subcommands: argv[0] is the subcommand name. */
-int cmd_scan(int argc, char **argv);
-int cmd_strings(int argc, char **argv);
-int cmd_heap(int argc, char **argv);
-int cmd_dump(int argc, char **argv);
-int cmd_core(int argc, char **argv);
-int cmd_check(int argc, char **argv);
-int cmd_stacks(int argc, char **argv);
-int cmd_snapshot(int argc, char **argv);
-int cmd_diff(int argc, char **argv);
-int cmd_watch(int argc, char **argv);
-int cmd_show(int argc, char **argv);
-int cmd_leaks(int argc, char **argv);
-int cmd_types(int argc, char **argv);
+/*
+ * One command (git's run_builtin).  A command that reads a target declares
+ * what it needs and implements its own part, collect and render; the
+ * runner (src/runner.c) owns the rest of the lifecycle: option parsing,
+ * opening the target, the test hold, resuming it, the interrupted and the
+ * target-gone messages, the JSON document's frame, exit codes, releasing
+ * and closing.  A command of another shape sets only name, help and main.
+ * Adding a command: one cmd-<name>.c defining its struct hs_command
+ * hs_cmd_<name>, and its name in main.c's table.
+ */
+struct hs_json;
+struct hs_run;
+
+enum hs_command_flags {
+	HS_CMD_HEADER_JSON = 1 << 0, /* --json: the report header after "command" */
+	HS_CMD_HEADER_TEXT = 1 << 1, /* text: the report header before render */
+	HS_CMD_ERROR_JSON = 1 << 2,  /* --json: a document even when collect
+	                                failed (render sees run->err < 0) */
+	HS_CMD_OUTPUT_FILE = 1 << 3, /* collect or finish commits a file: only
+	                                their -HS_E_INTERRUPTED is an interrupt,
+	                                and then "nothing written" */
+};
+
+struct hs_command {
+	const char *name;
+	const char *help;             /* one line of 'heapscan --help' */
+	/* A command outside the runner's shape: argv[0] is its name.  When
+	 * set, nothing below is used. */
+	int (*main)(int argc, char **argv);
+
+	const char *usage;            /* as hs_cli_parser's usage, usage_fn */
+	void (*usage_fn)(void);
+	const char *shortopts;        /* the command's own, or NULL */
+	const struct option *options; /* its own long options (after the
+	                                 common ones), or NULL */
+	unsigned flags;               /* enum hs_command_flags */
+	size_t state_size;            /* run->state: zeroed, then init() */
+
+	/* Each may be NULL but collect and render. */
+	void (*init)(void *state);
+	/* A private option: 0, or an exit code (hs_cli_usage_err). */
+	int (*option)(void *state, int c, const char *arg);
+	/* Operands (optind is the first): 0 or an exit code.  Before the
+	 * common checks of hs_cli_finish_options. */
+	int (*operands)(void *state, int argc, char **argv);
+	/* After the options: 0 or an exit code; before the target opens. */
+	int (*check)(void *state, const struct hs_cli_opts *o);
+	/* Reads the target while it is held (it may resume it earlier):
+	 * 0 or a negative code.  -HS_E_INTERRUPTED and -ESRCH are told by
+	 * the runner, other codes by explain. */
+	int (*collect)(struct hs_run *run);
+	/* After collect succeeded and the target was resumed, before render
+	 * (writes a file, opens symbol files): 0 or a negative code, told
+	 * as collect's are. */
+	int (*finish)(struct hs_run *run);
+	/* Says why collect failed (run->err) in one line; returns the exit
+	 * code.  NULL: "SOURCE: <hs_strerror>", exit 2. */
+	int (*explain)(struct hs_run *run);
+	/* The report, the target resumed: text on out, or with --json the
+	 * members of the document on j (out is then NULL). */
+	void (*render)(struct hs_run *run, FILE *out, struct hs_json *j);
+	/* Frees what init, option, collect and render left in state. */
+	void (*release)(void *state);
+};
+
+struct hs_run {
+	const struct hs_command *cmd;
+	struct hs_cli_opts o;
+	struct hs_target *t;          /* open from collect to the end */
+	void *state;                  /* cmd->state_size bytes */
+	int err;                      /* collect's (or finish's) result */
+	bool partial;                 /* set by the command: exit 1 over 0 */
+};
+
+/* Runs cmd on argv (argv[0] is the command's name); returns the exit code.
+ * Calls cmd->main when set. */
+int hs_run_command(const struct hs_command *cmd, int argc, char **argv);
+
+/* The default command ("heapscan -p PID", "heapscan core FILE").  The
+ * others are named in main.c's table only. */
+extern const struct hs_command hs_cmd_scan;
 
 #endif

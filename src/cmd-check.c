@@ -21,7 +21,7 @@ static void line(const char *what, bool ok, const char *detail)
 	printf("  %-28s %-4s %s\n", what, ok ? "ok" : "FAIL", detail);
 }
 
-int cmd_check(int argc, char **argv)
+static int cmd_check(int argc, char **argv)
 {
 	struct utsname u;
 	struct hs_buf sb = HS_BUF_INIT;
@@ -99,3 +99,9 @@ int cmd_check(int argc, char **argv)
 	waitpid(child, NULL, 0);
 	return bad ? HS_EXIT_FATAL : HS_EXIT_OK;
 }
+
+const struct hs_command hs_cmd_check = {
+	.name = "check",
+	.help = "probe what this machine lets heapscan do",
+	.main = cmd_check,
+};

@@ -44,7 +44,7 @@ static const char usage_text[] =
 	"      --keep K         strings kept when profiling a core or -p (default 10000)\n"
 	"      --force          compare profiles of different executables\n";
 
-int cmd_diff(int argc, char **argv)
+static int cmd_diff(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		HS_CLI_COMMON_LONGOPTS,
@@ -185,3 +185,9 @@ out_b:
 	hs_profile_release(&a);
 	return ret; /* main() checks that stdout was written */
 }
+
+const struct hs_command hs_cmd_diff = {
+	.name = "diff",
+	.help = "what grew between two profiles, dumps or cores",
+	.main = cmd_diff,
+};

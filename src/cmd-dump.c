@@ -87,29 +87,6 @@ static void progress_cb(void *ud, const struct hs_dump_stats *st)
 	pr->shown = true;
 }
 
-/* ---- options ---- */
-
-static int parse_regions(const char *list, unsigned *mask)
-{
-	char *dup = hs_xstrdup(list), *save = NULL;
-	int ret = 0;
-
-	*mask = 0;
-	for (char *tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		int c = hs_class_parse(tok);
-
-		if (c < 0) {
-			ret = hs_cli_usage_err("dump", "unknown region class '%s' in --regions", tok);
-			break;
-		}
-		*mask |= 1u << c;
-	}
-	if (!ret && !*mask)
-		ret = hs_cli_usage_err("dump", "--regions needs at least one class");
-	free(dup);
-	return ret;
-}
-
 static double ms(uint64_t ns)
 {
 	return (double)ns / 1e6;
@@ -123,94 +100,87 @@ static const char *snapshot_kind(const struct hs_target *t)
 	return hs_target_holds(t) ? "stop" : "none";
 }
 
-static void report_text(const char *path, const struct hs_target *t,
+static void report_text(FILE *out, const char *path, const struct hs_target *t,
 			const struct hs_dump_stats *st)
 {
 	char a[16], b[16], c[16], d[16], e[16], f[16];
 	double copy_s = (double)st->copy_ns / 1e9;
 
-	printf("heapscan %s: wrote '%s' from %s (%s)\n", HS_VERSION, path, t->source,
+	fprintf(out, "heapscan %s: wrote '%s' from %s (%s)\n", HS_VERSION, path, t->source,
 	       t->info.comm[0] ? t->info.comm : "?");
-	printf("  regions:  %zu (%zu in full, %zu header page only, %zu empty)\n",
+	fprintf(out, "  regions:  %zu (%zu in full, %zu header page only, %zu empty)\n",
 	       st->regions, st->regions_full, st->regions_header,
 	       st->regions - st->regions_full - st->regions_header);
-	printf("  threads:  %zu\n", st->threads);
-	printf("  memory:   %s selected: %s written, %s zero pages and %s never touched "
+	fprintf(out, "  threads:  %zu\n", st->threads);
+	fprintf(out, "  memory:   %s selected: %s written, %s zero pages and %s never touched "
 	       "left as holes",
 	       hs_fmt_bytes(a, sizeof(a), st->bytes_total),
 	       hs_fmt_bytes(b, sizeof(b), st->bytes_written),
 	       hs_fmt_bytes(c, sizeof(c), st->bytes_zero),
 	       hs_fmt_bytes(d, sizeof(d), st->bytes_absent));
 	if (st->bytes_unreadable)
-		printf(", %" PRIu64 " bytes unreadable", st->bytes_unreadable);
-	printf("\n  file:     %s, %s on disk\n", hs_fmt_bytes(e, sizeof(e), st->file_size),
+		fprintf(out, ", %" PRIu64 " bytes unreadable", st->bytes_unreadable);
+	fprintf(out, "\n  file:     %s, %s on disk\n", hs_fmt_bytes(e, sizeof(e), st->file_size),
 	       hs_fmt_bytes(f, sizeof(f), st->disk_bytes));
-	printf("  copy:     %.1f ms (%s/s)\n", ms(st->copy_ns),
+	fprintf(out, "  copy:     %.1f ms (%s/s)\n", ms(st->copy_ns),
 	       hs_fmt_bytes(a, sizeof(a), copy_s > 0 ? (uint64_t)((double)st->bytes_total / copy_s) : 0));
 	if (!strcmp(snapshot_kind(t), "fork"))
-		printf("  stopped:  %.1f ms (to fork a snapshot and to reap it; the copy "
+		fprintf(out, "  stopped:  %.1f ms (to fork a snapshot and to reap it; the copy "
 		       "read the snapshot)\n", ms(st->stop_ns));
 	else if (!strcmp(snapshot_kind(t), "stop"))
-		printf("  stopped:  %.1f ms\n", ms(st->stop_ns));
-	printf("  total:    %.1f ms\n", ms(st->wall_ns));
-	hs_report_pages_text(stdout, t);
+		fprintf(out, "  stopped:  %.1f ms\n", ms(st->stop_ns));
+	fprintf(out, "  total:    %.1f ms\n", ms(st->wall_ns));
+	hs_report_pages_text(out, t);
 }
 
-static void report_json(const char *path, const struct hs_target *t,
+static void report_json(struct hs_json *j, const char *path, const struct hs_target *t,
 			const struct hs_dump_stats *st)
 {
-	struct hs_json j;
-
-	hs_cli_json_begin(&j, "dump");
-	hs_json_str(&j, "path", path);
-	hs_json_str(&j, "source", t->source);
-	hs_json_i64(&j, "pid", t->info.pid);
-	hs_json_u64(&j, "regions", st->regions);
-	hs_json_u64(&j, "regions_full", st->regions_full);
-	hs_json_u64(&j, "regions_header", st->regions_header);
-	hs_json_u64(&j, "threads", st->threads);
-	hs_json_u64(&j, "bytes_selected", st->bytes_total);
-	hs_json_u64(&j, "bytes_written", st->bytes_written);
-	hs_json_u64(&j, "bytes_zero", st->bytes_zero);
-	hs_json_u64(&j, "bytes_absent", st->bytes_absent);
-	hs_json_u64(&j, "bytes_unreadable", st->bytes_unreadable);
-	hs_json_u64(&j, "file_size", st->file_size);
-	hs_json_u64(&j, "disk_bytes", st->disk_bytes);
-	hs_json_double(&j, "copy_ms", ms(st->copy_ns));
-	hs_json_double(&j, "stop_ms", ms(st->stop_ns));
-	hs_json_str(&j, "snapshot", snapshot_kind(t));
-	hs_json_double(&j, "wall_ms", ms(st->wall_ns));
-	hs_report_pages_json(&j, t);
-	hs_json_bool(&j, "partial", (t->state & HS_TSTATE_PARTIAL) || st->bytes_unreadable);
-	hs_cli_json_end(&j);
+	hs_json_str(j, "path", path);
+	hs_json_str(j, "source", t->source);
+	hs_json_i64(j, "pid", t->info.pid);
+	hs_json_u64(j, "regions", st->regions);
+	hs_json_u64(j, "regions_full", st->regions_full);
+	hs_json_u64(j, "regions_header", st->regions_header);
+	hs_json_u64(j, "threads", st->threads);
+	hs_json_u64(j, "bytes_selected", st->bytes_total);
+	hs_json_u64(j, "bytes_written", st->bytes_written);
+	hs_json_u64(j, "bytes_zero", st->bytes_zero);
+	hs_json_u64(j, "bytes_absent", st->bytes_absent);
+	hs_json_u64(j, "bytes_unreadable", st->bytes_unreadable);
+	hs_json_u64(j, "file_size", st->file_size);
+	hs_json_u64(j, "disk_bytes", st->disk_bytes);
+	hs_json_double(j, "copy_ms", ms(st->copy_ns));
+	hs_json_double(j, "stop_ms", ms(st->stop_ns));
+	hs_json_str(j, "snapshot", snapshot_kind(t));
+	hs_json_double(j, "wall_ms", ms(st->wall_ns));
+	hs_report_pages_json(j, t);
+	hs_json_bool(j, "partial", (t->state & HS_TSTATE_PARTIAL) || st->bytes_unreadable);
 }
 
-int cmd_dump(int argc, char **argv)
-{
-	static const struct option longopts[] = {
-		HS_CLI_COMMON_LONGOPTS,
-		{ "output", required_argument, NULL, 'o' },
-		{ "force", no_argument, NULL, 'f' },
-		{ "regions", required_argument, NULL, OPT_REGIONS },
-		{ "all", no_argument, NULL, OPT_ALL },
-		{ "heap-only", no_argument, NULL, OPT_HEAP_ONLY },
-		{ "no-sync", no_argument, NULL, OPT_NO_SYNC },
-		{ "sync", no_argument, NULL, OPT_SYNC },
-		{ "jobs", required_argument, NULL, OPT_JOBS },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct hs_cli_opts o = { 0 };
-	struct hs_cli_parser ps = {
-		.cmd = "dump", .usage = usage_text, .shortopts = "o:f",
-		.longopts = longopts, .o = &o, .argc = argc, .argv = argv,
-	};
-	struct hs_dump_opts dopts = { 0 };
+static const struct option options[] = {
+	{ "output", required_argument, NULL, 'o' },
+	{ "force", no_argument, NULL, 'f' },
+	{ "regions", required_argument, NULL, OPT_REGIONS },
+	{ "all", no_argument, NULL, OPT_ALL },
+	{ "heap-only", no_argument, NULL, OPT_HEAP_ONLY },
+	{ "no-sync", no_argument, NULL, OPT_NO_SYNC },
+	{ "sync", no_argument, NULL, OPT_SYNC },
+	{ "jobs", required_argument, NULL, OPT_JOBS },
+	{ NULL, 0, NULL, 0 },
+};
+
+struct dump {
+	struct hs_dump_opts dopts;
 	struct hs_dump_stats st;
-	struct progress pr = { 0 };
-	struct hs_target *t = NULL;
-	const char *out = NULL;
-	int nsel = 0, c, ret;
-	struct stat sb;
+	struct progress pr;
+	const char *out;
+	int nsel;
+};
+
+static void init(void *state)
+{
+	struct dump *s = state;
 
 	/*
 	 * No fsync by default: gcore and cp do not sync either, and it made a
@@ -221,100 +191,132 @@ int cmd_dump(int argc, char **argv)
 	 * --sync adds is durability against a crash of the machine (and
 	 * errors that a network filesystem reports only at writeback).
 	 */
-	dopts.no_sync = true;
-	while ((c = hs_cli_next_opt(&ps)) > 0) {
-		switch (c) {
-		case 'o':
-			out = optarg;
-			break;
-		case 'f':
-			dopts.force = true;
-			break;
-		case OPT_REGIONS:
-			if (parse_regions(optarg, &dopts.classes))
-				return HS_EXIT_USAGE;
-			nsel++;
-			break;
-		case OPT_ALL:
-			dopts.all = true;
-			nsel++;
-			break;
-		case OPT_HEAP_ONLY:
-			dopts.classes = 1u << HS_CLASS_HEAP | 1u << HS_CLASS_ARENA |
-					1u << HS_CLASS_ANON | 1u << HS_CLASS_DATA;
-			nsel++;
-			break;
-		case OPT_NO_SYNC:
-			dopts.no_sync = true;
-			break;
-		case OPT_SYNC:
-			dopts.no_sync = false;
-			break;
-		case OPT_JOBS: {
-			uint64_t v;
+	s->dopts.no_sync = true;
+}
 
-			if (hs_cli_parse_u64(optarg, &v) || v < 1 || v > 16)
-				return hs_cli_usage_err("dump", "invalid --jobs '%s' (1 to 16)", optarg);
-			dopts.jobs = (unsigned)v;
-			break;
-		}
-		}
+static int option(void *state, int c, const char *arg)
+{
+	struct dump *s = state;
+	uint64_t v;
+
+	switch (c) {
+	case 'o':
+		s->out = arg;
+		break;
+	case 'f':
+		s->dopts.force = true;
+		break;
+	case OPT_REGIONS:
+		s->nsel++;
+		return hs_cli_parse_classes("dump", arg, &s->dopts.classes);
+	case OPT_ALL:
+		s->dopts.all = true;
+		s->nsel++;
+		break;
+	case OPT_HEAP_ONLY:
+		s->dopts.classes = 1u << HS_CLASS_HEAP | 1u << HS_CLASS_ARENA |
+				   1u << HS_CLASS_ANON | 1u << HS_CLASS_DATA;
+		s->nsel++;
+		break;
+	case OPT_NO_SYNC:
+		s->dopts.no_sync = true;
+		break;
+	case OPT_SYNC:
+		s->dopts.no_sync = false;
+		break;
+	case OPT_JOBS:
+		if (hs_cli_parse_u64(arg, &v) || v < 1 || v > 16)
+			return hs_cli_usage_err("dump", "invalid --jobs '%s' (1 to 16)", arg);
+		s->dopts.jobs = (unsigned)v;
+		break;
 	}
-	if (c < 0)
-		return ps.exit;
-	if (hs_cli_finish_options("dump", argc, argv, &o))
-		return HS_EXIT_USAGE;
-	if (!out || !*out)
+	return 0;
+}
+
+static int check(void *state, const struct hs_cli_opts *o)
+{
+	struct dump *s = state;
+	struct stat sb;
+
+	(void)o;
+	if (!s->out || !*s->out)
 		return hs_cli_usage_err("dump", "no output file: give -o FILE");
-	if (nsel > 1)
+	if (s->nsel > 1)
 		return hs_cli_usage_err("dump", "--regions, --all and --heap-only exclude each other");
 	/* Fail before stopping anything (the writer checks again, atomically). */
-	if (!dopts.force && lstat(out, &sb) == 0) {
-		hs_cli_err("'%s' exists; use --force to replace it", out);
+	if (!s->dopts.force && lstat(s->out, &sb) == 0) {
+		hs_cli_err("'%s' exists; use --force to replace it", s->out);
 		return HS_EXIT_FATAL;
 	}
+	return 0;
+}
 
-	ret = hs_cli_open_target(&o, &t);
-	if (ret)
-		return ret;
-	hs_cli_test_hold();
-	if (t->caps & HS_CAP_READ_FAULTS) {
-		dopts.pagemap = hs_live_pages_touched;
-		dopts.pagemap_ud = t;
+static int collect(struct hs_run *run)
+{
+	struct dump *s = run->state;
+	int ret;
+
+	if (run->t->caps & HS_CAP_READ_FAULTS) {
+		s->dopts.pagemap = hs_live_pages_touched;
+		s->dopts.pagemap_ud = run->t;
 	}
 	if (hs_cli_progress_enabled()) {
-		pr.start = hs_now_ns();
-		dopts.progress = progress_cb;
-		dopts.progress_ud = &pr;
+		s->pr.start = hs_now_ns();
+		s->dopts.progress = progress_cb;
+		s->dopts.progress_ud = &s->pr;
 	}
-	ret = hs_dump_write(t, out, &dopts, &st);
-	if (pr.shown)
+	ret = hs_dump_write(run->t, s->out, &s->dopts, &s->st);
+	if (s->pr.shown)
 		fputs("\r\033[K", stderr);
-	if (ret < 0) {
-		if (ret == -HS_E_INTERRUPTED)
-			hs_cli_err("interrupted; target released, nothing written");
-		else if (ret == -EEXIST)
-			hs_cli_err("'%s' exists; use --force to replace it", out);
-		else
-			hs_cli_err("cannot write '%s': %s; nothing written", out, hs_strerror(ret));
-		hs_target_close(t);
-		return HS_EXIT_FATAL;
-	}
-	if (o.json)
-		report_json(out, t, &st);
-	else
-		report_text(out, t, &st);
-	if (st.bytes_unreadable)
-		hs_cli_warn("%" PRIu64 " bytes could not be read and are zero in '%s'",
-			    st.bytes_unreadable, out);
-	ret = st.bytes_unreadable ? HS_EXIT_PARTIAL : hs_cli_exit_for(t);
-	hs_target_close(t);
-	return ret; /* main() checks that stdout was written */
+	return ret;
 }
+
+static int explain(struct hs_run *run)
+{
+	struct dump *s = run->state;
+
+	if (run->err == -EEXIST)
+		hs_cli_err("'%s' exists; use --force to replace it", s->out);
+	else
+		hs_cli_err("cannot write '%s': %s; nothing written", s->out,
+			   hs_strerror(run->err));
+	return HS_EXIT_FATAL;
+}
+
+static void render(struct hs_run *run, FILE *out, struct hs_json *j)
+{
+	struct dump *s = run->state;
+
+	if (j)
+		report_json(j, s->out, run->t, &s->st);
+	else
+		report_text(out, s->out, run->t, &s->st);
+	if (s->st.bytes_unreadable) {
+		hs_cli_warn("%" PRIu64 " bytes could not be read and are zero in '%s'",
+			    s->st.bytes_unreadable, s->out);
+		run->partial = true;
+	}
+}
+
+const struct hs_command hs_cmd_dump = {
+	.name = "dump",
+	.help = "write an ELF core file that gdb opens",
+	.usage = usage_text,
+	.shortopts = "o:f",
+	.options = options,
+	.flags = HS_CMD_OUTPUT_FILE,
+	.state_size = sizeof(struct dump),
+	.init = init,
+	.option = option,
+	.check = check,
+	.collect = collect,
+	.explain = explain,
+	.render = render,
+};
 
 /* ---- heapscan core FILE: 'scan' on a core file ---- */
 
-int cmd_core(int argc, char **argv)
+static int cmd_core(int argc, char **argv)
 {
 	char **av;
 	int ret;
@@ -334,7 +336,13 @@ int cmd_core(int argc, char **argv)
 	av[2] = argv[1];
 	for (int i = 2; i < argc; i++)
 		av[i + 1] = argv[i];
-	ret = cmd_scan(argc + 1, av);
+	ret = hs_run_command(&hs_cmd_scan, argc + 1, av);
 	free(av);
 	return ret;
 }
+
+const struct hs_command hs_cmd_core = {
+	.name = "core",
+	.help = "the default report on a core file (same as scan -c FILE)",
+	.main = cmd_core,
+};

@@ -42,120 +42,127 @@ static const char usage_text[] =
 	"                         (libc's data); default auto: each in that order\n"
 	"      --no-mmapped       skip the search for mmapped chunks\n";
 
-int cmd_heap(int argc, char **argv)
-{
-	static const struct option longopts[] = {
-		HS_CLI_COMMON_LONGOPTS,
-		{ "top", required_argument, NULL, OPT_TOP },
-		{ "main-arena", required_argument, NULL, OPT_MAIN_ARENA },
-		{ "main-arena-from", required_argument, NULL, OPT_MAIN_ARENA_FROM },
-		{ "no-mmapped", no_argument, NULL, OPT_NO_MMAPPED },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct hs_cli_opts o = { 0 };
-	struct hs_cli_parser ps = {
-		.cmd = "heap", .usage = usage_text, .shortopts = NULL,
-		.longopts = longopts, .o = &o, .argc = argc, .argv = argv,
-	};
-	struct hs_glibc_opts go = { 0 };
-	struct hs_glibc_heap *h = NULL;
-	struct hs_report_alloc ra = { 0 };
-	struct hs_target *t = NULL;
-	uint64_t top = 20;
-	int c, ret, err, way = HS_ARENA_AUTO;
+static const struct option options[] = {
+	{ "top", required_argument, NULL, OPT_TOP },
+	{ "main-arena", required_argument, NULL, OPT_MAIN_ARENA },
+	{ "main-arena-from", required_argument, NULL, OPT_MAIN_ARENA_FROM },
+	{ "no-mmapped", no_argument, NULL, OPT_NO_MMAPPED },
+	{ NULL, 0, NULL, 0 },
+};
 
-	while ((c = hs_cli_next_opt(&ps)) > 0) {
-		switch (c) {
-		case OPT_TOP:
-			if (hs_cli_parse_u64(optarg, &top) || top > 1000000)
-				return hs_cli_usage_err("heap", "invalid --top '%s'", optarg);
-			break;
-		case OPT_MAIN_ARENA:
-			if (hs_cli_parse_addr(optarg, &go.main_arena) || !go.main_arena ||
-			    (go.main_arena & 7))
-				return hs_cli_usage_err("heap", "invalid --main-arena '%s'", optarg);
-			break;
-		case OPT_MAIN_ARENA_FROM:
-			way = hs_arena_way_parse(optarg);
-			if (way < 0)
-				return hs_cli_usage_err("heap", "invalid --main-arena-from '%s' "
-							"(auto, symbol, disasm, scan)", optarg);
-			break;
-		case OPT_NO_MMAPPED:
-			go.flags |= HS_GLIBC_NO_MMAPPED;
-			break;
-		}
+struct heap {
+	struct hs_glibc_opts go;
+	uint64_t top;
+	int way;
+	struct hs_glibc_heap *h;
+	struct hs_report_alloc ra;
+};
+
+static void init(void *state)
+{
+	struct heap *s = state;
+
+	s->top = 20;
+	s->way = HS_ARENA_AUTO;
+}
+
+static int option(void *state, int c, const char *arg)
+{
+	struct heap *s = state;
+
+	switch (c) {
+	case OPT_TOP:
+		if (hs_cli_parse_u64(arg, &s->top) || s->top > 1000000)
+			return hs_cli_usage_err("heap", "invalid --top '%s'", arg);
+		break;
+	case OPT_MAIN_ARENA:
+		if (hs_cli_parse_addr(arg, &s->go.main_arena) || !s->go.main_arena ||
+		    (s->go.main_arena & 7))
+			return hs_cli_usage_err("heap", "invalid --main-arena '%s'", arg);
+		break;
+	case OPT_MAIN_ARENA_FROM:
+		s->way = hs_arena_way_parse(arg);
+		if (s->way < 0)
+			return hs_cli_usage_err("heap", "invalid --main-arena-from '%s' "
+						"(auto, symbol, disasm, scan)", arg);
+		break;
+	case OPT_NO_MMAPPED:
+		s->go.flags |= HS_GLIBC_NO_MMAPPED;
+		break;
 	}
-	if (c < 0)
-		return ps.exit;
-	if (hs_cli_finish_options("heap", argc, argv, &o))
-		return HS_EXIT_USAGE;
-	ret = hs_cli_open_target(&o, &t);
-	if (ret)
-		return ret;
-	hs_cli_test_hold();
+	return 0;
+}
+
+static int collect(struct hs_run *run)
+{
+	struct heap *s = run->state;
+	int err;
 
 	/* The allocator first: glibc's walker runs only on a glibc heap (or
 	 * when nothing else is recognised). */
-	err = hs_report_alloc_collect(t, &ra);
-	if (err == 0 && hs_report_alloc_glibc(&ra))
-		err = hs_report_heap_collect_way(t, &go, (enum hs_arena_way)way, &h);
-	else if (err == 0 && !ra.je)
-		err = ra.je_err < 0 ? ra.je_err : -HS_E_UNSUPPORTED;
-	/* Everything is read: let the target run before formatting. */
-	(void)hs_target_resume(t);
-	if (err == -HS_E_INTERRUPTED || hs_interrupted) {
-		hs_glibc_close(h);
-		hs_report_alloc_release(&ra);
-		hs_target_close(t);
-		hs_cli_err("interrupted; target released");
-		return HS_EXIT_FATAL;
-	}
-	if (err < 0) {
-		struct hs_buf sb = HS_BUF_INIT;
-
-		/* --json: still one complete document, heap.error saying why. */
-		if (o.json) {
-			struct hs_json j;
-
-			hs_cli_json_begin(&j, "heap");
-			hs_report_header_json(&j, t);
-			hs_report_heap_json_any(&j, &ra, h, err, (unsigned)top,
-						HS_REPORT_HEAP_DETAIL);
-			hs_cli_json_end(&j);
-		}
-		if (hs_report_alloc_glibc(&ra)) {
-			hs_report_heap_error(&sb, h, err);
-		} else {
-			hs_buf_addf(&sb, "the allocator is %s (%s): ", hs_alloc_name(ra.ai.kind),
-				    ra.ai.module);
-			if (ra.ai.kind == HS_ALLOC_JEMALLOC)
-				hs_buf_addf(&sb, "its heap could not be walked: %s",
-					    hs_strerror(err));
-			else
-				hs_buf_adds(&sb, "heapscan does not walk its heap");
-		}
-		hs_cli_err("%s", sb.buf);
-		hs_buf_release(&sb);
-		hs_glibc_close(h);
-		hs_report_alloc_release(&ra);
-		hs_target_close(t);
-		return HS_EXIT_FATAL;
-	}
-	if (o.json) {
-		struct hs_json j;
-
-		hs_cli_json_begin(&j, "heap");
-		hs_report_header_json(&j, t);
-		hs_report_heap_json_any(&j, &ra, h, 0, (unsigned)top, HS_REPORT_HEAP_DETAIL);
-		hs_cli_json_end(&j);
-	} else {
-		hs_report_header_text(stdout, t);
-		hs_report_heap_text_any(stdout, &ra, h, 0, (unsigned)top, HS_REPORT_HEAP_DETAIL);
-	}
-	ret = hs_cli_exit_for(t);
-	hs_glibc_close(h);
-	hs_report_alloc_release(&ra);
-	hs_target_close(t);
-	return ret; /* main() checks that stdout was written */
+	err = hs_report_alloc_collect(run->t, &s->ra);
+	if (err == 0 && hs_report_alloc_glibc(&s->ra))
+		err = hs_report_heap_collect_way(run->t, &s->go, (enum hs_arena_way)s->way,
+						 &s->h);
+	else if (err == 0 && !s->ra.je)
+		err = s->ra.je_err < 0 ? s->ra.je_err : -HS_E_UNSUPPORTED;
+	return err;
 }
+
+static int explain(struct hs_run *run)
+{
+	struct heap *s = run->state;
+	struct hs_buf sb = HS_BUF_INIT;
+
+	if (hs_report_alloc_glibc(&s->ra)) {
+		hs_report_heap_error(&sb, s->h, run->err);
+	} else {
+		hs_buf_addf(&sb, "the allocator is %s (%s): ", hs_alloc_name(s->ra.ai.kind),
+			    s->ra.ai.module);
+		if (s->ra.ai.kind == HS_ALLOC_JEMALLOC)
+			hs_buf_addf(&sb, "its heap could not be walked: %s",
+				    hs_strerror(run->err));
+		else
+			hs_buf_adds(&sb, "heapscan does not walk its heap");
+	}
+	hs_cli_err("%s", sb.buf);
+	hs_buf_release(&sb);
+	return HS_EXIT_FATAL;
+}
+
+/* --json: also on error, heap.error saying why. */
+static void render(struct hs_run *run, FILE *out, struct hs_json *j)
+{
+	struct heap *s = run->state;
+	int err = run->err < 0 ? run->err : 0;
+
+	if (j)
+		hs_report_heap_json_any(j, &s->ra, s->h, err, (unsigned)s->top,
+					HS_REPORT_HEAP_DETAIL);
+	else
+		hs_report_heap_text_any(out, &s->ra, s->h, 0, (unsigned)s->top,
+					HS_REPORT_HEAP_DETAIL);
+}
+
+static void release(void *state)
+{
+	struct heap *s = state;
+
+	hs_glibc_close(s->h);
+	hs_report_alloc_release(&s->ra);
+}
+
+const struct hs_command hs_cmd_heap = {
+	.name = "heap",
+	.help = "name the allocator, walk its heap (glibc, jemalloc)",
+	.usage = usage_text,
+	.options = options,
+	.flags = HS_CMD_HEADER_JSON | HS_CMD_HEADER_TEXT | HS_CMD_ERROR_JSON,
+	.state_size = sizeof(struct heap),
+	.init = init,
+	.option = option,
+	.collect = collect,
+	.explain = explain,
+	.render = render,
+	.release = release,
+};

@@ -62,12 +62,11 @@ static const char *group_type(const struct hs_leaks_group *g, const struct hs_cx
 	return g->type >= 0 && (size_t)g->type < vs->n ? vs->v[g->type].name : NULL;
 }
 
-static void report_text(const struct hs_target *t, const struct hs_leaks_result *r,
+static void report_text(const struct hs_leaks_result *r,
 			const struct hs_cxx_vtables *vs, size_t top, bool whole_stacks)
 {
 	size_t shown = 0;
 
-	hs_report_header_text(stdout, t);
 	printf("\nleaks: in-use malloc chunks by reachability\n");
 	count_text("in use", &r->inuse, NULL);
 	count_text("anchored", &r->anchored, NULL);
@@ -109,198 +108,208 @@ static void report_text(const struct hs_target *t, const struct hs_leaks_result 
 		printf("  ... %zu more group(s) (--top 0 lists all)\n", r->ngroups - shown);
 }
 
-static void report_json(const struct hs_target *t, const struct hs_leaks_result *r,
+static void report_json(struct hs_json *j, const struct hs_leaks_result *r,
 			const struct hs_cxx_vtables *vs, size_t top, bool whole_stacks)
 {
-	struct hs_json j;
-
-	hs_cli_json_begin(&j, "leaks");
-	hs_report_header_json(&j, t);
-	count_json(&j, "inuse", &r->inuse);
-	count_json(&j, "anchored", &r->anchored);
-	count_json(&j, "possible", &r->possible);
-	count_json(&j, "leaked", &r->leaked);
-	count_json(&j, "unreferenced", &r->unreferenced);
-	count_json(&j, "definite", &r->definite);
-	count_json(&j, "indirect", &r->indirect);
-	hs_json_u64(&j, "leak_cycles", r->leak_cycles);
-	hs_json_obj_begin(&j, "roots");
-	hs_json_u64(&j, "bytes", r->root_bytes);
-	hs_json_u64(&j, "ranges", r->root_ranges);
-	hs_json_u64(&j, "threads_with_registers", r->root_threads);
-	hs_json_bool(&j, "whole_stacks", whole_stacks);
-	hs_json_obj_end(&j);
-	hs_json_u64(&j, "unreadable_bytes", r->unreadable);
-	hs_json_u64(&j, "vtables", vs->n);
-	hs_json_obj_begin(&j, "work");
-	hs_json_u64(&j, "heap_bytes", r->heap_bytes);
-	hs_json_u64(&j, "index_bytes", r->index_bytes);
-	hs_json_u64(&j, "scanned_bytes", r->scanned_bytes);
-	hs_json_u64(&j, "passes", r->passes);
-	hs_json_double(&j, "index_ms", (double)r->index_ns / 1e6);
-	hs_json_double(&j, "mark_ms", (double)r->mark_ns / 1e6);
-	hs_json_double(&j, "leaked_ms", (double)r->leaked_ns / 1e6);
-	hs_json_double(&j, "groups_ms", (double)r->groups_ns / 1e6);
-	hs_json_obj_end(&j);
-	hs_json_u64(&j, "groups_total", r->ngroups);
-	hs_json_bool(&j, "groups_capped", r->groups_capped);
-	hs_json_arr_begin(&j, "groups");
+	count_json(j, "inuse", &r->inuse);
+	count_json(j, "anchored", &r->anchored);
+	count_json(j, "possible", &r->possible);
+	count_json(j, "leaked", &r->leaked);
+	count_json(j, "unreferenced", &r->unreferenced);
+	count_json(j, "definite", &r->definite);
+	count_json(j, "indirect", &r->indirect);
+	hs_json_u64(j, "leak_cycles", r->leak_cycles);
+	hs_json_obj_begin(j, "roots");
+	hs_json_u64(j, "bytes", r->root_bytes);
+	hs_json_u64(j, "ranges", r->root_ranges);
+	hs_json_u64(j, "threads_with_registers", r->root_threads);
+	hs_json_bool(j, "whole_stacks", whole_stacks);
+	hs_json_obj_end(j);
+	hs_json_u64(j, "unreadable_bytes", r->unreadable);
+	hs_json_u64(j, "vtables", vs->n);
+	hs_json_obj_begin(j, "work");
+	hs_json_u64(j, "heap_bytes", r->heap_bytes);
+	hs_json_u64(j, "index_bytes", r->index_bytes);
+	hs_json_u64(j, "scanned_bytes", r->scanned_bytes);
+	hs_json_u64(j, "passes", r->passes);
+	hs_json_double(j, "index_ms", (double)r->index_ns / 1e6);
+	hs_json_double(j, "mark_ms", (double)r->mark_ns / 1e6);
+	hs_json_double(j, "leaked_ms", (double)r->leaked_ns / 1e6);
+	hs_json_double(j, "groups_ms", (double)r->groups_ns / 1e6);
+	hs_json_obj_end(j);
+	hs_json_u64(j, "groups_total", r->ngroups);
+	hs_json_bool(j, "groups_capped", r->groups_capped);
+	hs_json_arr_begin(j, "groups");
 	for (size_t i = 0; i < r->ngroups && (!top || i < top); i++) {
 		const struct hs_leaks_group *g = &r->groups[i];
 		const char *ty = group_type(g, vs);
 
-		hs_json_obj_begin(&j, NULL);
-		hs_json_u64(&j, "size", g->size);
+		hs_json_obj_begin(j, NULL);
+		hs_json_u64(j, "size", g->size);
 		if (ty)
-			hs_json_str(&j, "type", ty);
+			hs_json_str(j, "type", ty);
 		else
-			hs_json_null(&j, "type");
-		hs_json_str(&j, "kind", ty ? "c++" : "size");
-		count_json(&j, "inuse", &g->inuse);
-		count_json(&j, "anchored", &g->anchored);
-		count_json(&j, "possible", &g->possible);
-		count_json(&j, "leaked", &g->leaked);
-		count_json(&j, "unreferenced", &g->unreferenced);
-		count_json(&j, "definite", &g->definite);
+			hs_json_null(j, "type");
+		hs_json_str(j, "kind", ty ? "c++" : "size");
+		count_json(j, "inuse", &g->inuse);
+		count_json(j, "anchored", &g->anchored);
+		count_json(j, "possible", &g->possible);
+		count_json(j, "leaked", &g->leaked);
+		count_json(j, "unreferenced", &g->unreferenced);
+		count_json(j, "definite", &g->definite);
 		if (g->string[0]) {
-			hs_json_str(&j, "string", g->string);
-			hs_json_u64(&j, "string_hits", g->string_hits);
-			hs_json_u64(&j, "string_of", g->string_of);
+			hs_json_str(j, "string", g->string);
+			hs_json_u64(j, "string_hits", g->string_hits);
+			hs_json_u64(j, "string_of", g->string_of);
 		} else {
-			hs_json_null(&j, "string");
+			hs_json_null(j, "string");
 		}
-		hs_json_arr_begin(&j, "samples");
+		hs_json_arr_begin(j, "samples");
 		for (unsigned k = 0; k < g->nsamples; k++)
-			hs_json_addr(&j, NULL, g->samples[k]);
-		hs_json_arr_end(&j);
-		hs_json_obj_end(&j);
+			hs_json_addr(j, NULL, g->samples[k]);
+		hs_json_arr_end(j);
+		hs_json_obj_end(j);
 	}
-	hs_json_arr_end(&j);
-	hs_cli_json_end(&j);
+	hs_json_arr_end(j);
 }
 
-int cmd_leaks(int argc, char **argv)
-{
-	static const struct option longopts[] = {
-		HS_CLI_COMMON_LONGOPTS,
-		{ "top", required_argument, NULL, OPT_TOP },
-		{ "max-mem", required_argument, NULL, OPT_MAX_MEM },
-		{ "no-types", no_argument, NULL, OPT_NO_TYPES },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct hs_cli_opts o = { 0 };
-	struct hs_cli_parser ps = {
-		.cmd = "leaks", .usage = usage_text, .shortopts = NULL,
-		.longopts = longopts, .o = &o, .argc = argc, .argv = argv,
-	};
-	struct hs_leaks_opts lo = { 0 };
+static const struct option options[] = {
+	{ "top", required_argument, NULL, OPT_TOP },
+	{ "max-mem", required_argument, NULL, OPT_MAX_MEM },
+	{ "no-types", no_argument, NULL, OPT_NO_TYPES },
+	{ NULL, 0, NULL, 0 },
+};
+
+struct leaks {
+	struct hs_leaks_opts lo;
+	uint64_t top;
+	bool no_types, whole_stacks, have_res;
 	struct hs_leaks_result res;
 	struct hs_cxx_vtables vs;
-	struct hs_glibc_heap *h = NULL;
+	struct hs_glibc_heap *h;
 	struct hs_alloc_info ai;
-	struct hs_target *t = NULL;
-	uint64_t top = 20, v;
-	bool types = true, whole_stacks = true;
-	int c, ret, err;
+};
 
-	memset(&vs, 0, sizeof(vs));
-	while ((c = hs_cli_next_opt(&ps)) > 0) {
-		switch (c) {
-		case OPT_TOP:
-			if (hs_cli_parse_u64(optarg, &top) || top > 1000000)
-				return hs_cli_usage_err("leaks", "invalid --top '%s'", optarg);
-			break;
-		case OPT_MAX_MEM:
-			if (hs_cli_parse_size(optarg, &v) || v < (1u << 20))
-				return hs_cli_usage_err("leaks", "invalid --max-mem '%s' (at least 1M)", optarg);
-			lo.max_mem = v;
-			break;
-		case OPT_NO_TYPES:
-			types = false;
-			break;
-		}
+static void init(void *state)
+{
+	struct leaks *s = state;
+
+	s->top = 20;
+}
+
+static int option(void *state, int c, const char *arg)
+{
+	struct leaks *s = state;
+	uint64_t v;
+
+	switch (c) {
+	case OPT_TOP:
+		if (hs_cli_parse_u64(arg, &s->top) || s->top > 1000000)
+			return hs_cli_usage_err("leaks", "invalid --top '%s'", arg);
+		break;
+	case OPT_MAX_MEM:
+		if (hs_cli_parse_size(arg, &v) || v < (1u << 20))
+			return hs_cli_usage_err("leaks", "invalid --max-mem '%s' (at least 1M)", arg);
+		s->lo.max_mem = v;
+		break;
+	case OPT_NO_TYPES:
+		s->no_types = true;
+		break;
 	}
-	if (c < 0)
-		return ps.exit;
-	if (hs_cli_finish_options("leaks", argc, argv, &o))
-		return HS_EXIT_USAGE;
-	ret = hs_cli_open_target(&o, &t);
-	if (ret)
-		return ret;
-	hs_cli_test_hold();
+	return 0;
+}
+
+static int collect(struct hs_run *run)
+{
+	struct leaks *s = run->state;
+	struct hs_target *t = run->t;
+	int err;
+
 	/* The modules' files, not the target's memory: a vtable missing from
 	 * them only leaves its objects unnamed. */
-	if (types && hs_cxx_vtables_load(t, &vs) < 0)
-		memset(&vs, 0, sizeof(vs));
-	lo.vtables = &vs.vt;
-	lo.string_groups = top ? (unsigned)top : 1000000;
+	if (!s->no_types && hs_cxx_vtables_load(t, &s->vs) < 0)
+		memset(&s->vs, 0, sizeof(s->vs));
+	s->lo.vtables = &s->vs.vt;
+	s->lo.string_groups = s->top ? (unsigned)s->top : 1000000;
+	s->whole_stacks = true;
 	for (size_t i = 0; i < t->nthreads; i++)
 		if (t->threads[i].has_regs && t->threads[i].sp)
-			whole_stacks = false;
-	if (whole_stacks)
-		lo.flags |= HS_LEAKS_WHOLE_STACKS;
+			s->whole_stacks = false;
+	if (s->whole_stacks)
+		s->lo.flags |= HS_LEAKS_WHOLE_STACKS;
 	/* Test hook: the closures without the edge list (as when it does not
 	 * fit --max-mem); the results must not change. */
 	if (getenv("HEAPSCAN_TEST_NO_EDGES"))
-		lo.flags |= HS_LEAKS_NO_EDGES;
+		s->lo.flags |= HS_LEAKS_NO_EDGES;
 
 	/* Leaks index glibc's chunks: on another allocator, say which
-	 * rather than that glibc's main_arena is missing. */
-	hs_alloc_detect(t, &ai);
-	if (ai.kind != HS_ALLOC_GLIBC && ai.kind != HS_ALLOC_UNKNOWN) {
-		(void)hs_target_resume(t);
-		hs_cli_err("the allocator is %s (%s): leaks walks glibc heaps only",
-			   hs_alloc_name(ai.kind), ai.module[0] ? ai.module : ai.how);
-		ret = HS_EXIT_FATAL;
-		goto out;
-	}
-	err = hs_report_heap_open(t, NULL, HS_ARENA_AUTO, &h);
+	 * rather than that glibc's main_arena is missing (explain). */
+	hs_alloc_detect(t, &s->ai);
+	if (s->ai.kind != HS_ALLOC_GLIBC && s->ai.kind != HS_ALLOC_UNKNOWN)
+		return -HS_E_UNSUPPORTED;
+	err = hs_report_heap_open(t, NULL, HS_ARENA_AUTO, &s->h);
 	if (!err)
-		err = hs_leaks_run(h, &lo, &res);
-	/* Everything is read: let the target run before formatting. */
-	(void)hs_target_resume(t);
-	if (err == -HS_E_INTERRUPTED || hs_interrupted) {
-		hs_cli_err("interrupted; target released");
-		ret = HS_EXIT_FATAL;
-		goto out;
-	}
-	if (err == -ESRCH) {
-		hs_cli_err("%s exited during the scan", t->source);
-		ret = HS_EXIT_FATAL;
-		goto out;
-	}
-	if (err == -HS_E_BUDGET) {
-		hs_cli_err("the chunk index of %s needs more than --max-mem %" PRIu64 "M",
-			   t->source, (uint64_t)((lo.max_mem ? lo.max_mem : 256ull << 20) >> 20));
-		ret = HS_EXIT_FATAL;
-		goto out;
-	}
-	if (err < 0) {
-		struct hs_buf sb = HS_BUF_INIT;
-
-		hs_report_heap_error(&sb, h, err);
-		hs_cli_err("%s", sb.buf);
-		hs_buf_release(&sb);
-		ret = HS_EXIT_FATAL;
-		goto out;
-	}
+		err = hs_leaks_run(s->h, &s->lo, &s->res);
+	s->have_res = err == 0;
 	/* Memory that could not be read (a core missing pages, a mapping
 	 * gone): the answer may anchor too little, so say it is partial. */
-	if (res.unreadable)
+	if (!err && s->res.unreadable)
 		t->state |= HS_TSTATE_PARTIAL;
-	if (o.json)
-		report_json(t, &res, &vs, top, whole_stacks);
-	else
-		report_text(t, &res, &vs, top, whole_stacks);
-	hs_leaks_result_release(&res);
-	ret = hs_cli_exit_for(t);
-out:
-	hs_glibc_close(h);
-	hs_cxx_vtables_release(&vs);
-	hs_target_close(t);
-	if (fflush(stdout) != 0) {
-		hs_cli_err("cannot write the report: %s", strerror(errno));
-		return HS_EXIT_FATAL;
-	}
-	return ret;
+	return err;
 }
+
+static int explain(struct hs_run *run)
+{
+	struct leaks *s = run->state;
+	struct hs_buf sb = HS_BUF_INIT;
+
+	if (s->ai.kind != HS_ALLOC_GLIBC && s->ai.kind != HS_ALLOC_UNKNOWN)
+		hs_cli_err("the allocator is %s (%s): leaks walks glibc heaps only",
+			   hs_alloc_name(s->ai.kind), s->ai.module[0] ? s->ai.module : s->ai.how);
+	else if (run->err == -HS_E_BUDGET)
+		hs_cli_err("the chunk index of %s needs more than --max-mem %" PRIu64 "M",
+			   run->t->source,
+			   (uint64_t)((s->lo.max_mem ? s->lo.max_mem : 256ull << 20) >> 20));
+	else {
+		hs_report_heap_error(&sb, s->h, run->err);
+		hs_cli_err("%s", sb.buf);
+		hs_buf_release(&sb);
+	}
+	return HS_EXIT_FATAL;
+}
+
+static void render(struct hs_run *run, FILE *out, struct hs_json *j)
+{
+	struct leaks *s = run->state;
+
+	(void)out;
+	if (j)
+		report_json(j, &s->res, &s->vs, s->top, s->whole_stacks);
+	else
+		report_text(&s->res, &s->vs, s->top, s->whole_stacks);
+}
+
+static void release(void *state)
+{
+	struct leaks *s = state;
+
+	if (s->have_res)
+		hs_leaks_result_release(&s->res);
+	hs_glibc_close(s->h);
+	hs_cxx_vtables_release(&s->vs);
+}
+
+const struct hs_command hs_cmd_leaks = {
+	.name = "leaks",
+	.help = "in-use chunks nothing points to any more (like memcheck)",
+	.usage = usage_text,
+	.options = options,
+	.flags = HS_CMD_HEADER_JSON | HS_CMD_HEADER_TEXT,
+	.state_size = sizeof(struct leaks),
+	.init = init,
+	.option = option,
+	.collect = collect,
+	.explain = explain,
+	.render = render,
+	.release = release,
+};

@@ -38,135 +38,145 @@ static const char usage_text[] =
 	"      --no-strings     skip the strings section\n"
 	"      --no-python      skip the Python objects section\n";
 
-int cmd_scan(int argc, char **argv)
-{
-	static const struct option longopts[] = {
-		HS_CLI_COMMON_LONGOPTS,
-		{ "top-regions", required_argument, NULL, OPT_TOP_REGIONS },
-		{ "top", required_argument, NULL, OPT_TOP },
-		{ "no-heap", no_argument, NULL, OPT_NO_HEAP },
-		{ "no-strings", no_argument, NULL, OPT_NO_STRINGS },
-		{ "no-python", no_argument, NULL, OPT_NO_PYTHON },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct hs_cli_opts o = { 0 };
-	struct hs_cli_parser ps = {
-		.cmd = "scan", .usage = usage_text, .shortopts = NULL,
-		.longopts = longopts, .o = &o, .argc = argc, .argv = argv,
-	};
-	struct hs_target *t = NULL;
-	uint64_t top_regions = 10, top = 10;
-	bool want_heap = true, want_strings = true, want_python = true;
+static const struct option options[] = {
+	{ "top-regions", required_argument, NULL, OPT_TOP_REGIONS },
+	{ "top", required_argument, NULL, OPT_TOP },
+	{ "no-heap", no_argument, NULL, OPT_NO_HEAP },
+	{ "no-strings", no_argument, NULL, OPT_NO_STRINGS },
+	{ "no-python", no_argument, NULL, OPT_NO_PYTHON },
+	{ NULL, 0, NULL, 0 },
+};
+
+struct scan {
+	uint64_t top_regions, top;
+	bool no_heap, no_strings, no_python;
 	struct hs_report_py rp;
-	struct hs_glibc_heap *heap = NULL;
+	struct hs_glibc_heap *heap;
 	struct hs_str_result strs;
-	int heap_err = 0, str_err = 0, alloc_err = 0;
-	struct hs_report_alloc ra = { 0 };
-	int c, ret;
+	int heap_err, str_err;
+	struct hs_report_alloc ra;
+};
 
-	while ((c = hs_cli_next_opt(&ps)) > 0) {
-		switch (c) {
-		case OPT_TOP_REGIONS:
-			if (hs_cli_parse_u64(optarg, &top_regions) || top_regions > 100000)
-				return hs_cli_usage_err("scan", "invalid --top-regions '%s'", optarg);
-			break;
-		case OPT_TOP:
-			if (hs_cli_parse_u64(optarg, &top) || top == 0 || top > 100000)
-				return hs_cli_usage_err("scan", "invalid --top '%s'", optarg);
-			break;
-		case OPT_NO_HEAP:
-			want_heap = false;
-			break;
-		case OPT_NO_STRINGS:
-			want_strings = false;
-			break;
-		case OPT_NO_PYTHON:
-			want_python = false;
-			break;
-		}
+static void init(void *state)
+{
+	struct scan *s = state;
+
+	s->top_regions = 10;
+	s->top = 10;
+}
+
+static int option(void *state, int c, const char *arg)
+{
+	struct scan *s = state;
+
+	switch (c) {
+	case OPT_TOP_REGIONS:
+		if (hs_cli_parse_u64(arg, &s->top_regions) || s->top_regions > 100000)
+			return hs_cli_usage_err("scan", "invalid --top-regions '%s'", arg);
+		break;
+	case OPT_TOP:
+		if (hs_cli_parse_u64(arg, &s->top) || s->top == 0 || s->top > 100000)
+			return hs_cli_usage_err("scan", "invalid --top '%s'", arg);
+		break;
+	case OPT_NO_HEAP:
+		s->no_heap = true;
+		break;
+	case OPT_NO_STRINGS:
+		s->no_strings = true;
+		break;
+	case OPT_NO_PYTHON:
+		s->no_python = true;
+		break;
 	}
-	if (c < 0)
-		return ps.exit;
-	if (hs_cli_finish_options("scan", argc, argv, &o))
-		return HS_EXIT_USAGE;
-	ret = hs_cli_open_target(&o, &t);
-	if (ret)
-		return ret;
-	hs_cli_test_hold();
+	return 0;
+}
 
-	/* Everything that reads memory runs while the target is stopped; the
-	 * report is formatted after it is released. */
-	memset(&strs, 0, sizeof(strs));
+/* A section that fails says so in the report: only an interrupt fails. */
+static int collect(struct hs_run *run)
+{
+	struct scan *s = run->state;
+	struct hs_target *t = run->t;
+	int alloc_err = 0;
+
 	/* The allocator decides which heap is walked; glibc's walker runs
 	 * on glibc (or an unknown allocator) only. */
-	memset(&rp, 0, sizeof(rp));
-	if ((want_heap || want_strings) && !hs_interrupted)
-		alloc_err = hs_report_alloc_collect(t, &ra);
-	if (want_heap && !hs_interrupted && alloc_err == 0 && hs_report_alloc_glibc(&ra))
-		heap_err = hs_report_heap_collect(t, NULL, &heap);
+	if ((!s->no_heap || !s->no_strings) && !hs_interrupted)
+		alloc_err = hs_report_alloc_collect(t, &s->ra);
+	if (!s->no_heap && !hs_interrupted && alloc_err == 0 && hs_report_alloc_glibc(&s->ra))
+		s->heap_err = hs_report_heap_collect(t, NULL, &s->heap);
 	/* Not Python, an unsupported one: said in the section (or nothing). */
-	if (want_python && !hs_interrupted &&
-	    hs_report_py_collect(t, heap_err == 0 ? heap : NULL, &rp) == 0)
-		hs_report_py_classify(t, &rp);
-	if (want_strings && !hs_interrupted && alloc_err == 0)
+	if (!s->no_python && !hs_interrupted &&
+	    hs_report_py_collect(t, s->heap_err == 0 ? s->heap : NULL, &s->rp) == 0)
+		hs_report_py_classify(t, &s->rp);
+	if (!s->no_strings && !hs_interrupted && alloc_err == 0)
 		/* The heap opened above gives the strings' locations; the
 		 * target runs again once they are read, while they are
 		 * ranked. */
-		str_err = hs_report_strings_collect_heap(t, &ra, heap_err == 0 ? heap : NULL,
-							 (unsigned)top, true, &strs);
+		s->str_err = hs_report_strings_collect_heap(t, &s->ra,
+							    s->heap_err == 0 ? s->heap : NULL,
+							    (unsigned)s->top, true, &s->strs);
 	if (alloc_err < 0 && !hs_interrupted) {
-		heap_err = alloc_err;
-		str_err = alloc_err;
+		s->heap_err = alloc_err;
+		s->str_err = alloc_err;
 	}
-	if (hs_interrupted) {
-		hs_report_py_release(&rp);
-		hs_glibc_close(heap);
-		hs_report_alloc_release(&ra);
-		hs_str_result_release(&strs);
-		hs_target_close(t);
-		hs_cli_err("interrupted; target released");
-		return HS_EXIT_FATAL;
-	}
-	ret = hs_target_resume(t);
-	(void)ret;
-	if (o.json) {
-		struct hs_json j;
-		hs_cli_json_begin(&j, "scan");
-		hs_report_header_json(&j, t);
-		hs_report_regions_json(&j, t);
-		if (want_heap)
-			hs_report_heap_json_any(&j, &ra, heap, heap_err, (unsigned)top, 0);
-		if (want_python)
-			hs_report_py_section_json(&j, &rp, (unsigned)top);
-		if (want_strings) {
-			hs_json_obj_begin(&j, "strings");
-			if (str_err < 0)
-				hs_json_str(&j, "error", hs_strerror(str_err));
-			else
-				hs_report_strings_json(&j, &strs, t);
-			hs_json_obj_end(&j);
-		}
-		hs_cli_json_end(&j);
-	} else {
-		hs_report_header_text(stdout, t);
-		hs_report_regions_text(stdout, t, (unsigned)top_regions);
-		if (want_heap)
-			hs_report_heap_text_any(stdout, &ra, heap, heap_err, (unsigned)top, 0);
-		if (want_python)
-			hs_report_py_section_text(stdout, &rp, heap_err == 0 ? heap : NULL,
-						  (unsigned)top);
-		if (want_strings) {
-			if (str_err < 0)
-				printf("\nTop strings: not available: %s\n", hs_strerror(str_err));
-			else
-				hs_report_strings_text(stdout, &strs, t);
-		}
-	}
-	hs_report_py_release(&rp);
-	hs_glibc_close(heap);
-	hs_report_alloc_release(&ra);
-	hs_str_result_release(&strs);
-	ret = hs_cli_exit_for(t);
-	hs_target_close(t);
-	return ret; /* main() checks that stdout was written */
+	return hs_interrupted ? -HS_E_INTERRUPTED : 0;
 }
+
+static void render(struct hs_run *run, FILE *out, struct hs_json *j)
+{
+	struct scan *s = run->state;
+	struct hs_target *t = run->t;
+	unsigned top = (unsigned)s->top;
+
+	if (j) {
+		hs_report_regions_json(j, t);
+		if (!s->no_heap)
+			hs_report_heap_json_any(j, &s->ra, s->heap, s->heap_err, top, 0);
+		if (!s->no_python)
+			hs_report_py_section_json(j, &s->rp, top);
+		if (!s->no_strings) {
+			hs_json_obj_begin(j, "strings");
+			if (s->str_err < 0)
+				hs_json_str(j, "error", hs_strerror(s->str_err));
+			else
+				hs_report_strings_json(j, &s->strs, t);
+			hs_json_obj_end(j);
+		}
+		return;
+	}
+	hs_report_regions_text(out, t, (unsigned)s->top_regions);
+	if (!s->no_heap)
+		hs_report_heap_text_any(out, &s->ra, s->heap, s->heap_err, top, 0);
+	if (!s->no_python)
+		hs_report_py_section_text(out, &s->rp, s->heap_err == 0 ? s->heap : NULL, top);
+	if (!s->no_strings) {
+		if (s->str_err < 0)
+			fprintf(out, "\nTop strings: not available: %s\n", hs_strerror(s->str_err));
+		else
+			hs_report_strings_text(out, &s->strs, t);
+	}
+}
+
+static void release(void *state)
+{
+	struct scan *s = state;
+
+	hs_report_py_release(&s->rp);
+	hs_glibc_close(s->heap);
+	hs_report_alloc_release(&s->ra);
+	hs_str_result_release(&s->strs);
+}
+
+const struct hs_command hs_cmd_scan = {
+	.name = "scan",
+	.help = "where the memory is: regions, heap, top strings (default)",
+	.usage = usage_text,
+	.options = options,
+	.flags = HS_CMD_HEADER_JSON | HS_CMD_HEADER_TEXT,
+	.state_size = sizeof(struct scan),
+	.init = init,
+	.option = option,
+	.collect = collect,
+	.render = render,
+	.release = release,
+};

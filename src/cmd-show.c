@@ -56,162 +56,173 @@ static const char usage_text[] =
 	"reference scan was cut by a limit), 2 fatal (ADDR not mapped or not\n"
 	"readable, no such process, ...), 64 usage (ADDR missing or not hex).\n";
 
-int cmd_show(int argc, char **argv)
-{
-	static const struct option longopts[] = {
-		HS_CLI_COMMON_LONGOPTS,
-		{ "max-bytes", required_argument, NULL, OPT_MAX_BYTES },
-		{ "len", required_argument, NULL, OPT_LEN },
-		{ "refs", no_argument, NULL, OPT_REFS },
-		{ "refs-max", required_argument, NULL, OPT_REFS_MAX },
-		{ "refs-bytes", required_argument, NULL, OPT_REFS_BYTES },
-		{ "refs-time", required_argument, NULL, OPT_REFS_TIME },
-		{ "main-arena", required_argument, NULL, OPT_MAIN_ARENA },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct hs_cli_opts o = { 0 };
-	struct hs_cli_parser ps = {
-		.cmd = "show", .usage = usage_text, .shortopts = NULL,
-		.longopts = longopts, .o = &o, .argc = argc, .argv = argv,
-	};
-	struct hs_glibc_opts go = { 0 };
-	struct hs_show_opts so = { 0 };
-	struct hs_show s;
-	struct hs_report_show rep = { 0 };
-	struct hs_report_alloc ra = { 0 };
-	struct hs_blocks blocks;
-	struct hs_glibc_heap *h = NULL;
-	struct hs_target *t = NULL;
-	uint64_t v, refs_secs = 60;
-	const char *addr_arg = NULL;
-	hs_addr_t addr = 0;
-	int c, ret, err, herr;
+static const struct option options[] = {
+	{ "max-bytes", required_argument, NULL, OPT_MAX_BYTES },
+	{ "len", required_argument, NULL, OPT_LEN },
+	{ "refs", no_argument, NULL, OPT_REFS },
+	{ "refs-max", required_argument, NULL, OPT_REFS_MAX },
+	{ "refs-bytes", required_argument, NULL, OPT_REFS_BYTES },
+	{ "refs-time", required_argument, NULL, OPT_REFS_TIME },
+	{ "main-arena", required_argument, NULL, OPT_MAIN_ARENA },
+	{ NULL, 0, NULL, 0 },
+};
 
-	memset(&s, 0, sizeof(s));
-	so.refs_opts.max_results = 64;
-	so.refs_opts.max_bytes = 64ull << 30;
-	while ((c = hs_cli_next_opt(&ps)) > 0) {
-		switch (c) {
-		case OPT_MAX_BYTES:
-			if (hs_cli_parse_size(optarg, &v) || !v || v > (256u << 20))
-				return hs_cli_usage_err("show", "invalid --max-bytes '%s' "
-							"(1 to 256M)", optarg);
-			so.max_bytes = (size_t)v;
-			break;
-		case OPT_LEN:
-			if (hs_cli_parse_size(optarg, &v) || !v || v > (256u << 20))
-				return hs_cli_usage_err("show", "invalid --len '%s' (1 to 256M)",
-							optarg);
-			so.len = (size_t)v;
-			break;
-		case OPT_REFS:
-			so.refs = true;
-			break;
-		case OPT_REFS_MAX:
-			if (hs_cli_parse_u64(optarg, &v) || !v || v > 10000000)
-				return hs_cli_usage_err("show", "invalid --refs-max '%s'", optarg);
-			so.refs_opts.max_results = (size_t)v;
-			break;
-		case OPT_REFS_BYTES:
-			if (hs_cli_parse_size(optarg, &v) || !v)
-				return hs_cli_usage_err("show", "invalid --refs-bytes '%s'", optarg);
-			so.refs_opts.max_bytes = v;
-			break;
-		case OPT_REFS_TIME:
-			if (hs_cli_parse_u64(optarg, &v) || !v || v > 86400)
-				return hs_cli_usage_err("show", "invalid --refs-time '%s'", optarg);
-			refs_secs = v;
-			break;
-		case OPT_MAIN_ARENA:
-			if (hs_cli_parse_addr(optarg, &go.main_arena) || !go.main_arena ||
-			    (go.main_arena & 7))
-				return hs_cli_usage_err("show", "invalid --main-arena '%s'", optarg);
-			break;
-		}
+struct show {
+	struct hs_glibc_opts go;
+	struct hs_show_opts so;
+	uint64_t refs_secs;
+	hs_addr_t addr;
+	struct hs_show s;
+	struct hs_report_show rep;
+	struct hs_report_alloc ra;
+	struct hs_blocks blocks;
+	struct hs_glibc_heap *h;
+};
+
+static void init(void *state)
+{
+	struct show *s = state;
+
+	s->so.refs_opts.max_results = 64;
+	s->so.refs_opts.max_bytes = 64ull << 30;
+	s->refs_secs = 60;
+}
+
+static int option(void *state, int c, const char *arg)
+{
+	struct show *s = state;
+	uint64_t v;
+
+	switch (c) {
+	case OPT_MAX_BYTES:
+		if (hs_cli_parse_size(arg, &v) || !v || v > (256u << 20))
+			return hs_cli_usage_err("show", "invalid --max-bytes '%s' (1 to 256M)", arg);
+		s->so.max_bytes = (size_t)v;
+		break;
+	case OPT_LEN:
+		if (hs_cli_parse_size(arg, &v) || !v || v > (256u << 20))
+			return hs_cli_usage_err("show", "invalid --len '%s' (1 to 256M)", arg);
+		s->so.len = (size_t)v;
+		break;
+	case OPT_REFS:
+		s->so.refs = true;
+		break;
+	case OPT_REFS_MAX:
+		if (hs_cli_parse_u64(arg, &v) || !v || v > 10000000)
+			return hs_cli_usage_err("show", "invalid --refs-max '%s'", arg);
+		s->so.refs_opts.max_results = (size_t)v;
+		break;
+	case OPT_REFS_BYTES:
+		if (hs_cli_parse_size(arg, &v) || !v)
+			return hs_cli_usage_err("show", "invalid --refs-bytes '%s'", arg);
+		s->so.refs_opts.max_bytes = v;
+		break;
+	case OPT_REFS_TIME:
+		if (hs_cli_parse_u64(arg, &v) || !v || v > 86400)
+			return hs_cli_usage_err("show", "invalid --refs-time '%s'", arg);
+		s->refs_secs = v;
+		break;
+	case OPT_MAIN_ARENA:
+		if (hs_cli_parse_addr(arg, &s->go.main_arena) || !s->go.main_arena ||
+		    (s->go.main_arena & 7))
+			return hs_cli_usage_err("show", "invalid --main-arena '%s'", arg);
+		break;
 	}
-	if (c < 0)
-		return ps.exit;
-	if (optind < argc)
-		addr_arg = argv[optind++];
+	return 0;
+}
+
+static int operands(void *state, int argc, char **argv)
+{
+	struct show *s = state;
+	const char *addr_arg = optind < argc ? argv[optind++] : NULL;
+
 	if (!addr_arg)
 		return hs_cli_usage_err("show", "no address: give ADDR in hex");
-	if (hs_cli_parse_addr(addr_arg, &addr))
+	if (hs_cli_parse_addr(addr_arg, &s->addr))
 		return hs_cli_usage_err("show", "invalid address '%s' (hex expected)", addr_arg);
-	if (hs_cli_finish_options("show", argc, argv, &o))
-		return HS_EXIT_USAGE;
-	so.refs_opts.max_ns = refs_secs * 1000000000ull;
+	s->so.refs_opts.max_ns = s->refs_secs * 1000000000ull;
+	return 0;
+}
 
-	ret = hs_cli_open_target(&o, &t);
-	if (ret)
-		return ret;
-	hs_cli_test_hold();
+static int collect(struct hs_run *run)
+{
+	struct show *s = run->state;
+	int herr;
 
 	/* The free lists only: the walk happens in the lookups, and stops
 	 * at the chunk it is after. */
-	herr = hs_report_alloc_collect(t, &ra);
-	if (herr == 0 && hs_report_alloc_glibc(&ra)) {
-		herr = hs_report_heap_open(t, &go, HS_ARENA_AUTO, &h);
+	herr = hs_report_alloc_collect(run->t, &s->ra);
+	if (herr == 0 && hs_report_alloc_glibc(&s->ra)) {
+		herr = hs_report_heap_open(run->t, &s->go, HS_ARENA_AUTO, &s->h);
 	} else if (herr == 0) {
 		/* Another allocator: its blocks, when heapscan walks it. */
-		rep.allocator = hs_alloc_name(ra.ai.kind);
-		if (hs_report_alloc_blocks(&ra, NULL, &blocks))
-			so.blocks = &blocks;
+		s->rep.allocator = hs_alloc_name(s->ra.ai.kind);
+		if (hs_report_alloc_blocks(&s->ra, NULL, &s->blocks))
+			s->so.blocks = &s->blocks;
 		else
-			herr = ra.je_err < 0 ? ra.je_err : -HS_E_UNSUPPORTED;
+			herr = s->ra.je_err < 0 ? s->ra.je_err : -HS_E_UNSUPPORTED;
 	}
-	if (herr == -ESRCH || herr == -HS_E_INTERRUPTED) {
-		err = herr;
-		goto failed;
-	}
+	if (herr == -ESRCH || herr == -HS_E_INTERRUPTED)
+		return herr;
 	if (herr < 0) {
-		hs_glibc_close(h);
-		h = NULL;
+		hs_glibc_close(s->h);
+		s->h = NULL;
 	}
-	err = hs_show_collect(t, h, addr, &so, &s);
-	/* Everything is read: let the target run before formatting. */
-	(void)hs_target_resume(t);
-	if (err < 0)
-		goto failed;
+	s->rep.heap_err = herr;
+	return hs_show_collect(run->t, s->h, s->addr, &s->so, &s->s);
+}
 
-	rep.t = t;
-	rep.s = &s;
-	rep.h = h;
-	rep.heap_err = herr;
-	rep.syms = hs_report_show_syms_open(t);
-	if (o.json) {
-		struct hs_json j;
+static int explain(struct hs_run *run)
+{
+	struct show *s = run->state;
 
-		hs_cli_json_begin(&j, "show");
-		hs_report_header_json(&j, t);
-		hs_report_show_json(&j, &rep);
-		hs_cli_json_end(&j);
-	} else {
-		hs_report_show_text(stdout, &rep);
-	}
-	hs_report_show_syms_close(rep.syms);
-	ret = hs_cli_exit_for(t);
-	if (ret == HS_EXIT_OK && s.has_refs && s.refs.cut != HS_REFS_COMPLETE)
-		ret = HS_EXIT_PARTIAL;
-	hs_show_release(&s);
-	hs_glibc_close(h);
-	hs_report_alloc_release(&ra);
-	hs_target_close(t);
-	return ret; /* main() checks that stdout was written */
-
-failed:
-	if (err == -HS_E_INTERRUPTED || hs_interrupted)
-		hs_cli_err("interrupted; target released");
-	else if (err == -HS_E_NOT_FOUND)
-		hs_cli_err("address 0x%" PRIx64 " is not mapped in the target", addr);
-	else if (err == -EFAULT)
-		hs_cli_err("address 0x%" PRIx64 " is mapped but not readable", addr);
-	else if (err == -ESRCH)
-		hs_cli_err("the target exited during the run");
+	if (run->err == -HS_E_NOT_FOUND)
+		hs_cli_err("address 0x%" PRIx64 " is not mapped in the target", s->addr);
+	else if (run->err == -EFAULT)
+		hs_cli_err("address 0x%" PRIx64 " is mapped but not readable", s->addr);
 	else
-		hs_cli_err("cannot show 0x%" PRIx64 ": %s", addr, hs_strerror(err));
-	hs_show_release(&s);
-	hs_glibc_close(h);
-	hs_report_alloc_release(&ra);
-	hs_target_close(t);
+		hs_cli_err("cannot show 0x%" PRIx64 ": %s", s->addr, hs_strerror(run->err));
 	return HS_EXIT_FATAL;
 }
+
+static void render(struct hs_run *run, FILE *out, struct hs_json *j)
+{
+	struct show *s = run->state;
+
+	s->rep.t = run->t;
+	s->rep.s = &s->s;
+	s->rep.h = s->h;
+	s->rep.syms = hs_report_show_syms_open(run->t);
+	if (j)
+		hs_report_show_json(j, &s->rep);
+	else
+		hs_report_show_text(out, &s->rep);
+	hs_report_show_syms_close(s->rep.syms);
+	/* The reference scan cut by a limit: partial. */
+	run->partial = s->s.has_refs && s->s.refs.cut != HS_REFS_COMPLETE;
+}
+
+static void release(void *state)
+{
+	struct show *s = state;
+
+	hs_show_release(&s->s);
+	hs_glibc_close(s->h);
+	hs_report_alloc_release(&s->ra);
+}
+
+const struct hs_command hs_cmd_show = {
+	.name = "show",
+	.help = "what is at an address: mapping, chunk, dump, references",
+	.usage = usage_text,
+	.options = options,
+	.flags = HS_CMD_HEADER_JSON,
+	.state_size = sizeof(struct show),
+	.init = init,
+	.option = option,
+	.operands = operands,
+	.collect = collect,
+	.explain = explain,
+	.render = render,
+	.release = release,
+};

@@ -199,101 +199,118 @@ static void report_json(struct hs_json *j, struct hs_target *t, struct hs_syms *
 	hs_json_arr_end(j);
 }
 
-int cmd_stacks(int argc, char **argv)
-{
-	static const struct option longopts[] = {
-		HS_CLI_COMMON_LONGOPTS,
-		{ "disasm", no_argument, NULL, OPT_DISASM },
-		{ "max-frames", required_argument, NULL, OPT_MAX_FRAMES },
-		{ "no-debuginfo", no_argument, NULL, OPT_NO_DEBUGINFO },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct hs_cli_opts o = { 0 };
-	struct hs_cli_parser ps = {
-		.cmd = "stacks", .usage = usage_text, .shortopts = NULL,
-		.longopts = longopts, .o = &o, .argc = argc, .argv = argv,
-	};
-	struct hs_stacks_opts so = { 0 };
-	struct hs_stacks st = { 0 };
-	struct hs_target *t = NULL;
-	struct hs_syms *s = NULL;
-	unsigned syms_flags = 0;
-	bool disasm = false;
-	uint64_t v;
-	int c, ret, err;
+static const struct option options[] = {
+	{ "disasm", no_argument, NULL, OPT_DISASM },
+	{ "max-frames", required_argument, NULL, OPT_MAX_FRAMES },
+	{ "no-debuginfo", no_argument, NULL, OPT_NO_DEBUGINFO },
+	{ NULL, 0, NULL, 0 },
+};
 
-	while ((c = hs_cli_next_opt(&ps)) > 0) {
-		switch (c) {
-		case OPT_DISASM:
-			disasm = true;
-			break;
-		case OPT_MAX_FRAMES:
-			if (hs_cli_parse_u64(optarg, &v) || v == 0 || v > 65536)
-				return hs_cli_usage_err("stacks", "invalid --max-frames '%s'", optarg);
-			so.max_frames = (unsigned)v;
-			break;
-		case OPT_NO_DEBUGINFO:
-			syms_flags |= HS_SYMS_NO_DEBUGINFO;
-			break;
-		}
+struct stacks {
+	struct hs_stacks_opts so;
+	struct hs_stacks st;
+	struct hs_syms *s;
+	unsigned syms_flags;
+	bool disasm;
+};
+
+static int option(void *state, int c, const char *arg)
+{
+	struct stacks *s = state;
+	uint64_t v;
+
+	switch (c) {
+	case OPT_DISASM:
+		s->disasm = true;
+		break;
+	case OPT_MAX_FRAMES:
+		if (hs_cli_parse_u64(arg, &v) || v == 0 || v > 65536)
+			return hs_cli_usage_err("stacks", "invalid --max-frames '%s'", arg);
+		s->so.max_frames = (unsigned)v;
+		break;
+	case OPT_NO_DEBUGINFO:
+		s->syms_flags |= HS_SYMS_NO_DEBUGINFO;
+		break;
 	}
-	if (c < 0)
-		return ps.exit;
-	if (hs_cli_finish_options("stacks", argc, argv, &o))
-		return HS_EXIT_USAGE;
-	if (o.no_stop)
+	return 0;
+}
+
+static int check(void *state, const struct hs_cli_opts *o)
+{
+	struct stacks *s = state;
+
+	if (o->no_stop)
 		return hs_cli_usage_err("stacks", "--no-stop is not supported: "
 					"unwinding needs the threads stopped");
-	if (o.fork)
+	if (o->fork)
 		return hs_cli_usage_err("stacks", "--fork is not supported: a fork "
 					"snapshot has one thread, the others' stacks "
 					"stay in the process");
-	ret = hs_cli_open_target(&o, &t);
-	if (ret)
-		return ret;
-	hs_cli_test_hold();
-
-	so.core_path = o.core;
-	so.exe = o.exe;
-	err = hs_stacks_collect(t, &so, &st);
-	/* The stacks are copied: let the target run before symbolizing. */
-	(void)hs_target_resume(t);
-	if (err == -HS_E_INTERRUPTED || hs_interrupted) {
-		hs_stacks_release(&st);
-		hs_target_close(t);
-		hs_cli_err("interrupted; target released");
-		return HS_EXIT_FATAL;
-	}
-	if (err == -HS_E_NOT_FOUND) {
-		hs_cli_err("'%s' has no threads to unwind", t->source ? t->source : "target");
-		hs_stacks_release(&st);
-		hs_target_close(t);
-		return HS_EXIT_FATAL;
-	}
-	if (err < 0 || hs_syms_open(t, syms_flags, &s) < 0) {
-		hs_cli_err("cannot unwind: %s", hs_strerror(err));
-		hs_stacks_release(&st);
-		hs_target_close(t);
-		return HS_EXIT_FATAL;
-	}
-	if (o.json) {
-		struct hs_json j;
-
-		hs_cli_json_begin(&j, "stacks");
-		hs_report_header_json(&j, t);
-		report_json(&j, t, s, &st, disasm);
-		hs_cli_json_end(&j);
-	} else {
-		report_text(stdout, t, s, &st, disasm);
-	}
-	ret = hs_cli_exit_for(t);
-	if (st.error)
-		ret = HS_EXIT_PARTIAL;
-	for (size_t i = 0; i < st.n; i++)
-		if (st.v[i].error)
-			ret = HS_EXIT_PARTIAL;
-	hs_syms_close(s);
-	hs_stacks_release(&st);
-	hs_target_close(t);
-	return ret; /* main() checks that stdout was written */
+	s->so.core_path = o->core;
+	s->so.exe = o->exe;
+	return 0;
 }
+
+static int collect(struct hs_run *run)
+{
+	struct stacks *s = run->state;
+
+	return hs_stacks_collect(run->t, &s->so, &s->st);
+}
+
+/* The stacks are copied: the target runs while they are symbolized. */
+static int finish(struct hs_run *run)
+{
+	struct stacks *s = run->state;
+
+	return hs_syms_open(run->t, s->syms_flags, &s->s);
+}
+
+static int explain(struct hs_run *run)
+{
+	if (run->err == -HS_E_NOT_FOUND)
+		hs_cli_err("'%s' has no threads to unwind",
+			   run->t->source ? run->t->source : "target");
+	else
+		hs_cli_err("cannot unwind: %s", hs_strerror(run->err));
+	return HS_EXIT_FATAL;
+}
+
+static void render(struct hs_run *run, FILE *out, struct hs_json *j)
+{
+	struct stacks *s = run->state;
+
+	if (j)
+		report_json(j, run->t, s->s, &s->st, s->disasm);
+	else
+		report_text(out, run->t, s->s, &s->st, s->disasm);
+	/* An unwinder missing, a thread's unwind cut short: partial. */
+	run->partial = s->st.error != NULL;
+	for (size_t i = 0; i < s->st.n; i++)
+		if (s->st.v[i].error)
+			run->partial = true;
+}
+
+static void release(void *state)
+{
+	struct stacks *s = state;
+
+	hs_syms_close(s->s);
+	hs_stacks_release(&s->st);
+}
+
+const struct hs_command hs_cmd_stacks = {
+	.name = "stacks",
+	.help = "every thread's backtrace, symbolized (like eu-stack)",
+	.usage = usage_text,
+	.options = options,
+	.flags = HS_CMD_HEADER_JSON,
+	.state_size = sizeof(struct stacks),
+	.option = option,
+	.check = check,
+	.collect = collect,
+	.finish = finish,
+	.explain = explain,
+	.render = render,
+	.release = release,
+};

@@ -71,116 +71,118 @@ static int add_cxx(struct hs_target *t, struct hs_glibc_heap *h, struct hs_censu
 	return ret;
 }
 
-int cmd_types(int argc, char **argv)
-{
-	static const struct option longopts[] = {
-		HS_CLI_COMMON_LONGOPTS,
-		{ "top", required_argument, NULL, OPT_TOP },
-		{ "jobs", required_argument, NULL, OPT_JOBS },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct hs_cli_opts o = { 0 };
-	struct hs_cli_parser ps = {
-		.cmd = "types", .usage = usage_text, .shortopts = NULL,
-		.longopts = longopts, .o = &o, .argc = argc, .argv = argv,
-	};
-	struct hs_glibc_heap *h = NULL;
+static const struct option options[] = {
+	{ "top", required_argument, NULL, OPT_TOP },
+	{ "jobs", required_argument, NULL, OPT_JOBS },
+	{ NULL, 0, NULL, 0 },
+};
+
+struct types {
+	uint64_t top, jobs;
+	struct hs_glibc_heap *h;
 	struct hs_report_py rp;
-	struct hs_target *t = NULL;
-	uint64_t top = 0, jobs = 0;
-	size_t ncxx = 0;
-	int c, ret, herr;
+	size_t ncxx;
+	int herr;
+};
 
-	while ((c = hs_cli_next_opt(&ps)) > 0) {
-		switch (c) {
-		case OPT_TOP:
-			if (hs_cli_parse_u64(optarg, &top) || top > 100000000)
-				return hs_cli_usage_err("types", "invalid --top '%s'", optarg);
-			break;
-		case OPT_JOBS:
-			if (hs_cli_parse_u64(optarg, &jobs) || jobs < 1 || jobs > 4)
-				return hs_cli_usage_err("types", "invalid --jobs '%s' (1 to 4)",
-							optarg);
-			break;
-		}
+static int option(void *state, int c, const char *arg)
+{
+	struct types *s = state;
+
+	switch (c) {
+	case OPT_TOP:
+		if (hs_cli_parse_u64(arg, &s->top) || s->top > 100000000)
+			return hs_cli_usage_err("types", "invalid --top '%s'", arg);
+		break;
+	case OPT_JOBS:
+		if (hs_cli_parse_u64(arg, &s->jobs) || s->jobs < 1 || s->jobs > 4)
+			return hs_cli_usage_err("types", "invalid --jobs '%s' (1 to 4)", arg);
+		break;
 	}
-	if (c < 0)
-		return ps.exit;
-	if (hs_cli_finish_options("types", argc, argv, &o))
-		return HS_EXIT_USAGE;
-	ret = hs_cli_open_target(&o, &t);
-	if (ret)
-		return ret;
-	hs_cli_test_hold();
+	return 0;
+}
 
-	memset(&rp, 0, sizeof(rp));
+static int collect(struct hs_run *run)
+{
+	struct types *s = run->state;
+	struct hs_target *t = run->t;
+	int ret;
+
 	/* The glibc heap's free lists (no walk): the census walks its chunks. */
-	herr = hs_report_heap_open(t, NULL, HS_ARENA_AUTO, &h);
-	if (herr < 0) {
-		hs_glibc_close(h);
-		h = NULL;
+	s->herr = hs_report_heap_open(t, NULL, HS_ARENA_AUTO, &s->h);
+	if (s->herr < 0) {
+		hs_glibc_close(s->h);
+		s->h = NULL;
 	}
-	ret = hs_interrupted ? -HS_E_INTERRUPTED : hs_report_py_collect_jobs(t, h, (unsigned)jobs, &rp);
-	if (ret == 0 && h && !hs_interrupted)
-		ret = add_cxx(t, h, &rp.census, &ncxx);
+	ret = hs_interrupted ? -HS_E_INTERRUPTED
+			     : hs_report_py_collect_jobs(t, s->h, (unsigned)s->jobs, &s->rp);
+	if (ret == 0 && s->h && !hs_interrupted)
+		ret = add_cxx(t, s->h, &s->rp.census, &s->ncxx);
 	(void)hs_target_resume(t);
-	if (ret == -HS_E_INTERRUPTED || hs_interrupted) {
-		hs_report_py_release(&rp);
-		hs_glibc_close(h);
-		hs_target_close(t);
-		hs_cli_err("interrupted; target released");
-		return HS_EXIT_FATAL;
-	}
-	if (ret == -ESRCH || (t->state & HS_TSTATE_GONE)) {
-		hs_report_py_release(&rp);
-		hs_glibc_close(h);
-		hs_target_close(t);
-		hs_cli_err("the target exited during the census");
-		return HS_EXIT_FATAL;
-	}
-	if (!ncxx && (!rp.py || (rp.err && !rp.census.n))) {
+	if (ret == -HS_E_INTERRUPTED || ret == -ESRCH)
+		return ret;
+	if (t->state & HS_TSTATE_GONE)
+		return -ESRCH;
+	/* Neither a Python census nor C++ rows: explain says why. */
+	if (!s->ncxx && (!s->rp.py || (s->rp.err && !s->rp.census.n)))
+		return -HS_E_UNSUPPORTED;
+	if (s->herr < 0) {
 		struct hs_buf sb = HS_BUF_INIT;
 
-		hs_report_py_error(&sb, &rp);
-		hs_cli_err("%s", sb.buf);
-		hs_buf_release(&sb);
-		hs_report_py_release(&rp);
-		hs_glibc_close(h);
-		hs_target_close(t);
-		return HS_EXIT_FATAL;
-	}
-	if (herr < 0) {
-		struct hs_buf sb = HS_BUF_INIT;
-
-		hs_report_heap_error(&sb, NULL, herr);
+		hs_report_heap_error(&sb, NULL, s->herr);
 		hs_cli_warn("%s: classes and objects over 512 bytes not counted", sb.buf);
 		hs_buf_release(&sb);
 	}
-	if (o.json) {
-		struct hs_json j;
-
-		hs_cli_json_begin(&j, "types");
-		hs_report_header_json(&j, t);
-		if (rp.is_python || !ncxx)
-			hs_report_py_status_json(&j, &rp);
-		hs_report_types_json(&j, &rp.census, (size_t)top);
-		hs_cli_json_end(&j);
-	} else {
-		hs_report_header_text(stdout, t);
-		fputc('\n', stdout);
-		if (rp.is_python || !ncxx)
-			hs_report_py_status_text(stdout, &rp);
-		hs_report_types_text(stdout, &rp.census, (size_t)top);
-	}
-	ret = hs_cli_exit_for(t);
-	if (ret == HS_EXIT_OK && (herr < 0 || (rp.py && rp.py->nproblems)))
-		ret = HS_EXIT_PARTIAL;
-	hs_report_py_release(&rp);
-	hs_glibc_close(h);
-	hs_target_close(t);
-	if (fflush(stdout) != 0) {
-		hs_cli_err("cannot write the report: %s", strerror(errno));
-		return HS_EXIT_FATAL;
-	}
-	return ret;
+	return 0;
 }
+
+static int explain(struct hs_run *run)
+{
+	struct types *s = run->state;
+	struct hs_buf sb = HS_BUF_INIT;
+
+	hs_report_py_error(&sb, &s->rp);
+	hs_cli_err("%s", sb.buf);
+	hs_buf_release(&sb);
+	return HS_EXIT_FATAL;
+}
+
+static void render(struct hs_run *run, FILE *out, struct hs_json *j)
+{
+	struct types *s = run->state;
+	bool status = s->rp.is_python || !s->ncxx;
+
+	if (j) {
+		if (status)
+			hs_report_py_status_json(j, &s->rp);
+		hs_report_types_json(j, &s->rp.census, (size_t)s->top);
+	} else {
+		fputc('\n', out);
+		if (status)
+			hs_report_py_status_text(out, &s->rp);
+		hs_report_types_text(out, &s->rp.census, (size_t)s->top);
+	}
+	run->partial = s->herr < 0 || (s->rp.py && s->rp.py->nproblems);
+}
+
+static void release(void *state)
+{
+	struct types *s = state;
+
+	hs_report_py_release(&s->rp);
+	hs_glibc_close(s->h);
+}
+
+const struct hs_command hs_cmd_types = {
+	.name = "types",
+	.help = "live objects by type, like jmap -histo (Python)",
+	.usage = usage_text,
+	.options = options,
+	.flags = HS_CMD_HEADER_JSON | HS_CMD_HEADER_TEXT,
+	.state_size = sizeof(struct types),
+	.option = option,
+	.collect = collect,
+	.explain = explain,
+	.render = render,
+	.release = release,
+};

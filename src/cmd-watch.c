@@ -168,7 +168,7 @@ static int save_profile(const char *dir, const struct hs_profile *p, unsigned n,
 	return ret < 0 ? -1 : 0;
 }
 
-int cmd_watch(int argc, char **argv)
+static int cmd_watch(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		HS_CLI_COMMON_LONGOPTS,
@@ -304,3 +304,9 @@ int cmd_watch(int argc, char **argv)
 	hs_target_close(t);
 	return ret; /* main() checks that stdout was written */
 }
+
+const struct hs_command hs_cmd_watch = {
+	.name = "watch",
+	.help = "sample a process repeatedly: what grows, how fast",
+	.main = cmd_watch,
+};

@@ -1,7 +1,8 @@
 /*
  * heapscan: process-inspection and heap-forensics for Linux.
  *
- * Dispatches "heapscan <cmd> ..." through a table (git's cmd_struct);
+ * Dispatches "heapscan <cmd> ..." through a table of struct hs_command
+ * (git's cmd_struct) to the runner (src/runner.c);
  * "heapscan -p PID" alone means "heapscan scan -p PID".
  */
 #include "cli.h"
@@ -14,27 +15,17 @@
 #include <string.h>
 #include <unistd.h>
 
-struct cmd_struct {
-	const char *name;
-	int (*fn)(int argc, char **argv);
-	const char *help;
-};
+/*
+ * The commands in --help's order: each NAME is the struct hs_command
+ * hs_cmd_NAME of src/cmd-NAME.c (core's is in cmd-dump.c).
+ */
+#define COMMANDS(X) X(scan) X(strings) X(heap) X(dump) X(core) X(check) X(stacks) \
+	X(snapshot) X(diff) X(watch) X(show) X(leaks) X(types)
 
-static const struct cmd_struct commands[] = {
-	{ "scan", cmd_scan, "where the memory is: regions, heap, top strings (default)" },
-	{ "strings", cmd_strings, "count printable strings in the target's memory" },
-	{ "heap", cmd_heap, "name the allocator, walk its heap (glibc, jemalloc)" },
-	{ "dump", cmd_dump, "write an ELF core file that gdb opens" },
-	{ "core", cmd_core, "the default report on a core file (same as scan -c FILE)" },
-	{ "check", cmd_check, "probe what this machine lets heapscan do" },
-	{ "stacks", cmd_stacks, "every thread's backtrace, symbolized (like eu-stack)" },
-	{ "snapshot", cmd_snapshot, "write a growth profile for a later diff" },
-	{ "diff", cmd_diff, "what grew between two profiles, dumps or cores" },
-	{ "watch", cmd_watch, "sample a process repeatedly: what grows, how fast" },
-	{ "show", cmd_show, "what is at an address: mapping, chunk, dump, references" },
-	{ "leaks", cmd_leaks, "in-use chunks nothing points to any more (like memcheck)" },
-	{ "types", cmd_types, "live objects by type, like jmap -histo (Python)" },
-};
+#define DECLARE(name) extern const struct hs_command hs_cmd_##name;
+#define ROW(name) &hs_cmd_##name,
+COMMANDS(DECLARE)
+static const struct hs_command *const commands[] = { COMMANDS(ROW) };
 
 static void usage(FILE *out)
 {
@@ -44,7 +35,7 @@ static void usage(FILE *out)
 		"       heapscan --version\n\n"
 		"commands:\n");
 	for (size_t i = 0; i < HS_ARRAY_SIZE(commands); i++)
-		fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].help);
+		fprintf(out, "  %-9s %s\n", commands[i]->name, commands[i]->help);
 	fprintf(out,
 		"\n'heapscan <command> --help' lists a command's options.\n\n"
 		"exit status:\n"
@@ -148,11 +139,11 @@ static int run(int argc, char **argv)
 	}
 	if (name[0] == '-') {
 		/* "heapscan -p PID ...": argv[0] stands in for "scan". */
-		return cmd_scan(argc, argv);
+		return hs_run_command(&hs_cmd_scan, argc, argv);
 	}
 	for (size_t i = 0; i < HS_ARRAY_SIZE(commands); i++)
-		if (!strcmp(name, commands[i].name))
-			return commands[i].fn(argc - 1, argv + 1);
+		if (!strcmp(name, commands[i]->name))
+			return hs_run_command(commands[i], argc - 1, argv + 1);
 	hs_cli_err("'%s' is not a heapscan command; see 'heapscan --help'", name);
 	return HS_EXIT_USAGE;
 }

@@ -414,10 +414,9 @@ static int py_census(struct hs_target *t, const struct hs_glibc_opts *go,
 	return ret;
 }
 
-int hs_growth_profile_target(struct hs_target *t, const struct hs_profile_opts *po,
-			     struct hs_profile *p)
+int hs_growth_profile_collect(struct hs_target *t, const struct hs_profile_opts *po,
+			      struct hs_profile *p)
 {
-	uint64_t stop0 = t->stop_ns;
 	struct hs_profile_opts o;
 	struct hs_glibc_opts go;
 	struct hs_report_alloc ra;
@@ -426,16 +425,6 @@ int hs_growth_profile_target(struct hs_target *t, const struct hs_profile_opts *
 	struct hs_report_py rp;
 	int ret;
 
-	hs_profile_init(p);
-	if (!(t->state & HS_TSTATE_SUSPENDED)) {
-		ret = hs_target_suspend(t);
-		if (ret < 0) {
-			hs_cli_err("cannot stop %s: %s", t->source, hs_strerror(ret));
-			return HS_EXIT_FATAL;
-		}
-	}
-	hs_cli_test_hold();
-	hs_profile_release(p);
 	if (po)
 		o = *po;
 	else
@@ -469,13 +458,33 @@ int hs_growth_profile_target(struct hs_target *t, const struct hs_profile_opts *
 		hs_profile_add_census(p, &rp.census);
 	hs_report_py_release(&rp);
 	hs_report_alloc_release(&ra);
+	return ret;
+}
+
+int hs_growth_profile_target(struct hs_target *t, const struct hs_profile_opts *po,
+			     struct hs_profile *p)
+{
+	uint64_t stop0 = t->stop_ns;
+	int ret;
+
+	hs_profile_init(p);
+	if (!(t->state & HS_TSTATE_SUSPENDED)) {
+		ret = hs_target_suspend(t);
+		if (ret < 0) {
+			hs_cli_err("cannot stop %s: %s", t->source, hs_strerror(ret));
+			return HS_EXIT_FATAL;
+		}
+	}
+	hs_cli_test_hold();
+	hs_profile_release(p);
+	ret = hs_growth_profile_collect(t, po, p);
 	(void)hs_target_resume(t);
 	p->stop_ns = t->stop_ns - stop0;
 	if (ret < 0) {
 		if (ret == -HS_E_INTERRUPTED || hs_interrupted)
-			hs_cli_err("interrupted; target released");
+			hs_cli_err_interrupted(NULL);
 		else if (ret == -ESRCH)
-			hs_cli_err("%s exited", t->source);
+			hs_cli_err_gone(t);
 		else
 			hs_cli_err("cannot profile %s: %s", t->source, hs_strerror(ret));
 		return HS_EXIT_FATAL;

@@ -53,5 +53,11 @@ int hs_growth_load(const char *path, const char *exe, const struct hs_profile_op
 		   struct hs_profile *p) HS_MUST_CHECK;
 int hs_growth_profile_target(struct hs_target *t, const struct hs_profile_opts *po,
 			     struct hs_profile *p) HS_MUST_CHECK;
+/* What hs_growth_profile_target does while t is held, for the command
+ * runner (which holds, resumes and tells): builds p (it must not hold a
+ * profile: its strings are replaced), prints nothing.  0 or a negative
+ * code. */
+int hs_growth_profile_collect(struct hs_target *t, const struct hs_profile_opts *po,
+			      struct hs_profile *p) HS_MUST_CHECK;
 
 #endif
