@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "hs_heap.h"
-#include "profile-internal.h"
+#include "growth/profile-internal.h"
 
 static void add_str(struct hs_profile *p, const char *s, uint64_t count)
 {

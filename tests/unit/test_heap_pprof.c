@@ -13,7 +13,7 @@
 
 #include "hs_heap.h"
 #include "hs_pprof.h"
-#include "profile-internal.h"
+#include "growth/profile-internal.h"
 
 /* ---- decoder ---- */
 

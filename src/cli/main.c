@@ -17,7 +17,7 @@
 
 /*
  * The commands in --help's order: each NAME is the struct hs_command
- * hs_cmd_NAME of src/cmd-NAME.c (core's is in cmd-dump.c).
+ * hs_cmd_NAME of src/cli/cmd-NAME.c (core's is in cmd-dump.c).
  */
 #define COMMANDS(X) X(scan) X(strings) X(heap) X(dump) X(core) X(check) X(stacks) \
 	X(snapshot) X(diff) X(watch) X(show) X(leaks) X(types)

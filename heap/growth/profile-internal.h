@@ -1,4 +1,4 @@
-/* Private helpers shared by heap/profile*.c and heap/growth*.c. */
+/* Private helpers shared by heap/growth/: profile*.c, growth.c, pprof.c. */
 #ifndef HS_PROFILE_INTERNAL_H
 #define HS_PROFILE_INTERNAL_H
 

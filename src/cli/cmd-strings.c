@@ -1,7 +1,7 @@
 /*
  * heapscan strings: which printable strings fill the target's memory, with
  * exact counts while they fit in --max-mem, estimates with a stated error
- * bound beyond.  The analysis is heap/strings.c; this is options and output.
+ * bound beyond.  The analysis is heap/strings/; this is options and output.
  */
 #include "cli.h"
 #include "report-strings.h"

@@ -1,5 +1,5 @@
 /*
- * Shared plumbing of the heapscan CLI (src/main.c and src/cmd-*.c only):
+ * Shared plumbing of the heapscan CLI (src/cli/ only):
  * exit codes, error printing, common options, opening a target from them.
  */
 #ifndef HS_CLI_H
