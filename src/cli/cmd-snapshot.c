@@ -208,7 +208,7 @@ static void render(struct hs_run *run, FILE *out, struct hs_json *j)
 			s->output, p->nregions, p->narenas, p->nchunks, p->nstrings);
 	if (p->heap_error[0])
 		fprintf(out, " (heap: %s)", p->heap_error);
-	if (!strcmp(p->kind, "live"))
+	if (hs_target_holds(t))
 		fprintf(out, "; stopped %.3f ms", (double)p->stop_ns / 1e6);
 	if (t->swapped_in || t->swap_skipped) {
 		char a[16], b[16];
