@@ -1,7 +1,7 @@
 /*
  * The glibc walker over a mem target built from the input:
  *
- *   header (48 bytes, little-endian):
+ *   header (56 bytes, little-endian):
  *     u8  glibc minor (0: detect)
  *     u8  flags: 1 main_arena given (trusted), 2 main_arena as a candidate
  *                (checked), neither: the scan; 4 HS_GLIBC_NO_TLS,
@@ -23,7 +23,7 @@
 
 #include <string.h>
 
-#define HDR 48
+#define HDR 56
 #define NREG 4
 
 static uint32_t get32(const uint8_t *p)

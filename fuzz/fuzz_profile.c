@@ -22,19 +22,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	f = fmemopen((void *)data, size, "r");
 	if (!f)
 		return 0;
-	hs_profile_init(&p);
+	/* hs_profile_read initialises p (and q): release, never init. */
 	if (hs_profile_read(&p, f, &line) == 0) {
 		w = open_memstream(&out, &outlen);
 		if (w && hs_profile_write(&p, w) == 0 && fclose(w) == 0) {
-			FILE *r = fmemopen(out, outlen, "r");
+			FILE *r = outlen ? fmemopen(out, outlen, "r") : NULL;
 
-			hs_profile_init(&q);
 			/* heapscan's own output must read back. */
-			if (r && outlen && hs_profile_read(&q, r, &line) != 0)
-				abort();
-			if (r)
+			if (r) {
+				if (hs_profile_read(&q, r, &line) != 0)
+					abort();
+				hs_profile_release(&q);
 				fclose(r);
-			hs_profile_release(&q);
+			}
 		} else if (w) {
 			fclose(w);
 		}

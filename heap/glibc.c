@@ -267,7 +267,12 @@ static int find_banner(struct hs_glibc_heap *h, hs_addr_t start, hs_addr_t end)
 		if (hs_interrupted)
 			return -HS_E_INTERRUPTED;
 		if (n == 0) {
-			a = (a | (PAGE - 1)) + 1;
+			/* Skip the hole: in one step where the target knows it. */
+			hs_addr_t ds, de, next = (a | (PAGE - 1)) + 1;
+
+			if (next <= a || hs_target_next_data(h->t, next, end, &ds, &de) < 0)
+				break;
+			a = ds;
 			continue;
 		}
 		for (unsigned char *q = buf; n >= sizeof(key) &&
@@ -863,7 +868,8 @@ static int find_arenas(struct hs_glibc_heap *h)
 			p->segs = hs_xrealloc(p->segs, (p->nsegs + 1) * sizeof(*p->segs));
 			p->segs[p->nsegs++] = (struct seg_ref){ s->start, s->end, (int)i };
 		}
-	qsort(p->segs, p->nsegs, sizeof(*p->segs), cmp_segref);
+	if (p->nsegs > 1)
+		qsort(p->segs, p->nsegs, sizeof(*p->segs), cmp_segref);
 	return ret;
 }
 

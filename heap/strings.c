@@ -1298,9 +1298,17 @@ static int stream_aligned(struct worker *w, hs_addr_t a, hs_addr_t end,
 			  size_t gran)
 {
 	while (a < end) {
-		hs_addr_t b = (a | (gran - 1)) + 1;
+		hs_addr_t b = (a | (gran - 1)) + 1, ds, de;
 		int ret;
 
+		if (hs_interrupted)
+			return -HS_E_INTERRUPTED;
+		/* A hole (a core's segment its file does not back) is one
+		 * piece, whatever its size: the stream counts it in one step. */
+		if (hs_target_next_data(w->run->t, a, end, &ds, &de) < 0)
+			ds = end;
+		if (ds >= b && (ds & ~(hs_addr_t)(gran - 1)) > b)
+			b = ds & ~(hs_addr_t)(gran - 1);
 		if (b > end || b < a)
 			b = end;
 		ret = hs_target_stream(w->run->t, a, b, w->buf, gran, on_chunk, w,
