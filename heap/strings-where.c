@@ -127,6 +127,7 @@ int hs_str_where_from_glibc_walk(struct hs_str_where *w, struct hs_glibc_heap *h
 	}
 	if (h->free_set_full)
 		w->approximate = true;
+	w->heap_problems = h->nproblems;
 	hs_str_where_finish(w);
 	return 0;
 }
@@ -244,6 +245,7 @@ int hs_str_where_from_glibc(struct hs_str_where *w, struct hs_glibc_heap *h)
 	hs_str_where_release(&fr);
 	if (h->free_set_full)
 		w->approximate = true;
+	w->heap_problems = h->nproblems;
 	hs_str_where_finish(w);
 	return 0;
 }

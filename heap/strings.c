@@ -2099,6 +2099,7 @@ int hs_strings_scan(struct hs_target *t, const struct hs_str_ranges *r,
 	res->opts.where = NULL;
 	res->where_known = o->where != NULL;
 	res->where_approximate = o->where && o->where->approximate;
+	res->where_heap_problems = o->where ? o->where->heap_problems : 0;
 	res->jobs = jobs_run;
 	res->nsegments = (unsigned)run.nsegs;
 	res->nranges = r->n;

@@ -178,6 +178,10 @@ void hs_report_strings_text(FILE *out, const struct hs_str_result *res,
 		fprintf(out, "  where: in in-use malloc chunks, in free chunks, or outside "
 			"malloc's chunks%s\n", res->where_approximate ?
 			" (approximate: too many free chunks, some counted as in use)" : "");
+	if (res->where_heap_problems)
+		fprintf(out, "  the glibc heap is corrupt (%" PRIu64 " problem%s in its metadata): "
+			"locations may be wrong; 'heapscan heap' names them\n",
+			res->where_heap_problems, res->where_heap_problems == 1 ? "" : "s");
 	if (res->passes > 1)
 		fprintf(out, "  distinct strings exceeded --max-mem: memory was read twice\n");
 	if (res->exact)
@@ -229,6 +233,7 @@ void hs_report_strings_json(struct hs_json *j, const struct hs_str_result *res,
 	hs_json_u64(j, "passes", res->passes);
 	hs_json_bool(j, "where_known", res->where_known);
 	hs_json_bool(j, "where_approximate", res->where_approximate);
+	hs_json_u64(j, "heap_problems", res->where_heap_problems);
 	if (t) {
 		hs_json_bool(j, "stopped", !strcmp(t->ops->name, "live") &&
 			     !(t->flags & HS_TARGET_NO_STOP));

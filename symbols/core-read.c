@@ -303,6 +303,11 @@ static void parse_prstatus(struct hs_target *t, struct notes *nt,
 	if (!th)
 		return;
 	th->tid = (pid_t)hs_get_u32(d + PRS_PID);
+	if (th->tid <= 0) {
+		hs_log(HS_LOG_WARN, "NT_PRSTATUS of thread %zu has pid %d: corrupt",
+		       t->nthreads - 1, (int)th->tid);
+		partial(t);
+	}
 	memcpy(&cursig, d + PRS_CURSIG, 2);
 	th->cursig = cursig;
 	th->state = 'S';
