@@ -4,8 +4,9 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libelf-dev libdw-dev libunwind-dev
       libcapstone-dev libcmocka-dev python3 gdb elfutils util-linux
-      libc6-dbg) # libc6-dbg: main_arena's symbol for heap tests, glibc's
+      libc6-dbg  # libc6-dbg: main_arena's symbol for heap tests, glibc's
                  # internal function names in stack tests
+      clang libclang-rt-14-dev) # the libFuzzer harnesses (scripts/fuzz.sh)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
