@@ -70,6 +70,8 @@ struct core_priv {
 	size_t rawsz;
 	struct cseg *segs;
 	size_t nsegs;
+	size_t *next_with_data; /* [i]: first segment >= i that holds data
+				   (nsegs if none); nsegs + 1 entries */
 	struct bfile *files;
 	size_t nfiles;
 };
@@ -203,7 +205,12 @@ static int core_next_data(struct hs_target *t, hs_addr_t addr, hs_addr_t *start,
 		else
 			hi = mid;
 	}
-	for (size_t i = lo; i < p->nsegs; i++) {
+	/* Only segments holding data are visited: a core may have many
+	 * holes, and readers ask once per piece. */
+	if (!p->next_with_data)   /* still opening */
+		return -ENXIO;
+	for (size_t i = p->next_with_data[lo]; i < p->nsegs;
+	     i = p->next_with_data[i + 1]) {
 		const struct cseg *s = &p->segs[i];
 		uint64_t ext[2][2];
 		int n = seg_extents(p, s, ext);
@@ -234,6 +241,7 @@ static void core_close(struct hs_target *t)
 	}
 	free(p->files);
 	free(p->segs);
+	free(p->next_with_data);
 	if (p->elf)
 		elf_end(p->elf);
 	if (p->fd >= 0)
@@ -1073,6 +1081,14 @@ int hs_target_open_core(const char *path, const char *exe,
 	ret = attach_files(t, p, exe, core_exe ? core_exe : t->info.exe);
 	if (ret < 0)
 		goto err_t;
+	p->next_with_data = hs_xcalloc(p->nsegs + 1, sizeof(*p->next_with_data));
+	p->next_with_data[p->nsegs] = p->nsegs;
+	for (size_t i = p->nsegs; i-- > 0;) {
+		uint64_t ext[2][2];
+
+		p->next_with_data[i] = seg_extents(p, &p->segs[i], ext) ? i :
+				       p->next_with_data[i + 1];
+	}
 	free(nt.fe);
 	hs_proc_info_release(&nt.hs_info); /* a rejected note's leftovers */
 	*out = t;

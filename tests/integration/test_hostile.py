@@ -49,11 +49,31 @@ def limited():
     resource.setrlimit(resource.RLIMIT_AS, (AS_LIMIT, AS_LIMIT))
 
 
+_ASAN = None
+
+
+def asan_build():
+    """An ASan build reserves terabytes of shadow address space, which
+    RLIMIT_AS forbids: it is bounded by ASan's own RSS limit instead."""
+    global _ASAN
+    if _ASAN is None:
+        p = subprocess.run([HEAPSCAN, "--version"], capture_output=True, text=True,
+                           preexec_fn=limited)
+        _ASAN = p.returncode != 0 and "AddressSanitizer" in p.stderr
+    return _ASAN
+
+
 def run_bounded(*args, timeout=60):
-    """Runs heapscan with RLIMIT_AS; returns (rc, out, err, seconds, maxrss_kb)."""
+    """Runs heapscan with RLIMIT_AS (ASan builds: hard_rss_limit_mb);
+    returns (rc, out, err, seconds, maxrss_kb)."""
+    env = dict(os.environ)
+    if asan_build():
+        env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") +
+                               ":hard_rss_limit_mb=%d" % (AS_LIMIT >> 20)).lstrip(":")
     t0 = time.monotonic()
     p = subprocess.Popen([HEAPSCAN] + [str(a) for a in args], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, preexec_fn=limited)
+                         stderr=subprocess.PIPE, text=True, env=env,
+                         preexec_fn=None if asan_build() else limited)
     try:
         out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
