@@ -42,35 +42,37 @@ static int on_chunk_walk(void *ud, const struct hs_glibc_chunk *c)
 	return ++*n > 100000;
 }
 
-static void walk_glibc(struct hs_target *t)
+/* The glibc walker, then the string scan with the string locations it
+ * gives (as `strings` and `scan` do). */
+static void walk_glibc_and_strings(struct hs_target *t)
 {
-	struct hs_glibc_opts o = { .max_free_chunks = 4096 };
+	struct hs_glibc_opts go = { .max_free_chunks = 4096 };
 	struct hs_glibc_heap *h = NULL;
+	struct hs_str_ranges r = HS_STR_RANGES_INIT;
+	struct hs_str_where w = HS_STR_WHERE_INIT;
+	struct hs_str_opts o;
+	struct hs_str_result res;
 	uint64_t n = 0;
+	bool where = false;
 
-	if (hs_glibc_open(t, &o, &h) == 0) {
+	if (hs_glibc_open(t, &go, &h) == 0) {
 		(void)hs_glibc_analyze(h);
 		(void)hs_glibc_for_each_free_chunk(h, HS_GLIBC_FREE_MMAPPED,
 						   on_chunk_walk, &n);
+		where = hs_str_where_from_glibc(&w, h) == 0;
 	}
 	hs_glibc_close(h);
-}
-
-static void scan_strings(struct hs_target *t)
-{
-	struct hs_str_ranges r = HS_STR_RANGES_INIT;
-	struct hs_str_opts o;
-	struct hs_str_result res;
-
 	hs_str_ranges_from_maps(&r, &t->maps, HS_STR_CLASSES_DEFAULT);
 	hs_str_opts_init(&o);
 	o.jobs = 1;
 	o.chunk = 64u << 10;
 	o.max_mem = 16u << 20;
 	o.top = 8;
+	o.where = where ? &w : NULL;
 	if (hs_strings_scan(t, &r, &o, &res) == 0)
 		hs_str_result_release(&res);
 	hs_str_ranges_release(&r);
+	hs_str_where_release(&w);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -98,8 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		(void)hs_read_u64(t, t->threads[i].sp, &v);
 	}
-	walk_glibc(t);
-	scan_strings(t);
+	walk_glibc_and_strings(t);
 	hs_target_close(t);
 	return 0;
 }

@@ -78,7 +78,8 @@ void hs_str_where_finish(struct hs_str_where *w)
 		return;
 	/* Stable enough: equal starts are ordered by end, and the earlier
 	 * (shorter) interval wins an overlap. */
-	qsort(w->v, w->n, sizeof(*w->v), cmp_iv);
+	if (w->n > 1)   /* qsort(NULL, 0) is undefined */
+		qsort(w->v, w->n, sizeof(*w->v), cmp_iv);
 	w->nfree = 0;
 	for (size_t i = 0; i < w->n; i++) {
 		struct hs_str_where_iv iv = w->v[i];
@@ -209,7 +210,8 @@ int hs_str_where_from_glibc(struct hs_str_where *w, struct hs_glibc_heap *h)
 			HS_ALLOC_GROW(sp, nsp + 1, asp);
 			sp[nsp++] = (struct span){ s->start + 8, e + 8 };
 		}
-	qsort(sp, nsp, sizeof(*sp), cmp_span);
+	if (nsp > 1)
+		qsort(sp, nsp, sizeof(*sp), cmp_span);
 	for (size_t i = 0; i < nsp; i++) {
 		hs_addr_t a = sp[i].start;
 
