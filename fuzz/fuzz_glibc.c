@@ -21,6 +21,7 @@
 #include "fuzz.h"
 #include "hs_glibc.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define HDR 56
@@ -106,10 +107,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		o.flags |= HS_GLIBC_NO_TLS;
 	if (data[1] & 8)
 		o.flags |= HS_GLIBC_NO_MMAPPED;
-	if (hs_glibc_open(t, &o, &h) == 0) {
+	int ret = hs_glibc_open(t, &o, &h);
+
+	if (ret == 0) {
 		(void)hs_glibc_analyze(h);
 		(void)hs_glibc_for_each_free_chunk(h, HS_GLIBC_FREE_MMAPPED, on_chunk, &n);
 	}
+	/* HS_FUZZ_VERBOSE=1: what a seed reaches (for checking the corpus). */
+	if (getenv("HS_FUZZ_VERBOSE"))
+		fprintf(stderr, "glibc: open %d, main_arena 0x%llx, %zu arenas, %llu in use, "
+			"%zu problems\n", ret, h ? (unsigned long long)h->main_arena : 0ull,
+			h ? h->narenas : 0, h ? (unsigned long long)h->totals[HS_CHUNK_INUSE].count : 0ull,
+			h ? h->nproblems : 0);
 	hs_glibc_close(h);
 	hs_target_close(t);
 	return 0;
