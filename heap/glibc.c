@@ -528,9 +528,16 @@ static int find_main_arena(struct hs_glibc_heap *h)
 		h->main_arena_how = h->opts.main_arena_how ? h->opts.main_arena_how : "caller";
 		if (hs_target_read_full(h->t, h->main_arena, buf, n) < 0)
 			return -HS_E_NOT_FOUND;
-		if (check_arena(h, h->main_arena, buf, why, sizeof(why)) == ARENA_CORRUPT)
+		switch (check_arena(h, h->main_arena, buf, why, sizeof(why))) {
+		case ARENA_CORRUPT:
 			hs_glibc_problem(h, h->main_arena, "main_arena (%s) fails a check: %s",
 					 h->main_arena_how, why);
+			break;
+		case ARENA_NOT:
+			hs_glibc_problem(h, h->main_arena, "main_arena (%s) does not look like "
+					 "an arena (mutex, flags or empty bins)", h->main_arena_how);
+			break;
+		}
 		return 0;
 	}
 	/* Guesses: only one that passes every check. */
