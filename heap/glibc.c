@@ -1590,8 +1590,11 @@ static int walk_mmapped(struct walker *w)
 				overlaps = true;
 		if (overlaps)
 			continue;
-		while (p + 16 <= m->end) {
+		/* Written so that p cannot wrap: a hostile core may place a
+		 * mapping at the very top of the address space. */
+		while (p < m->end && m->end - p >= 16) {
 			uint64_t hdr[2], size;
+			hs_addr_t ds, de;
 			int ret;
 
 			if (hs_interrupted)
@@ -1599,6 +1602,15 @@ static int walk_mmapped(struct walker *w)
 			ret = hs_target_read_full(h->t, p, hdr, sizeof(hdr));
 			if (ret == -ESRCH)
 				return ret;
+			if (ret < 0) {
+				/* A hole (a core's unbacked pages): to the next
+				 * page that may hold data, in one step. */
+				if (hs_target_next_data(h->t, p + 1, m->end, &ds, &de) < 0 ||
+				    ((ds + PAGE - 1) & ~(hs_addr_t)(PAGE - 1)) < ds)
+					break;
+				p = (ds + PAGE - 1) & ~(hs_addr_t)(PAGE - 1);
+				continue;
+			}
 			size = hdr[1] & ~SIZE_BITS;
 			/* An mmapped chunk starts its pages: prev_size 0, flags
 			 * exactly IS_MMAPPED, a page-multiple size that fits. */
@@ -1610,6 +1622,8 @@ static int walk_mmapped(struct walker *w)
 				p += size;
 				done = p;
 			} else {
+				if (m->end - p <= PAGE)
+					break;
 				p += PAGE;
 			}
 		}
