@@ -376,6 +376,12 @@ static void parse_file(struct hs_target *t, struct notes *nt,
 			return;
 		}
 		uint64_t pg = hs_get_u64(e + 16);
+		if (nt->nfe >= MAX_SEGS) {
+			hs_log(HS_LOG_WARN, "NT_FILE names more than %u files; the rest "
+			       "are ignored", MAX_SEGS);
+			partial(t);
+			return;
+		}
 		HS_ALLOC_GROW(nt->fe, nt->nfe + 1, nt->afe);
 		f = &nt->fe[nt->nfe++];
 		f->start = hs_get_u64(e);
@@ -511,6 +517,12 @@ static void parse_heapscan(struct hs_target *t, struct notes *nt,
 			}
 			break;
 		case HS_TAG_MAP:
+			if (maps_ok && nt->hs_maps.n >= MAX_SEGS) {
+				hs_log(HS_LOG_WARN, "heapscan note: more than %u regions; "
+				       "regions taken from the program headers", MAX_SEGS);
+				partial(t);
+				maps_ok = false;
+			}
 			if (maps_ok && !parse_hs_map(nt, r, rl)) {
 				hs_log(HS_LOG_WARN, "heapscan note: bad region record at byte %zu; "
 				       "regions taken from the program headers", pos);
