@@ -112,10 +112,13 @@ struct hs_str_where {
 	bool python;            /* PYTHON intervals were laid over it */
 	uint64_t chunks;        /* chunks seen */
 	uint64_t inuse_bytes, free_bytes;
+	/* Problems (corruption) the glibc heap it came from had recorded
+	 * when it was made: its locations may then be wrong. */
+	uint64_t heap_problems;
 };
 
 #define HS_STR_WHERE_MAX_FREE_DEFAULT (1u << 20)
-#define HS_STR_WHERE_INIT { NULL, 0, 0, 0, 0, false, false, false, 0, 0, 0 }
+#define HS_STR_WHERE_INIT { NULL, 0, 0, 0, 0, false, false, false, 0, 0, 0, 0 }
 
 void hs_str_where_release(struct hs_str_where *w);
 /* Records [start, end) as loc (INUSE or FREE), coalescing with the last
@@ -323,6 +326,8 @@ struct hs_str_result {
 	bool where_known;        /* opts.where was given */
 	bool where_approximate;  /* and it was approximate */
 	bool where_python;       /* and it had PYTHON intervals */
+	uint64_t where_heap_problems; /* and its heap was corrupt: see
+					 hs_str_where.heap_problems */
 	struct hs_str_opts opts; /* as used (where, progress: NULL) */
 };
 

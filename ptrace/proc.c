@@ -40,7 +40,7 @@ static int parse_map_line(char *line, struct hs_maps *maps)
 	if (sscanf(line, "%llx-%llx %4s %llx %x:%x %llu%n", &start, &end, perms,
 		   &off, &maj, &min, &inode, &n) != 7 || strlen(perms) != 4)
 		return -HS_E_FORMAT;
-	if (end < start)
+	if (end <= start)   /* the kernel lists no empty mapping */
 		return -HS_E_FORMAT;
 	path = line + n;
 	while (*path == ' ' || *path == '\t')

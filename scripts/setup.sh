@@ -21,7 +21,9 @@ pkgs=(build-essential cmake pkg-config libelf-dev libdw-dev libunwind-dev
       # redis-server on it
       libjemalloc-dev redis-server redis-tools
       # allocators heapscan must name (and say it does not walk)
-      libtcmalloc-minimal4 libmimalloc2.0 musl-tools)
+      libtcmalloc-minimal4 libmimalloc2.0 musl-tools
+      # the libFuzzer harnesses (scripts/fuzz.sh)
+      clang libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -19,9 +19,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Sanity limits on what a core may claim. */
+/*
+ * Budgets: whatever the core claims, heapscan's memory for it stays
+ * bounded (doc/hostile-input.md).  The file itself is mapped, not read,
+ * so only what is copied out of it counts.
+ */
 #define MAX_XSTATE (1u << 20)
 #define MAX_AUXV (1u << 20)
+#define MAX_SEGS (1u << 18)       /* 4x Linux's default vm.max_map_count */
+#define MAX_THREADS (1u << 17)    /* ~100 MiB of struct hs_thread */
+#define MAX_NOTE_COPY (64u << 20) /* xstate images and the like, in all */
+#define MAX_BFILES 1024           /* backing files opened for file mappings */
 #define MAX_DETAIL 8          /* per-segment warnings before summarising */
 /* x86_64 brk randomisation range (arch_randomize_brk): [heap] starts at
  * most this far after the executable's end (32 MiB before Linux 6.x made
@@ -62,6 +70,8 @@ struct core_priv {
 	size_t rawsz;
 	struct cseg *segs;
 	size_t nsegs;
+	size_t *next_with_data; /* [i]: first segment >= i that holds data
+				   (nsegs if none); nsegs + 1 entries */
 	struct bfile *files;
 	size_t nfiles;
 };
@@ -71,6 +81,8 @@ struct notes {
 	struct fentry *fe;
 	size_t nfe, afe;
 	size_t athreads;
+	uint64_t copied;       /* bytes copied out of notes (MAX_NOTE_COPY) */
+	bool threads_capped;
 	bool have_prpsinfo;
 	bool have_hs;          /* heapscan note with a usable map table */
 	struct hs_maps hs_maps;
@@ -119,7 +131,7 @@ static size_t seg_read(const struct core_priv *p, const struct cseg *s,
 	const struct bfile *f = &p->files[s->bfile];
 	uint64_t fo = s->boff + in;
 
-	if (fo >= f->size)
+	if (fo < s->boff || fo >= f->size)
 		return 0;
 	if (len > f->size - fo)
 		len = (size_t)(f->size - fo);
@@ -148,6 +160,74 @@ static int core_read(struct hs_target *t, hs_addr_t addr, void *buf, size_t len,
 	return done || !len ? 0 : -EFAULT;
 }
 
+/* The extents of s that read can return, in the segment's offsets: the
+ * bytes present in the core, then those a backing file holds. */
+static int seg_extents(const struct core_priv *p, const struct cseg *s,
+		       uint64_t ext[2][2])
+{
+	int n = 0;
+
+	if (s->avail) {
+		ext[n][0] = 0;
+		ext[n++][1] = s->avail;
+	}
+	if (s->bfile >= 0 && s->filesz < s->memsz) {
+		const struct bfile *f = &p->files[s->bfile];
+		uint64_t lo = s->filesz, hi = s->memsz;
+
+		/* seg_read reads file offset boff + in, unwrapped, below the
+		 * file's size. */
+		if (s->boff < f->size && hi > f->size - s->boff)
+			hi = f->size - s->boff;
+		if (s->boff >= f->size)
+			hi = lo;
+		if (lo < hi) {
+			ext[n][0] = lo;
+			ext[n++][1] = hi;
+		}
+	}
+	return n;
+}
+
+static int core_next_data(struct hs_target *t, hs_addr_t addr, hs_addr_t *start,
+			  hs_addr_t *end)
+{
+	const struct core_priv *p = t->priv;
+	size_t lo = 0, hi = p->nsegs;
+
+	/* The first segment ending after addr. */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct cseg *s = &p->segs[mid];
+
+		if (s->vaddr + s->memsz <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/* Only segments holding data are visited: a core may have many
+	 * holes, and readers ask once per piece. */
+	if (!p->next_with_data)   /* still opening */
+		return -ENXIO;
+	for (size_t i = p->next_with_data[lo]; i < p->nsegs;
+	     i = p->next_with_data[i + 1]) {
+		const struct cseg *s = &p->segs[i];
+		uint64_t ext[2][2];
+		int n = seg_extents(p, s, ext);
+
+		for (int k = 0; k < n; k++) {
+			hs_addr_t a = s->vaddr + ext[k][0], b = s->vaddr + ext[k][1];
+
+			if (b <= addr)
+				continue;
+			*start = a > addr ? a : addr;
+			*end = b;
+			return 0;
+		}
+	}
+	return -ENXIO;
+}
+
 static void core_close(struct hs_target *t)
 {
 	struct core_priv *p = t->priv;
@@ -161,6 +241,7 @@ static void core_close(struct hs_target *t)
 	}
 	free(p->files);
 	free(p->segs);
+	free(p->next_with_data);
 	if (p->elf)
 		elf_end(p->elf);
 	if (p->fd >= 0)
@@ -173,12 +254,14 @@ static const struct hs_target_ops core_ops = {
 	.name = "core",
 	.read = core_read,
 	.close = core_close,
+	.next_data = core_next_data,
 };
 
 static const struct hs_target_ops dump_ops = {
 	.name = "dump",
 	.read = core_read,
 	.close = core_close,
+	.next_data = core_next_data,
 };
 
 /* ---- notes ---- */
@@ -199,6 +282,14 @@ static struct hs_thread *new_thread(struct hs_target *t, struct notes *nt)
 {
 	struct hs_thread *th;
 
+	if (t->nthreads >= MAX_THREADS) {
+		if (!nt->threads_capped)
+			hs_log(HS_LOG_WARN, "core has more than %u threads; the rest ignored",
+			       MAX_THREADS);
+		nt->threads_capped = true;
+		partial(t);
+		return NULL;
+	}
 	HS_ALLOC_GROW(t->threads, t->nthreads + 1, nt->athreads);
 	th = &t->threads[t->nthreads++];
 	memset(th, 0, sizeof(*th));
@@ -217,7 +308,14 @@ static void parse_prstatus(struct hs_target *t, struct notes *nt,
 		return;
 	}
 	th = new_thread(t, nt);
+	if (!th)
+		return;
 	th->tid = (pid_t)hs_get_u32(d + PRS_PID);
+	if (th->tid <= 0) {
+		hs_log(HS_LOG_WARN, "NT_PRSTATUS of thread %zu has pid %d: corrupt",
+		       t->nthreads - 1, (int)th->tid);
+		partial(t);
+	}
 	memcpy(&cursig, d + PRS_CURSIG, 2);
 	th->cursig = cursig;
 	th->state = 'S';
@@ -278,6 +376,12 @@ static void parse_file(struct hs_target *t, struct notes *nt,
 			return;
 		}
 		uint64_t pg = hs_get_u64(e + 16);
+		if (nt->nfe >= MAX_SEGS) {
+			hs_log(HS_LOG_WARN, "NT_FILE names more than %u files; the rest "
+			       "are ignored", MAX_SEGS);
+			partial(t);
+			return;
+		}
 		HS_ALLOC_GROW(nt->fe, nt->nfe + 1, nt->afe);
 		f = &nt->fe[nt->nfe++];
 		f->start = hs_get_u64(e);
@@ -413,6 +517,12 @@ static void parse_heapscan(struct hs_target *t, struct notes *nt,
 			}
 			break;
 		case HS_TAG_MAP:
+			if (maps_ok && nt->hs_maps.n >= MAX_SEGS) {
+				hs_log(HS_LOG_WARN, "heapscan note: more than %u regions; "
+				       "regions taken from the program headers", MAX_SEGS);
+				partial(t);
+				maps_ok = false;
+			}
 			if (maps_ok && !parse_hs_map(nt, r, rl)) {
 				hs_log(HS_LOG_WARN, "heapscan note: bad region record at byte %zu; "
 				       "regions taken from the program headers", pos);
@@ -462,6 +572,7 @@ static void parse_note(struct hs_target *t, struct notes *nt, const GElf_Nhdr *n
 			break;
 		case NT_AUXV:
 			if (len <= MAX_AUXV && !t->info.auxv) {
+				nt->copied += len;
 				t->info.auxv = hs_xmalloc(len ? len : 1);
 				memcpy(t->info.auxv, d, len);
 				t->info.auxv_len = len;
@@ -477,6 +588,11 @@ static void parse_note(struct hs_target *t, struct notes *nt, const GElf_Nhdr *n
 	} else if (name_is(nh, name, "LINUX")) {
 		if (nh->n_type == NT_X86_XSTATE && last && !last->xstate &&
 		    len && len <= MAX_XSTATE) {
+			if (nt->copied + len > MAX_NOTE_COPY) {
+				partial(t);
+				return;
+			}
+			nt->copied += len;
 			last->xstate = hs_xmalloc(len);
 			memcpy(last->xstate, d, len);
 			last->xstate_len = len;
@@ -512,7 +628,7 @@ static void read_notes(struct hs_target *t, struct core_priv *p, struct notes *n
 		partial(t);
 		return;
 	}
-	while (pos < data->d_size &&
+	while (pos < data->d_size && !hs_interrupted &&
 	       (next = gelf_getnote(data, pos, &nh, &name_off, &desc_off)) > 0) {
 		const char *name = (const char *)data->d_buf + name_off;
 
@@ -529,12 +645,34 @@ static void read_notes(struct hs_target *t, struct core_priv *p, struct notes *n
 
 /* ---- maps ---- */
 
+/* NT_FILE entries are sorted by start once parsed (sort_fentries): a
+ * hostile note may hold millions, each looked up per segment. */
 static const struct fentry *find_fentry(const struct notes *nt, hs_addr_t a)
 {
-	for (size_t i = 0; i < nt->nfe; i++)
-		if (a >= nt->fe[i].start && a < nt->fe[i].end)
-			return &nt->fe[i];
-	return NULL;
+	size_t lo = 0, hi = nt->nfe;
+
+	while (lo < hi) {   /* the last entry starting at or before a */
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (nt->fe[mid].start <= a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo && a < nt->fe[lo - 1].end ? &nt->fe[lo - 1] : NULL;
+}
+
+static int cmp_fentry(const void *a, const void *b)
+{
+	const struct fentry *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static void sort_fentries(struct notes *nt)
+{
+	if (nt->nfe > 1)
+		qsort(nt->fe, nt->nfe, sizeof(*nt->fe), cmp_fentry);
 }
 
 static bool auxv_get(const struct hs_proc_info *in, uint64_t type, uint64_t *val)
@@ -700,11 +838,15 @@ static int add_bfile(struct core_priv *p, const char *path)
 	struct stat sb;
 	int fd;
 
-	for (size_t i = 0; i < p->nfiles; i++)
+	for (size_t i = p->nfiles; i-- > 0;)   /* the latest is the likeliest */
 		if (!strcmp(p->files[i].path, path))
 			return p->files[i].fd >= 0 ? (int)i : -1;
+	if (p->nfiles >= MAX_BFILES)
+		return -1;
 	p->files = hs_xrealloc(p->files, (p->nfiles + 1) * sizeof(*p->files));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* The path comes from the core: O_NONBLOCK so a FIFO planted there
+	 * cannot hang the open; anything but a regular file is refused. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd >= 0 && (fstat(fd, &sb) || !S_ISREG(sb.st_mode))) {
 		close(fd);
 		fd = -1;
@@ -743,9 +885,13 @@ static int read_segments(struct hs_target *t, struct core_priv *p, struct notes 
 		return -HS_E_TRUNCATED;
 	if (phnum && eh->e_phentsize != sizeof(Elf64_Phdr))
 		return -HS_E_CORRUPT;
-	p->segs = hs_xcalloc(phnum ? phnum : 1, sizeof(*p->segs));
+	p->segs = hs_xcalloc(phnum ? (phnum < MAX_SEGS ? phnum : MAX_SEGS) : 1,
+			     sizeof(*p->segs));
 	for (size_t i = 0; i < phnum; i++) {
 		GElf_Phdr ph;
+
+		if (hs_interrupted)
+			return -HS_E_INTERRUPTED;
 
 		if (!gelf_getphdr(p->elf, (int)i, &ph))
 			return -HS_E_TRUNCATED;
@@ -760,6 +906,12 @@ static int read_segments(struct hs_target *t, struct core_priv *p, struct notes 
 			hs_log(HS_LOG_WARN, "program header %zu overflows; segment ignored", i);
 			partial(t);
 			continue;
+		}
+		if (p->nsegs >= MAX_SEGS) {
+			hs_log(HS_LOG_WARN, "core has more than %u segments; the rest ignored",
+			       MAX_SEGS);
+			partial(t);
+			break;
 		}
 		struct cseg *s = &p->segs[p->nsegs++];
 		s->vaddr = ph.p_vaddr;
@@ -792,16 +944,19 @@ static int read_segments(struct hs_target *t, struct core_priv *p, struct notes 
 	}
 	qsort(p->segs, p->nsegs, sizeof(*p->segs), cmp_seg);
 	/* Overlapping segments would make reads ambiguous: keep the first. */
-	size_t k = 0;
+	size_t k = 0, overlaps = 0;
 	for (size_t i = 0; i < p->nsegs; i++) {
 		if (k && p->segs[i].vaddr < p->segs[k - 1].vaddr + p->segs[k - 1].memsz) {
-			hs_log(HS_LOG_WARN, "segment 0x%" PRIx64 " overlaps the one before; ignored",
-			       p->segs[i].vaddr);
+			if (overlaps++ < MAX_DETAIL)
+				hs_log(HS_LOG_WARN, "segment 0x%" PRIx64 " overlaps the one "
+				       "before; ignored", p->segs[i].vaddr);
 			partial(t);
 			continue;
 		}
 		p->segs[k++] = p->segs[i];
 	}
+	if (overlaps > MAX_DETAIL)
+		hs_log(HS_LOG_WARN, "%zu overlapping segments ignored in all", overlaps);
 	p->nsegs = k;
 	return 0;
 }
@@ -880,7 +1035,8 @@ int hs_target_open_core(const char *path, const char *exe,
 	if (elf_version(EV_CURRENT) == EV_NONE)
 		return -HS_E_UNSUPPORTED;
 	p = hs_xcalloc(1, sizeof(*p));
-	p->fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: opening a FIFO would otherwise wait for a writer. */
+	p->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (p->fd < 0) {
 		ret = -errno;
 		goto err;
@@ -890,7 +1046,7 @@ int hs_target_open_core(const char *path, const char *exe,
 		goto err;
 	}
 	if (!S_ISREG(sb.st_mode)) {
-		ret = S_ISDIR(sb.st_mode) ? -EISDIR : -HS_E_NOT_CORE;
+		ret = S_ISDIR(sb.st_mode) ? -EISDIR : -HS_E_NOT_REGULAR;
 		goto err;
 	}
 	p->elf = elf_begin(p->fd, ELF_C_READ_MMAP, NULL);
@@ -919,6 +1075,7 @@ int hs_target_open_core(const char *path, const char *exe,
 	if (!t->nthreads)
 		hs_log(HS_LOG_WARN, "core '%s' has no thread (no NT_PRSTATUS)", path);
 
+	sort_fentries(&nt);
 	core_exe = find_exe_path(t, &nt);
 	if (nt.hs_info_set) {
 		/* heapscan's own record of the process beats prpsinfo's 80
@@ -954,6 +1111,14 @@ int hs_target_open_core(const char *path, const char *exe,
 	ret = attach_files(t, p, exe, core_exe ? core_exe : t->info.exe);
 	if (ret < 0)
 		goto err_t;
+	p->next_with_data = hs_xcalloc(p->nsegs + 1, sizeof(*p->next_with_data));
+	p->next_with_data[p->nsegs] = p->nsegs;
+	for (size_t i = p->nsegs; i-- > 0;) {
+		uint64_t ext[2][2];
+
+		p->next_with_data[i] = seg_extents(p, &p->segs[i], ext) ? i :
+				       p->next_with_data[i + 1];
+	}
 	free(nt.fe);
 	hs_proc_info_release(&nt.hs_info); /* a rejected note's leftovers */
 	*out = t;

@@ -39,10 +39,16 @@
  * the target HS_TSTATE_PARTIAL.  A bad note stops note parsing but keeps
  * what came before it.
  *
- * Errors: -errno (opening path or exe), -HS_E_NOT_CORE (not an ELF file,
- * not ET_CORE, not x86_64 ELFCLASS64 little-endian), -HS_E_TRUNCATED (no
- * complete program header table), -HS_E_CORRUPT (overlapping or
- * overflowing segments).
+ * Errors: -errno (opening path or exe), -EISDIR, -HS_E_NOT_REGULAR (a
+ * FIFO, device or socket: refused without blocking), -HS_E_NOT_CORE (not
+ * an ELF file, not ET_CORE, not x86_64 ELFCLASS64 little-endian),
+ * -HS_E_TRUNCATED (no complete program header table), -HS_E_CORRUPT
+ * (bad e_phentsize), -HS_E_INTERRUPTED (SIGINT/SIGTERM while reading).
+ *
+ * The core is untrusted: memory copied from it is bounded (segments,
+ * threads, note data: doc/hostile-input.md), and memory a segment claims
+ * beyond what the file or a backing file holds is a hole, which the
+ * target's next_data op reports so that readers skip it in one step.
  */
 int hs_target_open_core(const char *path, const char *exe,
 			struct hs_target **out) HS_MUST_CHECK;

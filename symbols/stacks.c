@@ -279,7 +279,19 @@ static int unwind_core(struct hs_target *t, const struct hs_stacks_opts *o,
 		out->error = xasprintf("no core file to unwind");
 		return 0;
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* libdwfl's core thread iteration ends at the first NT_PRSTATUS
+	 * whose pid is not positive, and leaks its iteration state when it
+	 * does (elfutils 0.188 core_next_thread returns the pid as is and
+	 * only frees that state when the notes run out).  Such a pid means
+	 * a corrupt note: say so rather than hand it over. */
+	for (size_t i = 0; i < t->nthreads; i++)
+		if (t->threads[i].tid <= 0) {
+			out->error = xasprintf("thread %zu of the core has pid %d (corrupt "
+					       "NT_PRSTATUS): not unwound", i,
+					       (int)t->threads[i].tid);
+			return 0;
+		}
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		out->error = xasprintf("cannot open '%s': %s", path, strerror(errno));
 		return 0;

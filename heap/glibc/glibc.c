@@ -267,7 +267,12 @@ static int find_banner(struct hs_glibc_heap *h, hs_addr_t start, hs_addr_t end)
 		if (hs_interrupted)
 			return -HS_E_INTERRUPTED;
 		if (n == 0) {
-			a = (a | (PAGE - 1)) + 1;
+			/* Skip the hole: in one step where the target knows it. */
+			hs_addr_t ds, de, next = (a | (PAGE - 1)) + 1;
+
+			if (next <= a || hs_target_next_data(h->t, next, end, &ds, &de) < 0)
+				break;
+			a = ds;
 			continue;
 		}
 		for (unsigned char *q = buf; n >= sizeof(key) &&
@@ -500,51 +505,92 @@ static hs_addr_t bin_head(const struct hs_glibc_layout *L, hs_addr_t arena, int 
 	return arena + (hs_addr_t)L->ms_bins + (hs_addr_t)(i - 1) * 16 - 16;
 }
 
-/* Plausible malloc_state at a, whose first ms_size bytes are img. */
-static bool check_arena(struct hs_glibc_heap *h, hs_addr_t a, const unsigned char *img)
+/*
+ * Plausible malloc_state at a, whose first ms_size bytes are img?
+ * ARENA_OK; ARENA_NOT: not an arena at all (flags, or fewer than 32
+ * self-referencing empty bins); ARENA_CORRUPT: an arena by its shape
+ * with a bad field, which why (whylen bytes) names, so that a report can
+ * say what is corrupt rather than "not found".
+ */
+enum { ARENA_NOT, ARENA_OK, ARENA_CORRUPT };
+static int check_arena_n(struct hs_glibc_heap *h, hs_addr_t a, const unsigned char *img,
+			 char *why, size_t whylen, unsigned *nempty)
 {
 	const struct hs_glibc_layout *L = h->layout;
 	unsigned empty = 0;
 	hs_addr_t top, n;
 	uint64_t tsz;
+	int bad = 0;
 
 	if (get32(img, 0) > 2 || get32(img, 4) > 7)
-		return false;
+		return ARENA_NOT;
 	for (int i = 1; i < NBINS; i++) {
 		size_t off = (size_t)L->ms_bins + (size_t)(i - 1) * 16;
 		hs_addr_t self = bin_head(L, a, i);
 		uint64_t fd = get64(img, off), bk = get64(img, off + 8);
 
-		if (fd == self && bk == self)
+		if (fd == self && bk == self) {
 			empty++;
-		else if (!fd || !bk || (fd & 15) || (bk & 15))
-			return false;
+		} else if (!bad && (!fd || !bk || (fd & 15) || (bk & 15))) {
+			bad = i;
+			snprintf(why, whylen, "bin %d at 0x%llx has fd 0x%llx, bk 0x%llx", i,
+				 (unsigned long long)(self + 16), (unsigned long long)fd,
+				 (unsigned long long)bk);
+		}
 	}
+	*nempty = empty;
 	if (empty < 32)
-		return false;
+		return ARENA_NOT;
+	if (bad)
+		return ARENA_CORRUPT;
 	top = get64(img, (size_t)L->ms_top);
 	if (top == bin_head(L, a, 1)) {
-		if (empty != NBINS - 1) /* never used: every bin empty */
-			return false;
+		if (empty != NBINS - 1) { /* never used: every bin empty */
+			snprintf(why, whylen, "no top chunk, yet %u bins hold chunks",
+				 NBINS - 1 - empty);
+			return ARENA_CORRUPT;
+		}
 	} else {
 		uint64_t raw;
 		const struct hs_map *m = hs_target_find_map(h->t, top);
 		hs_addr_t lo, hi;
 
 		if ((top & 15) || !m || !(m->perms & HS_PERM_W) ||
-		    !anon_run(h->t, top, &lo, &hi) || rd64(h, top + 8, &raw) < 0)
-			return false;
+		    !anon_run(h->t, top, &lo, &hi) || rd64(h, top + 8, &raw) < 0) {
+			snprintf(why, whylen, "top 0x%llx is %s", (unsigned long long)top,
+				 (top & 15) ? "misaligned" : !m || !(m->perms & HS_PERM_W) ?
+				 "not in writable memory" : !anon_run(h->t, top, &lo, &hi) ?
+				 "not in anonymous memory" : "unreadable");
+			return ARENA_CORRUPT;
+		}
 		tsz = raw & ~SIZE_BITS;
-		if (((top + tsz) & (PAGE - 1)) || top + tsz > hi || top + tsz < top)
-			return false;
+		/* The heap may span several mappings (fork, mprotect): its
+		 * run of adjacent anonymous mappings bounds top. */
+		if (((top + tsz) & (PAGE - 1)) || top + tsz > hi || top + tsz < top) {
+			snprintf(why, whylen, "top chunk 0x%llx: size 0x%llx %s",
+				 (unsigned long long)top, (unsigned long long)tsz,
+				 top + tsz > hi || top + tsz < top ?
+				 "runs past its mapping" : "ends off a page");
+			return ARENA_CORRUPT;
+		}
 	}
 	/* The next ring comes back to a. */
 	n = get64(img, (size_t)L->ms_next);
 	for (int k = 0; n != a; k++) {
-		if (k >= MAX_ARENAS || !n || (n & 7) || rd64(h, n + (hs_addr_t)L->ms_next, &n) < 0)
-			return false;
+		if (k >= MAX_ARENAS || !n || (n & 7) || rd64(h, n + (hs_addr_t)L->ms_next, &n) < 0) {
+			snprintf(why, whylen, "its next ring does not come back to it");
+			return ARENA_CORRUPT;
+		}
 	}
-	return true;
+	return ARENA_OK;
+}
+
+static int check_arena(struct hs_glibc_heap *h, hs_addr_t a, const unsigned char *img,
+		       char *why, size_t whylen)
+{
+	unsigned nempty;
+
+	return check_arena_n(h, a, img, why, whylen, &nempty);
 }
 
 static int find_main_arena(struct hs_glibc_heap *h)
@@ -552,7 +598,10 @@ static int find_main_arena(struct hs_glibc_heap *h)
 	const struct hs_glibc_layout *L = h->layout;
 	const struct hs_maps *maps = &h->t->maps;
 	unsigned char *buf = P(h)->buf;
-	hs_addr_t found = 0;
+	hs_addr_t found = 0, failed = 0, near = 0;
+	unsigned near_empty = 0;
+	const char *failed_how = NULL;
+	char why[sizeof(h->problems[0].msg)], failed_why[sizeof(why)], near_why[sizeof(why)];
 	unsigned nfound = 0;
 
 	if (h->opts.main_arena) {
@@ -561,26 +610,44 @@ static int find_main_arena(struct hs_glibc_heap *h)
 		h->main_arena_how = h->opts.main_arena_how ? h->opts.main_arena_how : "caller";
 		if (hs_target_read_full(h->t, h->main_arena, buf, n) < 0)
 			return -HS_E_NOT_FOUND;
-		if (!check_arena(h, h->main_arena, buf))
-			hs_glibc_problem(h, h->main_arena,
-					 "main_arena from the %s fails the checks",
-					 h->main_arena_how);
+		switch (check_arena(h, h->main_arena, buf, why, sizeof(why))) {
+		case ARENA_CORRUPT:
+			hs_glibc_problem(h, h->main_arena, "main_arena (%s) fails a check: %s",
+					 h->main_arena_how, why);
+			break;
+		case ARENA_NOT:
+			hs_glibc_problem(h, h->main_arena, "main_arena (%s) does not look like "
+					 "an arena (mutex, flags or empty bins)", h->main_arena_how);
+			break;
+		}
 		return 0;
 	}
 	/* Guesses: only one that passes every check. */
 	for (size_t i = 0; i < h->opts.ncandidates && i < HS_GLIBC_MAX_CANDIDATES; i++) {
 		hs_addr_t c = h->opts.candidates[i];
+		const char *how = h->opts.candidate_how[i] ? h->opts.candidate_how[i]
+							   : "candidate";
 
-		if (!c || (c & 7) || hs_target_read_full(h->t, c, buf, L->ms_size) < 0 ||
-		    !check_arena(h, c, buf))
+		if (!c || (c & 7) || hs_target_read_full(h->t, c, buf, L->ms_size) < 0)
 			continue;
+		int ok = check_arena(h, c, buf, why, sizeof(why));
+
+		if (ok == ARENA_NOT)
+			continue;
+		if (ok == ARENA_CORRUPT) {
+			if (!failed) {
+				failed = c;
+				failed_how = how;
+				memcpy(failed_why, why, sizeof(why));
+			}
+			continue;
+		}
 		h->main_arena = c;
-		h->main_arena_how = h->opts.candidate_how[i] ? h->opts.candidate_how[i]
-							     : "candidate";
+		h->main_arena_how = how;
 		return 0;
 	}
 	if (h->opts.flags & HS_GLIBC_NO_SCAN)
-		return -HS_E_NOT_FOUND;
+		goto none;
 	for (size_t i = 0; i < maps->n; i++) {
 		const struct hs_map *m = &maps->v[i];
 		size_t len = 0;
@@ -605,21 +672,49 @@ static int find_main_arena(struct hs_glibc_heap *h)
 			if (quick < 12)
 				continue;
 			/* check_arena may read through the page cache, not buf. */
-			if (check_arena(h, a, buf + off)) {
+			unsigned nempty = 0;
+			int ok = check_arena_n(h, a, buf + off, why, sizeof(why), &nempty);
+
+			if (ok == ARENA_OK) {
 				if (!nfound)
 					found = a;
 				nfound++;
+			} else if (ok == ARENA_CORRUPT && nempty > near_empty) {
+				/* The most empty bins: a shifted view of the
+				 * real arena shares only some of them. */
+				near = a;
+				near_empty = nempty;
+				memcpy(near_why, why, sizeof(why));
 			}
 		}
 	}
 	if (!nfound)
-		return -HS_E_NOT_FOUND;
+		goto none;
 	if (nfound > 1)
 		hs_glibc_problem(h, found, "%u main_arena candidates; using the first",
 				 nfound);
 	h->main_arena = found;
 	h->main_arena_how = "scan";
 	return 0;
+
+none:
+	/*
+	 * A guess (debug symbol, disassembly) that failed the checks, when
+	 * nothing passes them, is main_arena with a corrupt field: walk it
+	 * (the walk trusts nothing it reads) and say which check failed.
+	 * Without one, name the likeliest candidate's failure.
+	 */
+	if (failed) {
+		h->main_arena = failed;
+		h->main_arena_how = failed_how;
+		hs_glibc_problem(h, failed, "main_arena (%s) fails a check: %s",
+				 failed_how, failed_why);
+		return 0;
+	}
+	if (near)
+		hs_glibc_problem(h, near, "likeliest main_arena fails a check: %s",
+				 near_why);
+	return -HS_E_NOT_FOUND;
 }
 
 /*
@@ -799,6 +894,37 @@ static int cmp_segref(const void *x, const void *y)
 	return a->start < b->start ? -1 : a->start > b->start;
 }
 
+/* A top chunk must end inside its heap's memory (the run of adjacent
+ * anonymous mappings holding it: fork and mprotect split one heap into
+ * several): else say so and clamp it there, so the walk can go on. */
+static void check_top(struct hs_glibc_heap *h, struct hs_glibc_arena *ar)
+{
+	hs_addr_t lo, hi;
+
+	if (ar->top == bin_head(h->layout, ar->addr, 1) || !anon_run(h->t, ar->top, &lo, &hi))
+		return;
+	if (ar->top + ar->top_size < ar->top || ar->top + ar->top_size > hi) {
+		hs_glibc_problem(h, ar->top, "top chunk size 0x%llx runs past the end "
+				 "of its mapping 0x%llx", (unsigned long long)ar->top_size,
+				 (unsigned long long)hi);
+		ar->top_size = hi - ar->top;
+	}
+}
+
+/* system_mem is what the arena got from the system: at least its heaps,
+ * in whole pages. */
+static void check_system_mem(struct hs_glibc_heap *h, const struct hs_glibc_arena *ar)
+{
+	uint64_t span = 0;
+
+	for (size_t i = 0; i < ar->nsegs; i++)
+		span += ar->segs[i].map_end - ar->segs[i].heap;
+	if (span && (ar->system_mem < span || (ar->system_mem & (PAGE - 1))))
+		hs_glibc_problem(h, ar->addr, "arena's system_mem 0x%llx, but its heaps "
+				 "hold 0x%llx", (unsigned long long)ar->system_mem,
+				 (unsigned long long)span);
+}
+
 static int find_arenas(struct hs_glibc_heap *h)
 {
 	const struct hs_glibc_layout *L = h->layout;
@@ -826,10 +952,12 @@ static int find_arenas(struct hs_glibc_heap *h)
 		ar->locked = get32(img, 0) != 0;
 		if (ar->top != bin_head(L, a, 1) && rd64(h, ar->top + 8, &raw) == 0)
 			ar->top_size = raw & ~SIZE_BITS;
+		check_top(h, ar);
 		if (ar->is_main)
 			main_heap(h, ar);
 		else
 			thread_heaps(h, ar);
+		check_system_mem(h, ar);
 		a = get64(img, (size_t)L->ms_next);
 		if (a == h->main_arena)
 			break;
@@ -853,7 +981,8 @@ static int find_arenas(struct hs_glibc_heap *h)
 			p->segs = hs_xrealloc(p->segs, (p->nsegs + 1) * sizeof(*p->segs));
 			p->segs[p->nsegs++] = (struct seg_ref){ s->start, s->end, (int)i };
 		}
-	qsort(p->segs, p->nsegs, sizeof(*p->segs), cmp_segref);
+	if (p->nsegs > 1)
+		qsort(p->segs, p->nsegs, sizeof(*p->segs), cmp_segref);
 	return ret;
 }
 
@@ -1063,6 +1192,41 @@ static int walk_tcache(struct hs_glibc_heap *h, struct hs_glibc_tcache *tc)
 	return 0;
 }
 
+/*
+ * Follows a bin from c through the fd (link 16) or bk (link 24) fields
+ * until the head comes back.  Going backwards it stops quietly at a chunk
+ * the forward walk already took.  Returns 0 (the head came back), 1 (the
+ * list is broken: problem recorded), -1 (set full), -HS_E_INTERRUPTED.
+ */
+static int walk_bin(struct hs_glibc_heap *h, int ai, hs_addr_t head, hs_addr_t c,
+		    unsigned link, enum hs_chunk_state kind, const char *list)
+{
+	hs_addr_t field = head + link;
+
+	while (c != head) {
+		int ar, r;
+		uint64_t sz;
+
+		if (!c) {
+			hs_glibc_problem(h, field, "%s: %s at 0x%llx is NULL", list,
+					 link == 16 ? "fd" : "bk", (unsigned long long)field);
+			return 1;
+		}
+		if (link == 24 && fset_get(&P(h)->set, c) == (int)kind)
+			return 0;
+		r = take(h, c, kind, ai, 0, &ar, &sz, list);
+		if (r)
+			return r;
+		count_list(h, ar, kind, sz);
+		field = c + link;
+		if (rd64(h, field, &c) < 0)
+			return 1;
+		if (hs_interrupted)
+			return -HS_E_INTERRUPTED;
+	}
+	return 0;
+}
+
 static int walk_arena_lists(struct hs_glibc_heap *h, int ai)
 {
 	const struct hs_glibc_layout *L = h->layout;
@@ -1100,22 +1264,20 @@ static int walk_arena_lists(struct hs_glibc_heap *h, int ai)
 
 		if (rd64(h, head + 16, &c) < 0)
 			return 0;
-		snprintf(list, sizeof(list), "bin %d", i);
-		while (c != head) {
-			int ar, r;
-			uint64_t sz;
-
-			r = take(h, c, kind, ai, 0, &ar, &sz, list);
-			if (r < 0)
-				return -1;
-			if (r > 0)
-				break;
-			count_list(h, ar, kind, sz);
-			if (rd64(h, c + 16, &c) < 0)
-				break;
-			if (hs_interrupted)
-				return -HS_E_INTERRUPTED;
-		}
+		if (i == 1)
+			snprintf(list, sizeof(list), "unsorted bin");
+		else
+			snprintf(list, sizeof(list), "%s bin %d",
+				 i < NSMALLBINS ? "small" : "large", i);
+		int r = walk_bin(h, ai, head, c, 16, kind, list);
+		if (r < 0)
+			return r;
+		/* Broken forwards: the chunks still reachable backwards from
+		 * the head are free too. */
+		if (r > 0 && rd64(h, head + 24, &c) == 0)
+			r = walk_bin(h, ai, head, c, 24, kind, list);
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }
@@ -1192,6 +1354,7 @@ static int infer_layout(struct hs_glibc_heap *h)
 	const struct hs_maps *maps = &h->t->maps;
 	const struct hs_glibc_layout *prev = NULL;
 	bool libc = h->opts.main_arena != 0; /* the caller knows where it is */
+	char why[128];
 
 	for (size_t i = 0; i < maps->n && !libc; i++)
 		libc = is_libc_path(maps->v[i].path);
@@ -1216,7 +1379,7 @@ static int infer_layout(struct hs_glibc_heap *h)
 		 * layout: the row must fit the arena there. */
 		if (h->opts.main_arena &&
 		    (hs_target_read_full(h->t, h->main_arena, P(h)->buf, L->ms_size) < 0 ||
-		     !check_arena(h, h->main_arena, P(h)->buf)))
+		     check_arena(h, h->main_arena, P(h)->buf, why, sizeof(why)) == ARENA_NOT))
 			continue;
 		pick_backport(h);
 		L = h->layout;
@@ -1558,8 +1721,11 @@ static int walk_mmapped(struct walker *w)
 				overlaps = true;
 		if (overlaps)
 			continue;
-		while (p + 16 <= m->end) {
+		/* Written so that p cannot wrap: a hostile core may place a
+		 * mapping at the very top of the address space. */
+		while (p < m->end && m->end - p >= 16) {
 			uint64_t hdr[2], size;
+			hs_addr_t ds, de;
 			int ret;
 
 			if (hs_interrupted)
@@ -1567,6 +1733,15 @@ static int walk_mmapped(struct walker *w)
 			ret = hs_target_read_full(h->t, p, hdr, sizeof(hdr));
 			if (ret == -ESRCH)
 				return ret;
+			if (ret < 0) {
+				/* A hole (a core's unbacked pages): to the next
+				 * page that may hold data, in one step. */
+				if (hs_target_next_data(h->t, p + 1, m->end, &ds, &de) < 0 ||
+				    ((ds + PAGE - 1) & ~(hs_addr_t)(PAGE - 1)) < ds)
+					break;
+				p = (ds + PAGE - 1) & ~(hs_addr_t)(PAGE - 1);
+				continue;
+			}
 			size = hdr[1] & ~SIZE_BITS;
 			/* An mmapped chunk starts its pages: prev_size 0, flags
 			 * exactly IS_MMAPPED, a page-multiple size that fits. */
@@ -1578,6 +1753,8 @@ static int walk_mmapped(struct walker *w)
 				p += size;
 				done = p;
 			} else {
+				if (m->end - p <= PAGE)
+					break;
 				p += PAGE;
 			}
 		}

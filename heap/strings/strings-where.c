@@ -81,7 +81,8 @@ void hs_str_where_finish(struct hs_str_where *w)
 		return;
 	/* Stable enough: equal starts are ordered by end, and the earlier
 	 * (shorter) interval wins an overlap. */
-	qsort(w->v, w->n, sizeof(*w->v), cmp_iv);
+	if (w->n > 1)   /* qsort(NULL, 0) is undefined */
+		qsort(w->v, w->n, sizeof(*w->v), cmp_iv);
 	w->nfree = 0;
 	for (size_t i = 0; i < w->n; i++) {
 		struct hs_str_where_iv iv = w->v[i];
@@ -187,6 +188,7 @@ int hs_str_where_from_glibc_walk(struct hs_str_where *w, struct hs_glibc_heap *h
 	}
 	if (h->free_set_full)
 		w->approximate = true;
+	w->heap_problems = h->nproblems;
 	hs_str_where_finish(w);
 	return 0;
 }
@@ -268,7 +270,8 @@ int hs_str_where_from_glibc(struct hs_str_where *w, struct hs_glibc_heap *h)
 			HS_ALLOC_GROW(sp, nsp + 1, asp);
 			sp[nsp++] = (struct span){ s->start + 8, e + 8 };
 		}
-	qsort(sp, nsp, sizeof(*sp), cmp_span);
+	if (nsp > 1)
+		qsort(sp, nsp, sizeof(*sp), cmp_span);
 	for (size_t i = 0; i < nsp; i++) {
 		hs_addr_t a = sp[i].start;
 
@@ -304,6 +307,7 @@ int hs_str_where_from_glibc(struct hs_str_where *w, struct hs_glibc_heap *h)
 	hs_str_where_release(&fr);
 	if (h->free_set_full)
 		w->approximate = true;
+	w->heap_problems = h->nproblems;
 	hs_str_where_finish(w);
 	return 0;
 }

@@ -1298,9 +1298,17 @@ static int stream_aligned(struct worker *w, hs_addr_t a, hs_addr_t end,
 			  size_t gran)
 {
 	while (a < end) {
-		hs_addr_t b = (a | (gran - 1)) + 1;
+		hs_addr_t b = (a | (gran - 1)) + 1, ds, de;
 		int ret;
 
+		if (hs_interrupted)
+			return -HS_E_INTERRUPTED;
+		/* A hole (a core's segment its file does not back) is one
+		 * piece, whatever its size: the stream counts it in one step. */
+		if (hs_target_next_data(w->run->t, a, end, &ds, &de) < 0)
+			ds = end;
+		if (ds >= b && (ds & ~(hs_addr_t)(gran - 1)) > b)
+			b = ds & ~(hs_addr_t)(gran - 1);
 		if (b > end || b < a)
 			b = end;
 		ret = hs_target_stream(w->run->t, a, b, w->buf, gran, on_chunk, w,
@@ -1979,6 +1987,7 @@ int hs_strings_scan(struct hs_target *t, const struct hs_str_ranges *r,
 	struct run run;
 	struct worker *w = NULL;
 	uint64_t t0 = hs_now_ns(), t1, seg_size, half, jobs_eff, bufs, budget, mem_peak;
+	uint64_t hole_bytes = 0;
 	size_t segs_alloc = 0;
 	const struct tab *result;
 	unsigned jobs_run;
@@ -2019,14 +2028,33 @@ int hs_strings_scan(struct hs_target *t, const struct hs_str_ranges *r,
 	pthread_mutex_init(&run.mu, NULL);
 	pthread_cond_init(&run.cv, NULL);
 
-	/* Segments: the ranges' parts in each seg_size window. */
+	/* Segments: the ranges' parts in each seg_size window that may hold
+	 * data.  A hole (a core segment its file does not back, whatever
+	 * size it claims) makes no segment: their number stays bounded by
+	 * the data, not by the address space a hostile core describes. */
 	seg_size = (uint64_t)o->chunk * HS_STR_SEG_CHUNKS;
 	for (size_t i = 0; i < r->n; i++) {
-		hs_addr_t a = r->v[i].start;
+		hs_addr_t a = r->v[i].start, ds, de;
 
 		while (a < r->v[i].end) {
-			hs_addr_t wend = (a | (seg_size - 1)) + 1;
-			hs_addr_t b = wend;
+			hs_addr_t wend, b;
+
+			if (hs_interrupted) {
+				free(run.segs);
+				pthread_mutex_destroy(&run.mu);
+				pthread_cond_destroy(&run.cv);
+				return -HS_E_INTERRUPTED;
+			}
+			if (hs_target_next_data(t, a, r->v[i].end, &ds, &de) < 0)
+				ds = r->v[i].end;
+			if (ds > a) {
+				hole_bytes += ds - a;
+				a = ds;
+				if (a >= r->v[i].end)
+					break;
+			}
+			wend = (a | (seg_size - 1)) + 1;
+			b = wend;
 
 			if (wend < a)
 				wend = b = UINT64_MAX;
@@ -2106,9 +2134,17 @@ int hs_strings_scan(struct hs_target *t, const struct hs_str_ranges *r,
 	res->where_known = o->where != NULL;
 	res->where_approximate = o->where && o->where->approximate;
 	res->where_python = o->where && o->where->python;
+	res->where_heap_problems = o->where ? o->where->heap_problems : 0;
 	res->jobs = jobs_run;
 	res->nsegments = (unsigned)run.nsegs;
 	res->nranges = r->n;
+	/* The holes skipped above, counted as the stream counts the ones
+	 * it meets. */
+	res->unreadable += hole_bytes;
+	if (hole_bytes) {
+		__atomic_add_fetch(&t->unreadable, hole_bytes, __ATOMIC_RELAXED);
+		__atomic_or_fetch(&t->state, HS_TSTATE_PARTIAL, __ATOMIC_RELAXED);
+	}
 	for (unsigned i = 0; i < o->jobs; i++) {
 		res->bytes_scanned += w[i].scanned;
 		res->unreadable += w[i].unreadable;

@@ -6,6 +6,9 @@
 #include "hs_symbols.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -492,6 +495,34 @@ int hs_growth_profile_target(struct hs_target *t, const struct hs_profile_opts *
 	return 0;
 }
 
+/* fopen(path, "rb") for a regular file only: O_NONBLOCK so that a FIFO
+ * cannot block the open; anything else fails with EINVAL. */
+static FILE *open_regular(const char *path)
+{
+	struct stat sb;
+	FILE *f;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &sb)) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return NULL;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		close(fd);
+		errno = S_ISDIR(sb.st_mode) ? EISDIR : EINVAL;
+		return NULL;
+	}
+	f = fdopen(fd, "rb");
+	if (!f)
+		close(fd);
+	return f;
+}
+
 int hs_growth_load(const char *path, const char *exe, const struct hs_profile_opts *po,
 		   struct hs_profile *p)
 {
@@ -501,9 +532,10 @@ int hs_growth_load(const char *path, const char *exe, const struct hs_profile_op
 	int ret;
 
 	hs_profile_init(p);
-	f = fopen(path, "rb");
+	f = open_regular(path);
 	if (!f) {
-		hs_cli_err("cannot open '%s': %s", path, strerror(errno));
+		hs_cli_err("cannot open '%s': %s", path,
+			   errno == EINVAL ? "not a regular file" : strerror(errno));
 		return HS_EXIT_FATAL;
 	}
 	n = fread(head, 1, sizeof(head), f);

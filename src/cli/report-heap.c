@@ -92,6 +92,10 @@ void hs_report_heap_error(struct hs_buf *sb, const struct hs_glibc_heap *h, int 
 		hs_buf_addf(sb, "glibc 2.%u found but no main_arena from the chosen "
 			    "source (no debug info, or libc's file unreadable)",
 			    h->version_minor);
+	else if (err == -HS_E_NOT_FOUND && h && h->nproblems)
+		hs_buf_addf(sb, "glibc 2.%u found, but its main_arena is corrupt: 0x%llx: %s",
+			    h->version_minor, (unsigned long long)h->problems[0].addr,
+			    h->problems[0].msg);
 	else if (err == -HS_E_NOT_FOUND)
 		hs_buf_addf(sb, "glibc 2.%u found but not its main_arena (malloc never "
 			    "used, or libc's data unreadable)", h ? h->version_minor : 0);

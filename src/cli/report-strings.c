@@ -224,6 +224,10 @@ void hs_report_strings_text(FILE *out, const struct hs_str_result *res,
 			"in Python objects (pymalloc arenas, str and bytes objects), " : "",
 			res->where_approximate ?
 			" (approximate: too many free chunks, some counted as in use)" : "");
+	if (res->where_heap_problems)
+		fprintf(out, "  the glibc heap is corrupt (%" PRIu64 " problem%s in its metadata): "
+			"locations may be wrong; 'heapscan heap' names them\n",
+			res->where_heap_problems, res->where_heap_problems == 1 ? "" : "s");
 	if (res->passes > 1)
 		fprintf(out, "  distinct strings exceeded --max-mem: memory was read twice\n");
 	if (res->exact)
@@ -275,6 +279,7 @@ void hs_report_strings_json(struct hs_json *j, const struct hs_str_result *res,
 	hs_json_u64(j, "passes", res->passes);
 	hs_json_bool(j, "where_known", res->where_known);
 	hs_json_bool(j, "where_approximate", res->where_approximate);
+	hs_json_u64(j, "heap_problems", res->where_heap_problems);
 	if (t) {
 		hs_json_bool(j, "stopped", hs_target_holds(t));
 		hs_json_double(j, "stop_ms", (double)t->stop_ns / 1e6);

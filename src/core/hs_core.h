@@ -45,7 +45,8 @@
 	X(BUDGET, "memory budget exceeded")                                     \
 	X(NOT_FOUND, "not found")                                               \
 	X(FORMAT, "unrecognised file format")                                   \
-	X(VERSION, "unsupported file version")
+	X(VERSION, "unsupported file version")                                  \
+	X(NOT_REGULAR, "not a regular file")
 
 enum hs_error {
 	HS_E_FIRST_ = HS_E_BASE - 1,

@@ -221,6 +221,17 @@ struct hs_target_ops {
 	int (*open_file)(struct hs_target *t, const struct hs_map *m);
 	/* Releases backend state (t->priv).  May be NULL. */
 	void (*close)(struct hs_target *t);
+	/*
+	 * Where data may be, like lseek's SEEK_DATA: sets [*start, *end) to
+	 * the first extent at or after addr that read may return bytes for
+	 * (*start > addr: [addr, *start) is a hole).  Returns 0, or -ENXIO
+	 * when nothing readable follows addr.  May be NULL: every mapped
+	 * byte may then be data.  Lets a core's holes (a segment the file
+	 * does not back, whatever p_memsz it claims) be skipped in one step
+	 * rather than page by page.
+	 */
+	int (*next_data)(struct hs_target *t, hs_addr_t addr, hs_addr_t *start,
+			 hs_addr_t *end);
 };
 
 /*
@@ -319,9 +330,17 @@ int hs_read_u64(struct hs_target *t, hs_addr_t addr, uint64_t *out) HS_MUST_CHEC
 int hs_read_cstr(struct hs_target *t, hs_addr_t addr, char *out, size_t max) HS_MUST_CHECK;
 
 /*
+ * The first extent [*start, *end) within [addr, limit) that may hold data
+ * (see hs_target_ops.next_data); without that op, [addr, limit) itself.
+ * Returns 0, or -ENXIO when [addr, limit) is all hole.
+ */
+int hs_target_next_data(struct hs_target *t, hs_addr_t addr, hs_addr_t limit,
+			hs_addr_t *start, hs_addr_t *end) HS_MUST_CHECK;
+
+/*
  * Streams [start, end) through cb in pieces of at most bufsz bytes read into
- * buf (caller-owned, so memory stays bounded).  Unreadable pages are skipped
- * and added to *unreadable (may be NULL) and to t->unreadable; the next
+ * buf (caller-owned, so memory stays bounded).  Unreadable pages (and the
+ * holes hs_target_next_data reports, in one step) are skipped and added to *unreadable (may be NULL) and to t->unreadable; the next
  * call to cb then has an address that does not follow the previous one,
  * which is how a consumer tells a gap.  cb returns 0 to go on, anything
  * else to stop (returned as is).  Polls hs_interrupted.

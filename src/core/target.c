@@ -276,21 +276,63 @@ int hs_read_cstr(struct hs_target *t, hs_addr_t addr, char *out, size_t max)
 	return got == max - 1 ? -HS_E_CORRUPT : -EFAULT;
 }
 
+int hs_target_next_data(struct hs_target *t, hs_addr_t addr, hs_addr_t limit,
+			hs_addr_t *start, hs_addr_t *end)
+{
+	hs_addr_t s = addr, e = limit;
+
+	if (addr >= limit)
+		return -ENXIO;
+	if (t->ops->next_data) {
+		int ret = t->ops->next_data(t, addr, &s, &e);
+
+		if (ret < 0)
+			return ret;
+		if (s < addr)
+			s = addr;
+		if (s >= limit || e <= s)
+			return -ENXIO;
+		if (e > limit)
+			e = limit;
+	}
+	*start = s;
+	*end = e;
+	return 0;
+}
+
+static void count_unreadable(struct hs_target *t, uint64_t n, uint64_t *unreadable)
+{
+	if (unreadable)
+		*unreadable += n;
+	__atomic_add_fetch(&t->unreadable, n, __ATOMIC_RELAXED);
+	__atomic_or_fetch(&t->state, HS_TSTATE_PARTIAL, __ATOMIC_RELAXED);
+}
+
 int hs_target_stream(struct hs_target *t, hs_addr_t start, hs_addr_t end,
 		     void *buf, size_t bufsz, hs_chunk_cb cb, void *ud,
 		     uint64_t *unreadable)
 {
-	hs_addr_t a = start;
+	hs_addr_t a = start, ds, de = start;
 
 	if (bufsz < 4096)
 		return -EINVAL;
 	while (a < end) {
-		size_t want = end - a < bufsz ? (size_t)(end - a) : bufsz;
-		size_t n = 0;
+		size_t want, n = 0;
 		int ret;
 
 		if (hs_interrupted)
 			return -HS_E_INTERRUPTED;
+		if (a >= de) {
+			/* Skip a hole in one step. */
+			if (hs_target_next_data(t, a, end, &ds, &de) < 0) {
+				count_unreadable(t, end - a, unreadable);
+				break;
+			}
+			if (ds > a)
+				count_unreadable(t, ds - a, unreadable);
+			a = ds;
+		}
+		want = de - a < bufsz ? (size_t)(de - a) : bufsz;
 		ret = hs_target_read(t, a, buf, want, &n);
 		if (ret == -ESRCH)
 			return ret;
@@ -304,12 +346,9 @@ int hs_target_stream(struct hs_target *t, hs_addr_t start, hs_addr_t end,
 		}
 		/* Not readable at a: skip to the next page boundary. */
 		hs_addr_t next = (a | 4095) + 1;
-		if (next > end || next < a)
-			next = end;
-		if (unreadable)
-			*unreadable += next - a;
-		__atomic_add_fetch(&t->unreadable, next - a, __ATOMIC_RELAXED);
-		__atomic_or_fetch(&t->state, HS_TSTATE_PARTIAL, __ATOMIC_RELAXED);
+		if (next > de || next < a)
+			next = de;
+		count_unreadable(t, next - a, unreadable);
 		a = next;
 	}
 	return 0;

@@ -626,6 +626,58 @@ static void test_truncated(void **state)
 	hs_buf_release(&sb);
 }
 
+static int count_cb(void *ud, hs_addr_t addr, const void *data, size_t len)
+{
+	uint64_t *n = ud;
+
+	(void)addr;
+	(void)data;
+	*n += len;
+	return 0;
+}
+
+/* A cut core: what the file holds is data, the rest of every segment a
+ * hole that next_data reports and the stream skips in one step. */
+static void test_next_data(void **state)
+{
+	struct fixture *f = *state;
+	struct hs_buf sb = HS_BUF_INIT;
+	struct hs_target *c;
+	char cut[160];
+	Elf64_Ehdr eh;
+	Elf64_Phdr heap;
+	hs_addr_t s, e;
+	uint64_t got = 0, holes = 0;
+	unsigned char buf[PG];
+
+	write_ok(f, NULL, NULL);
+	assert_int_equal(hs_buf_read_file(&sb, f->path), 0);
+	memcpy(&eh, sb.buf, sizeof(eh));
+	memcpy(&heap, sb.buf + eh.e_phoff + sizeof(Elf64_Phdr), sizeof(heap));
+	assert_int_equal(heap.p_vaddr, HEAP_AT);
+	snprintf(cut, sizeof(cut), "%s/cut.core", f->dir);
+	write_bytes(cut, sb.buf, heap.p_offset + PG + 100);
+	assert_int_equal(hs_target_open_core(cut, NULL, &c), 0);
+
+	assert_int_equal(hs_target_next_data(c, 0, UINT64_MAX, &s, &e), 0);
+	assert_int_equal(s, HEAP_AT);
+	assert_int_equal(e, HEAP_AT + PG + 100);
+	assert_int_equal(hs_target_next_data(c, HEAP_AT + 10, HEAP_AT + 20, &s, &e), 0);
+	assert_int_equal(s, HEAP_AT + 10);
+	assert_int_equal(e, HEAP_AT + 20);
+	assert_int_equal(hs_target_next_data(c, HEAP_AT + PG + 100, UINT64_MAX, &s, &e),
+			 -ENXIO);
+	assert_int_equal(hs_target_next_data(c, 5, 5, &s, &e), -ENXIO);
+
+	/* The stream gives the data and counts the rest, holes included. */
+	assert_int_equal(hs_target_stream(c, HEAP_AT, STACK_AT + STACK_LEN, buf, sizeof(buf),
+					  count_cb, &got, &holes), 0);
+	assert_int_equal(got, PG + 100);
+	assert_int_equal(got + holes, STACK_AT + STACK_LEN - HEAP_AT);
+	hs_target_close(c);
+	hs_buf_release(&sb);
+}
+
 /* Random damage to the header, program headers and notes. */
 static void test_corrupted(void **state)
 {
@@ -689,6 +741,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_not_core, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_next_data, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
