@@ -34,3 +34,4 @@ for t in core glibc profile proc; do
     { tail -40 build-ci-fuzz/$t.log; echo "fuzz: $t found something" >&2; exit 1; }
   grep -h "DONE" build-ci-fuzz/$t.log | sed "s/^/  $t: /"
 done
+echo "fuzz: 4 passed, 0 failed"
