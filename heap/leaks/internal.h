@@ -100,6 +100,28 @@ struct lk {
 	uint64_t scanned_bytes, unreadable, passes;
 };
 
+/*
+ * The granule where the next chunk starts after the one at bit b of
+ * start-bitmap word w, or g_end if none before it.  *nw and *nbits carry
+ * the word being scanned (and its bits not yet passed) from one call to
+ * the next, so a walk over a window costs one pass over its words.
+ */
+static inline uint64_t lk_next_start(const struct lk *L, uint64_t w, unsigned b,
+				     uint64_t g_end, uint64_t *nw, uint64_t *nbits)
+{
+	uint64_t next;
+
+	if (*nw != w) {
+		*nw = w;
+		*nbits = L->start[w];
+	}
+	*nbits &= b == 63 ? 0 : ~0ull << (b + 1);
+	while (!*nbits && (*nw + 1) * 64 < g_end)
+		*nbits = L->start[++*nw];
+	next = *nbits ? *nw * 64 + (unsigned)__builtin_ctzll(*nbits) : g_end;
+	return next > g_end ? g_end : next;
+}
+
 /* Index every chunk of L->h; allocates the bitmaps (budget checked). */
 int lk_build(struct lk *L, uint64_t max_mem, bool want_types) HS_MUST_CHECK;
 void lk_free(struct lk *L);
@@ -301,17 +323,7 @@ lk_for_each_inuse(struct lk *L, lk_need_fn need, lk_each_fn cb, void *ud)
 					bool have = false;
 
 					m &= m - 1;
-					/* next start after g */
-					if (nw != w) {
-						nw = w;
-						nbits = L->start[w];
-					}
-					nbits &= b == 63 ? 0 : ~0ull << (b + 1);
-					while (!nbits && (nw + 1) * 64 < g_end)
-						nbits = L->start[++nw];
-					next = nbits ? nw * 64 + (unsigned)__builtin_ctzll(nbits) : g_end;
-					if (next > g_end)
-						next = g_end;
+					next = lk_next_start(L, w, (unsigned)b, g_end, &nw, &nbits);
 					if (need && need(L, g)) {
 						if (whole && a + 24 <= wlo + got) {
 							memcpy(&word, L->wbuf + (a + 16 - wlo), 8);

@@ -391,16 +391,7 @@ static void *refw_main(void *arg)
 				int ret;
 
 				m &= m - 1;
-				if (nw != k) {
-					nw = k;
-					nbits = L->start[k];
-				}
-				nbits &= b == 63 ? 0 : ~0ull << (b + 1);
-				while (!nbits && (nw + 1) * 64 < g_end)
-					nbits = L->start[++nw];
-				next = nbits ? nw * 64 + (unsigned)__builtin_ctzll(nbits) : g_end;
-				if (next > g_end)
-					next = g_end;
+				next = lk_next_start(L, k, (unsigned)b, g_end, &nw, &nbits);
 				/* user bytes: to the next chunk's size field */
 				ret = refw_chunk(w, g, a + 16, ((next - g) << LK_GRAN_SHIFT) - 8, blo, blen);
 				if (ret) {
