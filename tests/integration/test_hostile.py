@@ -184,7 +184,7 @@ class HostileCoreTest(TmpDirTestCase):
     def test_backing_file_is_a_fifo(self):
         """A mapped file the core names turns out to be a FIFO: the core
         opens without waiting for a writer."""
-        exe = b"/work/wt/h19b-hostile/build/victims/corrupt_victim"
+        exe = b"/opt/heapscan-fixtures/build/victims/corrupt_victi"
         self.assertIn(exe + b"\0", self.core)
         fifo = os.path.join(self.tmp, "f").encode()
         fifo += b"x" * (len(exe) - len(fifo))
