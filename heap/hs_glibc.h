@@ -190,10 +190,6 @@ struct hs_glibc_tcache {
 	struct hs_glibc_count entries;
 };
 
-struct hs_glibc_problem {
-	hs_addr_t addr;
-	char msg[112];
-};
 
 struct hs_glibc_size_bucket {
 	uint64_t size;           /* chunk size; 0 = "all other sizes" */
@@ -239,7 +235,7 @@ struct hs_glibc_heap {
 	uint64_t walk_ns;
 	uint64_t walked_bytes;
 	/* Corruption and inconsistencies, first HS_GLIBC_MAX_PROBLEMS kept. */
-	struct hs_glibc_problem problems[HS_GLIBC_MAX_PROBLEMS];
+	struct hs_problem problems[HS_GLIBC_MAX_PROBLEMS];
 	size_t nproblems;        /* total seen (may exceed the array) */
 	void *priv;
 };

@@ -91,10 +91,6 @@ struct hs_je_tcache {
 	struct hs_je_count cached;
 };
 
-struct hs_je_problem {
-	hs_addr_t addr;
-	char msg[112];
-};
 #define HS_JE_MAX_PROBLEMS 32
 
 /* One extent as the tree gives it (kept sorted by address). */
@@ -128,7 +124,7 @@ struct hs_jemalloc_heap {
 	hs_addr_t *cached;       /* owned, sorted: pointers in tcaches */
 	size_t ncached;
 	uint64_t walk_ns;
-	struct hs_je_problem problems[HS_JE_MAX_PROBLEMS];
+	struct hs_problem problems[HS_JE_MAX_PROBLEMS];
 	size_t nproblems;
 };
 

@@ -86,10 +86,6 @@ struct hs_py_count {
 	uint64_t count, bytes;
 };
 
-struct hs_py_problem {
-	hs_addr_t addr;
-	char msg[112];
-};
 #define HS_PY_MAX_PROBLEMS 16
 
 struct hs_py {
@@ -121,7 +117,7 @@ struct hs_py {
 	struct hs_py_count objects;          /* all live objects */
 	struct hs_py_count freelist;         /* refcount-0 objects */
 	uint64_t walk_ns;
-	struct hs_py_problem problems[HS_PY_MAX_PROBLEMS];
+	struct hs_problem problems[HS_PY_MAX_PROBLEMS];
 	size_t nproblems;
 	void *priv;
 };

@@ -112,12 +112,8 @@ void hs_glibc_problem(struct hs_glibc_heap *h, hs_addr_t addr, const char *fmt, 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	hs_log(HS_LOG_DEBUG, "heap: 0x%llx: %s", (unsigned long long)addr, msg);
-	if (h->nproblems < HS_GLIBC_MAX_PROBLEMS) {
-		struct hs_glibc_problem *p = &h->problems[h->nproblems];
-		p->addr = addr;
-		memcpy(p->msg, msg, sizeof(p->msg));
-	}
-	h->nproblems++;
+	hs_problem_add(h->problems, HS_GLIBC_MAX_PROBLEMS, &h->nproblems, addr,
+		       "%s", msg);
 }
 
 /* ---- reading ---- */

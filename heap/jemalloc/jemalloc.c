@@ -79,15 +79,9 @@ static void problem(struct hs_jemalloc_heap *h, hs_addr_t a, const char *fmt, ..
 {
 	va_list ap;
 
-	if (h->nproblems < HS_JE_MAX_PROBLEMS) {
-		struct hs_je_problem *p = &h->problems[h->nproblems];
-
-		p->addr = a;
-		va_start(ap, fmt);
-		vsnprintf(p->msg, sizeof(p->msg), fmt, ap);
-		va_end(ap);
-	}
-	h->nproblems++;
+	va_start(ap, fmt);
+	hs_problem_vadd(h->problems, HS_JE_MAX_PROBLEMS, &h->nproblems, a, fmt, ap);
+	va_end(ap);
 }
 
 static uint64_t now_ns(void)

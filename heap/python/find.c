@@ -44,15 +44,9 @@ void hs_py_problem(struct hs_py *py, hs_addr_t addr, const char *fmt, ...)
 
 	/* The census's threads report too. */
 	pthread_mutex_lock(&pv->mu);
-	if (py->nproblems < HS_PY_MAX_PROBLEMS) {
-		struct hs_py_problem *p = &py->problems[py->nproblems];
-
-		p->addr = addr;
-		va_start(ap, fmt);
-		vsnprintf(p->msg, sizeof(p->msg), fmt, ap);
-		va_end(ap);
-	}
-	py->nproblems++;
+	va_start(ap, fmt);
+	hs_problem_vadd(py->problems, HS_PY_MAX_PROBLEMS, &py->nproblems, addr, fmt, ap);
+	va_end(ap);
 	pthread_mutex_unlock(&pv->mu);
 }
 

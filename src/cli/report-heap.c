@@ -1,6 +1,7 @@
 /* The malloc heap report (glibc's, jemalloc's, or the allocator named);
  * see report-heap.h. */
 #include "report-heap.h"
+#include "report.h"
 #include "hs_libc.h"
 
 #include <errno.h>
@@ -230,19 +231,8 @@ void hs_report_heap_text(FILE *out, const struct hs_glibc_heap *h, int err,
 	if (h->free_set_full)
 		fprintf(out, "  note: too many free-list chunks; some free chunks "
 			"counted as in use\n");
-	if (h->nproblems) {
-		size_t n = h->nproblems < HS_GLIBC_MAX_PROBLEMS ? h->nproblems
-							       : HS_GLIBC_MAX_PROBLEMS;
-		if (!(flags & HS_REPORT_HEAP_DETAIL) && n > 5)
-			n = 5;
-		fprintf(out, "  problems: %zu (corruption, or a picture torn by --no-stop)\n",
-			h->nproblems);
-		for (size_t i = 0; i < n; i++)
-			fprintf(out, "    0x%" PRIx64 ": %s\n", h->problems[i].addr,
-				h->problems[i].msg);
-		if (n < h->nproblems)
-			fprintf(out, "    ...\n");
-	}
+	hs_report_problems_text(out, h->problems, HS_GLIBC_MAX_PROBLEMS, h->nproblems,
+				(flags & HS_REPORT_HEAP_DETAIL) ? HS_GLIBC_MAX_PROBLEMS : 5);
 }
 
 /* ---- JSON ---- */
@@ -390,15 +380,7 @@ static void json_glibc(struct hs_json *j, const struct hs_report_alloc *ra,
 		hs_json_obj_end(j);
 	}
 	hs_json_arr_end(j);
-	hs_json_u64(j, "problems_total", h->nproblems);
-	hs_json_arr_begin(j, "problems");
-	for (size_t i = 0; i < h->nproblems && i < HS_GLIBC_MAX_PROBLEMS; i++) {
-		hs_json_obj_begin(j, NULL);
-		hs_json_addr(j, "addr", h->problems[i].addr);
-		hs_json_str(j, "message", h->problems[i].msg);
-		hs_json_obj_end(j);
-	}
-	hs_json_arr_end(j);
+	hs_report_problems_json(j, h->problems, HS_GLIBC_MAX_PROBLEMS, h->nproblems);
 	hs_json_obj_end(j);
 }
 
@@ -573,15 +555,8 @@ static void text_je(FILE *out, const struct hs_report_alloc *ra, unsigned top,
 	}
 	if (h->truncated)
 		fprintf(out, "  note: too many extents or cached pointers; counts are partial\n");
-	if (h->nproblems) {
-		size_t n = h->nproblems < HS_JE_MAX_PROBLEMS ? h->nproblems : HS_JE_MAX_PROBLEMS;
-
-		fprintf(out, "  problems: %zu (corruption, or a picture torn by --no-stop)\n",
-			h->nproblems);
-		for (size_t i = 0; i < n; i++)
-			fprintf(out, "    0x%" PRIx64 ": %s\n", h->problems[i].addr,
-				h->problems[i].msg);
-	}
+	hs_report_problems_text(out, h->problems, HS_JE_MAX_PROBLEMS, h->nproblems,
+				HS_JE_MAX_PROBLEMS);
 }
 
 void hs_report_heap_text_any(FILE *out, const struct hs_report_alloc *ra,
@@ -668,15 +643,7 @@ static void json_je(struct hs_json *j, const struct hs_report_alloc *ra, unsigne
 		hs_json_obj_end(j);
 	}
 	hs_json_arr_end(j);
-	hs_json_u64(j, "problems_total", h->nproblems);
-	hs_json_arr_begin(j, "problems");
-	for (size_t i = 0; i < h->nproblems && i < HS_JE_MAX_PROBLEMS; i++) {
-		hs_json_obj_begin(j, NULL);
-		hs_json_addr(j, "addr", h->problems[i].addr);
-		hs_json_str(j, "message", h->problems[i].msg);
-		hs_json_obj_end(j);
-	}
-	hs_json_arr_end(j);
+	hs_report_problems_json(j, h->problems, HS_JE_MAX_PROBLEMS, h->nproblems);
 }
 
 void hs_report_heap_json_any(struct hs_json *j, const struct hs_report_alloc *ra,

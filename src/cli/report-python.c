@@ -1,5 +1,6 @@
 /* The Python census report; see report-python.h. */
 #include "report-python.h"
+#include "report.h"
 #include "hs_pyfind.h"
 #include "hs_syms.h"
 
@@ -205,15 +206,7 @@ void hs_report_py_status_text(FILE *out, const struct hs_report_py *r)
 		fprintf(out, "  type freelists: %" PRIu64 " dead objects (%s), "
 			"not counted as live\n", py->freelist.count,
 			fb(b1, py->freelist.bytes));
-	if (py->nproblems) {
-		size_t n = py->nproblems < 5 ? py->nproblems : 5;
-
-		fprintf(out, "  problems: %zu (corruption, or a picture torn by "
-			"--no-stop)\n", py->nproblems);
-		for (size_t i = 0; i < n; i++)
-			fprintf(out, "    0x%" PRIx64 ": %s\n", py->problems[i].addr,
-				py->problems[i].msg);
-	}
+	hs_report_problems_text(out, py->problems, HS_PY_MAX_PROBLEMS, py->nproblems, 5);
 }
 
 void hs_report_py_status_json(struct hs_json *j, const struct hs_report_py *r)
@@ -262,15 +255,7 @@ void hs_report_py_status_json(struct hs_json *j, const struct hs_report_py *r)
 	hs_json_u64(j, "static_types", py->nstatic_types);
 	hs_json_u64(j, "classes", py->nheap_types);
 	hs_json_double(j, "walk_seconds", (double)py->walk_ns / 1e9);
-	hs_json_u64(j, "problems_total", py->nproblems);
-	hs_json_arr_begin(j, "problems");
-	for (size_t i = 0; i < py->nproblems && i < HS_PY_MAX_PROBLEMS; i++) {
-		hs_json_obj_begin(j, NULL);
-		hs_json_addr(j, "addr", py->problems[i].addr);
-		hs_json_str(j, "message", py->problems[i].msg);
-		hs_json_obj_end(j);
-	}
-	hs_json_arr_end(j);
+	hs_report_problems_json(j, py->problems, HS_PY_MAX_PROBLEMS, py->nproblems);
 	hs_json_obj_end(j);
 }
 

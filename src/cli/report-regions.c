@@ -403,3 +403,33 @@ void hs_report_regions_json(struct hs_json *j, const struct hs_target *t)
 	hs_json_arr_end(j);
 	free(mods);
 }
+
+void hs_report_problems_text(FILE *out, const struct hs_problem *v, size_t cap,
+			     size_t n, size_t show)
+{
+	size_t k = n < cap ? n : cap;
+
+	if (!n)
+		return;
+	if (k > show)
+		k = show;
+	fprintf(out, "  problems: %zu (corruption, or a picture torn by --no-stop)\n", n);
+	for (size_t i = 0; i < k; i++)
+		fprintf(out, "    0x%" PRIx64 ": %s\n", v[i].addr, v[i].msg);
+	if (k < n)
+		fprintf(out, "    ...\n");
+}
+
+void hs_report_problems_json(struct hs_json *j, const struct hs_problem *v, size_t cap,
+			     size_t n)
+{
+	hs_json_u64(j, "problems_total", n);
+	hs_json_arr_begin(j, "problems");
+	for (size_t i = 0; i < n && i < cap; i++) {
+		hs_json_obj_begin(j, NULL);
+		hs_json_addr(j, "addr", v[i].addr);
+		hs_json_str(j, "message", v[i].msg);
+		hs_json_obj_end(j);
+	}
+	hs_json_arr_end(j);
+}

@@ -29,6 +29,14 @@ void hs_report_header_json(struct hs_json *j, const struct hs_target *t);
  * (--no-swapin).  Text: one "  pages:" line, nothing for other targets.
  * JSON: member "pages" (null for other targets).
  */
+/* A walker's problems: "problems: N (...)" and the first min(n, cap,
+ * show) of v[cap], "..." when some are not shown; nothing when n is 0. */
+void hs_report_problems_text(FILE *out, const struct hs_problem *v, size_t cap,
+			     size_t n, size_t show);
+/* "problems_total": n and "problems": [{"addr", "message"}] (the kept ones). */
+void hs_report_problems_json(struct hs_json *j, const struct hs_problem *v, size_t cap,
+			     size_t n);
+
 void hs_report_pages_text(FILE *out, const struct hs_target *t);
 void hs_report_pages_json(struct hs_json *j, const struct hs_target *t);
 

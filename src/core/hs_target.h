@@ -15,6 +15,7 @@
 #ifndef HS_TARGET_H
 #define HS_TARGET_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -361,6 +362,25 @@ void hs_classify(struct hs_target *t);
 
 /* The mapping containing addr, or NULL. */
 const struct hs_map *hs_target_find_map(const struct hs_target *t, hs_addr_t addr);
+
+/* ---- problems found in target memory ------------------------------- */
+
+/*
+ * An inconsistency a walker found in target memory (corruption, or a
+ * picture torn by --no-stop): where, and what.  Walkers keep the first
+ * few in an array and count them all.
+ */
+struct hs_problem {
+	hs_addr_t addr;
+	char msg[112];
+};
+
+/* Records a problem in v[cap] while *n < cap, and counts it in *n
+ * either way.  Not locked: callers on several threads lock around it. */
+void hs_problem_vadd(struct hs_problem *v, size_t cap, size_t *n, hs_addr_t addr,
+		     const char *fmt, va_list ap) HS_PRINTF(5, 0);
+void hs_problem_add(struct hs_problem *v, size_t cap, size_t *n, hs_addr_t addr,
+		    const char *fmt, ...) HS_PRINTF(5, 6);
 
 /* ---- mem backend (unit tests) ---------------------------------------- */
 

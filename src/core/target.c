@@ -205,6 +205,26 @@ bool hs_target_holds(const struct hs_target *t)
 	return (t->caps & HS_CAP_STOPPABLE) && !(t->flags & HS_TARGET_NO_STOP);
 }
 
+void hs_problem_vadd(struct hs_problem *v, size_t cap, size_t *n, hs_addr_t addr,
+		     const char *fmt, va_list ap)
+{
+	if (*n < cap) {
+		v[*n].addr = addr;
+		vsnprintf(v[*n].msg, sizeof(v[*n].msg), fmt, ap);
+	}
+	(*n)++;
+}
+
+void hs_problem_add(struct hs_problem *v, size_t cap, size_t *n, hs_addr_t addr,
+		    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	hs_problem_vadd(v, cap, n, addr, fmt, ap);
+	va_end(ap);
+}
+
 /* ---- reading ---- */
 
 int hs_target_read(struct hs_target *t, hs_addr_t addr, void *buf, size_t len,
