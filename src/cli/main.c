@@ -57,11 +57,21 @@ static void on_signal(int sig)
  * Installed from a constructor: before main() and before the constructors
  * of the libraries linked after us, so a SIGINT/SIGTERM that comes in the
  * first milliseconds (the dynamic loader's work is all that runs before)
- * sets the flag instead of ending heapscan by the default action.
+ * sets the flag instead of ending heapscan by the default action.  Nothing
+ * can run earlier than this: a signal during the loader's own work (about
+ * a millisecond) ends heapscan before it has opened anything.
+ *
+ * SIGHUP left ignored stays ignored (nohup heapscan watch ...); SIGINT and
+ * SIGTERM are always heapscan's, so the target is released whoever started
+ * it.  The three are unblocked: a mask inherited from the parent would
+ * otherwise make heapscan deaf to them for its whole run, and one already
+ * pending from before execve() is taken now (run() then says
+ * "interrupted" before touching any target).
  */
 __attribute__((constructor(101))) static void install_signals(void)
 {
-	struct sigaction sa;
+	struct sigaction sa, old;
+	sigset_t set;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -69,8 +79,14 @@ __attribute__((constructor(101))) static void install_signals(void)
 	/* No SA_RESTART: a blocking waitpid() must return EINTR. */
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
+	if (sigaction(SIGHUP, NULL, &old) != 0 || old.sa_handler != SIG_IGN)
+		sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
 }
 
 static void log_to_stderr(enum hs_log_level lvl, const char *msg, void *ud)
