@@ -1303,14 +1303,15 @@ static int stream_aligned(struct worker *w, hs_addr_t a, hs_addr_t end,
 
 		if (hs_interrupted)
 			return -HS_E_INTERRUPTED;
+		/* b > a always: the last piece below 2^64 wraps to 0. */
+		if (b > end || b <= a)
+			b = end;
 		/* A hole (a core's segment its file does not back) is one
 		 * piece, whatever its size: the stream counts it in one step. */
 		if (hs_target_next_data(w->run->t, a, end, &ds, &de) < 0)
 			ds = end;
-		if (ds >= b && (ds & ~(hs_addr_t)(gran - 1)) > b)
+		if ((ds & ~(hs_addr_t)(gran - 1)) > b)
 			b = ds & ~(hs_addr_t)(gran - 1);
-		if (b > end || b < a)
-			b = end;
 		ret = hs_target_stream(w->run->t, a, b, w->buf, gran, on_chunk, w,
 				       &w->unreadable);
 		if (ret)
