@@ -642,6 +642,31 @@ static int identity(const struct hs_target *t, pid_t pid)
 	return ret;
 }
 
+/* After a failed read: the process is exiting (a SIGKILL pending for it,
+ * or its memory already gone) rather than changed. */
+static bool proc_dying(const struct hs_target *t, pid_t pid)
+{
+	char path[64], line[128];
+	bool dying = false;
+	FILE *f;
+
+	if (identity(t, pid) == GUARD_GONE)
+		return true;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return true;
+	while (!dying && fgets(line, sizeof(line), f)) {
+		unsigned long long set;
+
+		if ((!strncmp(line, "SigPnd:", 7) || !strncmp(line, "ShdPnd:", 7)) &&
+		    sscanf(line + 7, "%llx", &set) == 1)
+			dying = (set >> (SIGKILL - 1)) & 1;
+	}
+	fclose(f);
+	return dying;
+}
+
 static void reap_child(pid_t child)
 {
 	int st;
@@ -884,10 +909,15 @@ static void guard_main(struct hs_target *t, struct live_priv *p, int sock, pid_t
 	/* Between heapscan's release of the thread and our stop the process
 	 * ran: it may have run execve(), or unmapped the code we chose. */
 	r.code = identity(t, p->pid);
-	if (r.code == GUARD_OK &&
-	    (hs_target_read(t, insn, code, 2, &n) < 0 || n != 2 || code[0] != 0x0f ||
-	     code[1] != 0x05))
-		r.code = GUARD_INSN;
+	if (r.code == GUARD_OK) {
+		ret = hs_target_read(t, insn, code, 2, &n);
+		/* A process being killed keeps its /proc entry (we trace
+		 * it) but loses its memory: gone, not changed. */
+		if (ret < 0 && (ret == -ESRCH || proc_dying(t, p->pid)))
+			r.code = GUARD_GONE;
+		else if (ret < 0 || n != 2 || code[0] != 0x0f || code[1] != 0x05)
+			r.code = GUARD_INSN;
+	}
 	if (r.code != GUARD_OK) {
 		ptrace(PTRACE_DETACH, tid, 0, 0);
 		goto reply;
@@ -1113,15 +1143,66 @@ int hs_live_fork_start(struct hs_target *t, struct live_priv *p)
 	p->snap_pid = r.child;
 	p->snap_insn = insn;
 	p->snap_mem_fd = fd;
+	/* The child is the target's, not ours: a pidfd is how we learn that
+	 * it died (the guard killed by SIGKILL takes it along). */
+	p->snap_pidfd = (int)syscall(SYS_pidfd_open, r.child, 0);
 	p->forked = true;
 	hs_log(HS_LOG_DEBUG, "fork snapshot: pid %d, syscall at %#llx, thread %d, guard %d",
 	       (int)r.child, (unsigned long long)insn, (int)tid, (int)p->guard_pid);
 	return 0;
 }
 
+bool hs_live_snap_lost(struct hs_target *t, struct live_priv *p)
+{
+	struct pollfd pf = { .fd = p->snap_pidfd, .events = POLLIN };
+	bool lost;
+
+	if (!p->snap_pid)
+		return false;
+	if (p->snap_pidfd >= 0)
+		lost = poll(&pf, 1, 0) == 1;
+	else
+		lost = kill(p->snap_pid, 0) < 0;
+	if (lost)
+		__atomic_or_fetch(&t->state, HS_TSTATE_COPY_LOST, __ATOMIC_RELAXED);
+	return lost;
+}
+
+/*
+ * The guard died (SIGKILL: nothing else ends it early) before it reaped
+ * the copy: heapscan, still alive, does what it would have done.  The
+ * copy was killed with its tracer (PTRACE_O_EXITKILL), or is killed now:
+ * its pid cannot be reused before it is reaped, and only the target can
+ * reap it.  Waits for it to be a zombie (its pidfd turns readable), then
+ * injects the wait4() itself, as the guard would.
+ */
+static void reap_after_guard(struct hs_target *t, struct live_priv *p, pid_t child,
+			     pid_t guard)
+{
+	struct pollfd pf = { .fd = p->snap_pidfd, .events = POLLIN };
+	uint64_t ns = 0;
+	int ret;
+
+	kill(child, SIGKILL);
+	if (pf.fd >= 0) {
+		while (poll(&pf, 1, 5000) < 0 && errno == EINTR)
+			;
+	}
+	ret = reap_in_target(t, p, child, &ns);
+	t->stop_ns += ns;
+	if (ret < 0 && ret != -ESRCH)
+		hs_log(HS_LOG_WARN, "the fork guard process (pid %d) was killed; snapshot "
+		       "child %d left as a zombie of pid %d: %s", (int)guard, (int)child,
+		       (int)p->pid, hs_strerror(ret));
+	else
+		hs_log(HS_LOG_WARN, "the fork guard process (pid %d) was killed; heapscan "
+		       "reaped the snapshot child itself", (int)guard);
+}
+
 void hs_live_fork_end(struct hs_target *t, struct live_priv *p)
 {
 	struct guard_final fin = { .code = GUARD_OK };
+	pid_t child = p->snap_pid, guard = p->guard_pid;
 	ssize_t n;
 
 	if (!p->snap_pid)
@@ -1138,8 +1219,7 @@ void hs_live_fork_end(struct hs_target *t, struct live_priv *p)
 	while (n < 0 && errno == EINTR);
 	hs_live_guard_stop(p);
 	if (n != (ssize_t)sizeof(fin)) {
-		hs_log(HS_LOG_WARN, "the fork guard process died before it reaped the "
-		       "snapshot child");
+		reap_after_guard(t, p, child, guard);
 	} else {
 		t->stop_ns += fin.stop_ns;
 		if (fin.code == GUARD_GONE) {
@@ -1151,6 +1231,10 @@ void hs_live_fork_end(struct hs_target *t, struct live_priv *p)
 			       "the report is of the old one", (int)p->pid);
 			__atomic_or_fetch(&t->state, HS_TSTATE_PARTIAL, __ATOMIC_RELAXED);
 		}
+	}
+	if (p->snap_pidfd >= 0) {
+		close(p->snap_pidfd);
+		p->snap_pidfd = -1;
 	}
 	free(p->from_parent);
 	p->from_parent = NULL;

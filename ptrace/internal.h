@@ -29,6 +29,8 @@ struct live_priv {
 	pid_t snap_pid;              /* stopped, traced child serving reads; 0 none */
 	hs_addr_t snap_insn;         /* the syscall instruction used */
 	int snap_mem_fd;             /* /proc/SNAP/mem, opened lazily; -1 */
+	int snap_pidfd;              /* pidfd of the child: readable once it
+					died (its guard was killed); -1 */
 	unsigned char *from_parent;  /* per t->maps.v[i]: read it from pid
 					(MADV_DONTFORK/WIPEONFORK), or NULL */
 	bool forked;                 /* the last suspend made a snapshot */
@@ -110,6 +112,9 @@ int hs_live_fork_start(struct hs_target *t, struct live_priv *p);
  * hs_live_fork_start sends.  hs_live_guard_stop: ends a guard that got
  * no job, or whose job is done, and waits for it.  Both idempotent. */
 void hs_live_guard_start(struct hs_target *t, struct live_priv *p);
+/* True once the snapshot child has died under us (only its guard's death
+ * kills it before hs_live_fork_end); marks the target HS_TSTATE_COPY_LOST. */
+bool hs_live_snap_lost(struct hs_target *t, struct live_priv *p);
 void hs_live_guard_stop(struct live_priv *p);
 void hs_live_fork_end(struct hs_target *t, struct live_priv *p);
 

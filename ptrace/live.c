@@ -394,7 +394,16 @@ int hs_live_read_raw(struct hs_target *t, hs_addr_t addr, void *buf, size_t len,
 	 * (charged to the target's cgroup) and running 3x slower.  /proc/mem
 	 * reads through get_user_pages without a pin: nothing is copied.
 	 */
-	if (p->use_pread || pid == p->snap_pid)
+	if (pid == p->snap_pid) {
+		int ret = read_pread(p, pid, addr, buf, covered, nread);
+
+		/* Nothing from the copy: if it died (its guard was killed),
+		 * the picture is gone, not this page. */
+		if (*nread == 0 && hs_live_snap_lost(t, p))
+			return -ESRCH;
+		return ret;
+	}
+	if (p->use_pread)
 		return read_pread(p, pid, addr, buf, covered, nread);
 	n = process_vm_readv(pid, local, (unsigned long)niov, remote,
 			     (unsigned long)niov, 0);
@@ -590,6 +599,7 @@ int hs_target_open_pid(pid_t pid, unsigned flags, struct hs_target **out)
 	p->pid = pid;
 	p->mem_fd = -1;
 	p->snap_mem_fd = -1;
+	p->snap_pidfd = -1;
 	p->guard_sock = -1;
 	pthread_mutex_init(&p->lock, NULL);
 	hs_live_policy_init(t, p);

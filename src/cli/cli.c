@@ -77,7 +77,12 @@ void hs_cli_err_interrupted(const char *note)
 
 void hs_cli_err_gone(const struct hs_target *t)
 {
-	hs_cli_err("%s exited during the run", t->source);
+	if (t->state & HS_TSTATE_COPY_LOST)
+		hs_cli_err("%s: the --fork copy was lost mid-run (its heapscan-guard "
+			   "process was killed); the process runs on: run again",
+			   t->source);
+	else
+		hs_cli_err("%s exited during the run", t->source);
 }
 
 int hs_cli_parse_u64(const char *s, uint64_t *out)

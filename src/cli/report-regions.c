@@ -44,7 +44,8 @@ void hs_report_header_text(FILE *out, const struct hs_target *t)
 	hs_region_totals(t, &all, NULL);
 	fprintf(out, "heapscan %s: %s (%s)%s\n", HS_VERSION, t->source,
 		in->comm[0] ? in->comm : "?",
-		(t->state & HS_TSTATE_GONE) ? "  [target exited during the run]" : "");
+		(t->state & HS_TSTATE_COPY_LOST) ? "  [the --fork copy was lost during the run]"
+		: (t->state & HS_TSTATE_GONE) ? "  [target exited during the run]" : "");
 	fprintf(out, "  exe:      %s\n", in->exe[0] ? in->exe : "?");
 	fprintf(out, "  cmdline:  %s\n", in->cmdline[0] ? in->cmdline : "?");
 	fprintf(out, "  threads:  %zu   state: %c", t->nthreads, in->state ? in->state : '?');
@@ -162,7 +163,9 @@ void hs_report_header_json(struct hs_json *j, const struct hs_target *t)
 	hs_json_double(j, "stop_ms", (double)t->stop_ns / 1e6);
 	hs_json_double(j, "elapsed_ms", (double)(hs_now_ns() - t->open_ns) / 1e6);
 	hs_json_bool(j, "partial", (t->state & HS_TSTATE_PARTIAL) != 0);
-	hs_json_bool(j, "target_exited", (t->state & HS_TSTATE_GONE) != 0);
+	hs_json_bool(j, "target_exited", (t->state & (HS_TSTATE_GONE | HS_TSTATE_COPY_LOST)) ==
+		     HS_TSTATE_GONE);
+	hs_json_bool(j, "fork_copy_lost", (t->state & HS_TSTATE_COPY_LOST) != 0);
 	hs_json_u64(j, "unreadable_bytes", t->unreadable);
 	hs_report_pages_json(j, t);
 }

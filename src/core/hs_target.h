@@ -267,6 +267,9 @@ enum hs_target_state_flags {
 	HS_TSTATE_PARTIAL = 1 << 0,   /* something could not be read */
 	HS_TSTATE_GONE = 1 << 1,      /* target exited during the run */
 	HS_TSTATE_SUSPENDED = 1 << 2, /* currently stopped by us */
+	HS_TSTATE_COPY_LOST = 1 << 3, /* with GONE: the --fork copy died
+					 mid-run (its guard was killed); the
+					 target itself runs on */
 };
 
 struct hs_target {

@@ -178,6 +178,11 @@ class Fork(h.TmpDirTestCase):
         with h.Victim("fork_victim") as v:
             blocked = [v.pid] + [int(l.split()[1]) for l in v.lines
                                  if l.startswith("thread ") and l.split()[2] != "writer"]
+            # "ready" comes once the threads started, not once each is in
+            # its blocking call: a first dump that found the sleeper just
+            # before its clock_nanosleep would record orig_rax 230.
+            for tid in blocked:
+                self.assertIn(v.settled_syscall(tid)[0], ("0", "230"), tid)
             a = os.path.join(self.tmp, "a.core")
             b = os.path.join(self.tmp, "b.core")
             # Twice: an interrupted clock_nanosleep comes back as
@@ -388,6 +393,35 @@ class Fork(h.TmpDirTestCase):
                 for st in thread_states(v.pid):
                     self.assertNotIn(st, ("t", "T"))
                 self.assertEqual(ping(v)[1:], (0, 0))
+
+    def test_guard_killed_while_copy_is_read(self):
+        """The guard SIGKILLed while heapscan holds the snapshot (outside
+        any injection): the copy dies with it (PTRACE_O_EXITKILL).
+        heapscan must not report a mangled heap: it says the copy was
+        lost and exits 2, and reaps the dead copy inside the target
+        itself, which ends as it was: no zombie child left."""
+        for cmd in ("strings", "heap"):
+            with self.subTest(cmd=cmd), h.Victim("fork_victim") as v:
+                t0, s0 = tasks(v.pid), signal_state(v.pid)
+                p = start([cmd, "--fork", "-p", v.pid], "resume")
+                kids = children(v.pid)
+                self.assertEqual(len(kids), 1)
+                g = tracer_of(kids[0])
+                self.assertNotIn(g, (0, p.pid))
+                gfd, kfd = os.pidfd_open(g), os.pidfd_open(kids[0])
+                os.kill(g, signal.SIGKILL)
+                wait_exit(gfd)
+                # The copy dies a moment after its tracer: until then it
+                # could still be read whole, and the report would stand.
+                wait_exit(kfd)
+                p.send_signal(signal.SIGUSR1)
+                out, err = p.communicate(timeout=120)
+                self.assertEqual(p.returncode, 2, err)
+                self.assertEqual(out, "")
+                self.assertIn("the fork guard process (pid %d) was killed; heapscan "
+                              "reaped the snapshot child itself\n" % g, err)
+                self.assertIn("the --fork copy was lost mid-run", err)
+                self.assertUnchanged(v, t0, s0)
 
     def test_target_killed_during_fork(self):
         with h.Victim("fork_victim") as v:
