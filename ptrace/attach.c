@@ -16,12 +16,14 @@
 #include <dirent.h>
 #include <elf.h>
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef NT_X86_XSTATE
@@ -74,11 +76,75 @@ static int seize_pass(struct live_priv *p)
 	return added;
 }
 
-void hs_live_wait_stop(struct seized *s)
+/*
+ * ptrace says ESRCH both for a thread that is gone and for one that is not
+ * in a ptrace-stop: true when tid is gone, a zombie, or has SIGKILL
+ * pending (the process is being killed), not a thread we lost track of.
+ */
+bool hs_live_dying(pid_t tid)
+{
+	char path[64], line[256];
+	bool res = true;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	f = fopen(path, "re");
+	if (!f)
+		return true;
+	res = false;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long pend;
+
+		if (!strncmp(line, "State:", 6))
+			res |= strchr(line, 'Z') || strchr(line, 'X');
+		else if ((!strncmp(line, "SigPnd:", 7) || !strncmp(line, "ShdPnd:", 7)) &&
+			 sscanf(line + 7, "%llx", &pend) == 1)
+			res |= (pend >> (SIGKILL - 1)) & 1;
+	}
+	fclose(f);
+	return res;
+}
+
+/*
+ * The leader of a process being killed is not reported to its tracer until
+ * every other thread is reaped, and we may hold those (their exits wait
+ * for our waitpid): a blocking wait on it would never return.  So the
+ * leader is waited for without blocking, and given up once it is dying.
+ * Its stop comes within microseconds: spin with sched_yield first, then
+ * 100 us naps.
+ */
+static pid_t wait_leader(pid_t tid, int *st, bool *gone)
+{
+	for (unsigned i = 0;; i++) {
+		pid_t r = waitpid(tid, st, __WALL | WNOHANG);
+
+		if (r != 0)
+			return r;
+		if (i >= 64 && hs_live_dying(tid)) {
+			*gone = true;
+			return 0;
+		}
+		if (i < 64) {
+			sched_yield();
+		} else {
+			struct timespec ts = { 0, 100000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+}
+
+void hs_live_wait_stop(struct seized *s, pid_t tgid)
 {
 	for (;;) {
 		int st;
-		pid_t r = waitpid(s->tid, &st, __WALL);
+		bool gone = false;
+		pid_t r = s->tid == tgid ? wait_leader(s->tid, &st, &gone)
+					 : waitpid(s->tid, &st, __WALL);
+
+		if (gone) {
+			s->stopped = false;
+			return;
+		}
 
 		if (r < 0) {
 			if (errno == EINTR)
@@ -160,7 +226,7 @@ int hs_live_seize_all(struct hs_target *t, struct live_priv *p)
 	} while (ret > 0 && ++passes < 1000);
 
 	for (size_t i = 0; i < p->nseized; i++)
-		hs_live_wait_stop(&p->seized[i]);
+		hs_live_wait_stop(&p->seized[i], p->pid);
 
 	/* Threads we now hold, with registers. */
 	for (size_t i = 0; i < p->nseized; i++) {

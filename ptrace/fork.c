@@ -269,35 +269,6 @@ static int settle(struct seized *s)
 	return -EIO;
 }
 
-/*
- * ptrace says ESRCH both for a thread that is gone and for one that is not
- * in a ptrace-stop: true when tid is gone, a zombie, or has SIGKILL
- * pending (the process is being killed), not a thread we lost track of.
- */
-static bool dying(pid_t tid)
-{
-	char path[64], line[256];
-	bool res = true;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
-	f = fopen(path, "re");
-	if (!f)
-		return true;
-	res = false;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long long pend;
-
-		if (!strncmp(line, "State:", 6))
-			res |= strchr(line, 'Z') || strchr(line, 'X');
-		else if ((!strncmp(line, "SigPnd:", 7) || !strncmp(line, "ShdPnd:", 7)) &&
-			 sscanf(line + 7, "%llx", &pend) == 1)
-			res |= (pend >> (SIGKILL - 1)) & 1;
-	}
-	fclose(f);
-	return res;
-}
-
 struct inject {
 	long nr;
 	uint64_t args[6];
@@ -434,7 +405,7 @@ restore:
 	if (ret2 == 0 && get_regs(s->tid, &r) == 0 && memcmp(&r, orig, sizeof(r)))
 		hs_log(HS_LOG_WARN, "thread %d: registers differ after the injection",
 		       (int)s->tid);
-	if (ret2 == -ESRCH && dying(s->tid)) {
+	if (ret2 == -ESRCH && hs_live_dying(s->tid)) {
 		/* Killed meanwhile (SIGKILL to the process): nothing to restore. */
 		s->stopped = false;
 		ret = -ESRCH;
@@ -642,31 +613,6 @@ static int identity(const struct hs_target *t, pid_t pid)
 	return ret;
 }
 
-/* After a failed read: the process is exiting (a SIGKILL pending for it,
- * or its memory already gone) rather than changed. */
-static bool proc_dying(const struct hs_target *t, pid_t pid)
-{
-	char path[64], line[128];
-	bool dying = false;
-	FILE *f;
-
-	if (identity(t, pid) == GUARD_GONE)
-		return true;
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return true;
-	while (!dying && fgets(line, sizeof(line), f)) {
-		unsigned long long set;
-
-		if ((!strncmp(line, "SigPnd:", 7) || !strncmp(line, "ShdPnd:", 7)) &&
-		    sscanf(line + 7, "%llx", &set) == 1)
-			dying = (set >> (SIGKILL - 1)) & 1;
-	}
-	fclose(f);
-	return dying;
-}
-
 static void reap_child(pid_t child)
 {
 	int st;
@@ -684,7 +630,7 @@ static void reap_child(pid_t child)
 
 /* Seizes and stops one thread for an injection: 0, or -errno with
  * nothing held. */
-static int seize_one(pid_t tid, struct seized *s, struct hs_regs *regs)
+static int seize_one(pid_t tgid, pid_t tid, struct seized *s, struct hs_regs *regs)
 {
 	memset(s, 0, sizeof(*s));
 	s->tid = tid;
@@ -695,7 +641,7 @@ static int seize_one(pid_t tid, struct seized *s, struct hs_regs *regs)
 		ptrace(PTRACE_DETACH, tid, 0, 0);
 		return -err;
 	}
-	hs_live_wait_stop(s);
+	hs_live_wait_stop(s, tgid);
 	if (!s->stopped)
 		return -ESRCH;
 	if (s->group_stop || s->pending_sig || get_regs(tid, regs) < 0 ||
@@ -742,7 +688,7 @@ static int reap_in_target(struct hs_target *t, struct live_priv *p, pid_t child,
 
 		if (*end || tid <= 0)
 			continue;
-		if (seize_one((pid_t)tid, &s, &orig) == 0) {
+		if (seize_one(p->pid, (pid_t)tid, &s, &orig) == 0) {
 			ret = 0;
 			break;
 		}
@@ -900,7 +846,7 @@ static void guard_main(struct hs_target *t, struct live_priv *p, int sock, pid_t
 	insn = job.insn;
 
 	t0 = hs_now_ns();
-	ret = seize_one(tid, &s, &r.regs);
+	ret = seize_one(p->pid, tid, &s, &r.regs);
 	if (ret < 0) {
 		r.code = ret == -EAGAIN ? GUARD_SIGNALLED : GUARD_GONE;
 		goto reply;
@@ -913,7 +859,8 @@ static void guard_main(struct hs_target *t, struct live_priv *p, int sock, pid_t
 		ret = hs_target_read(t, insn, code, 2, &n);
 		/* A process being killed keeps its /proc entry (we trace
 		 * it) but loses its memory: gone, not changed. */
-		if (ret < 0 && (ret == -ESRCH || proc_dying(t, p->pid)))
+		if (ret < 0 && (ret == -ESRCH || hs_live_dying(p->pid) ||
+				  identity(t, p->pid) == GUARD_GONE))
 			r.code = GUARD_GONE;
 		else if (ret < 0 || n != 2 || code[0] != 0x0f || code[1] != 0x05)
 			r.code = GUARD_INSN;
@@ -1014,7 +961,7 @@ static int reseize(struct live_priv *p, pid_t tid)
 		return -errno;
 	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 && errno != ESRCH)
 		return -errno;
-	hs_live_wait_stop(&s);
+	hs_live_wait_stop(&s, p->pid);
 	if (!s.stopped)
 		return -ESRCH;
 	HS_ALLOC_GROW(p->seized, p->nseized + 1, p->aseized);

@@ -95,7 +95,10 @@ int hs_live_seize_all(struct hs_target *t, struct live_priv *p);
 void hs_live_detach_all(struct live_priv *p);
 /* Waits for seized thread s's first stop after PTRACE_INTERRUPT and
  * records what it was (stopped, group_stop, pending_sig). */
-void hs_live_wait_stop(struct seized *s);
+void hs_live_wait_stop(struct seized *s, pid_t tgid);
+/* tid is gone, a zombie, or has SIGKILL pending (its process is being
+ * killed): what an ESRCH from ptrace means then. */
+bool hs_live_dying(pid_t tid);
 
 /*
  * fork.c.  hs_live_fork_start: with every thread of t seized and stopped

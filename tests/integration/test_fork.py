@@ -423,6 +423,38 @@ class Fork(h.TmpDirTestCase):
                 self.assertIn("the --fork copy was lost mid-run", err)
                 self.assertUnchanged(v, t0, s0)
 
+    def test_guard_killed_at_each_step(self):
+        """The case the man page does not cover: the guard itself SIGKILLed
+        at step k.  Whatever becomes of the target (at steps 2-5 and 8-9
+        its thread holds the injected registers and it dies of SIGTRAP),
+        heapscan ends with one line and leaves nothing behind: the target,
+        if alive, is not stopped, not traced and has no child.  (Waiting
+        for a dying leader whose other threads we held hung heapscan.)"""
+        survives = {1, 6, 7}
+        for k in range(1, 10):
+            with self.subTest(step=k), h.Victim("fork_victim") as v:
+                t0, s0 = tasks(v.pid), signal_state(v.pid)
+                env = dict(os.environ, HEAPSCAN_TEST_FORK_STEP=str(k))
+                p = subprocess.Popen([h.HEAPSCAN, "strings", "--fork", "-p", str(v.pid)],
+                                     env=env, text=True, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+                line = p.stderr.readline()
+                m = re.match(r"heapscan: test: fork step (\d+) guard (\d+)\n$", line)
+                if not m:
+                    p.kill()
+                    p.communicate()
+                    self.fail("no step line: %r" % line)
+                gfd = os.pidfd_open(int(m.group(2)))
+                os.kill(int(m.group(2)), signal.SIGKILL)
+                wait_exit(gfd)
+                out, err = p.communicate(timeout=60)
+                self.assertIn(p.returncode, (0, 1, 2), err)
+                if k in survives:
+                    self.assertUnchanged(v, t0, s0)
+                else:
+                    v.proc.wait(timeout=60)
+                    self.assertEqual(v.proc.returncode, -signal.SIGTRAP)
+
     def test_target_killed_during_fork(self):
         with h.Victim("fork_victim") as v:
             p = start(["strings", "--fork", "-p", v.pid, "--json"], "resume")
