@@ -110,6 +110,16 @@ class Victim:
                 return words
             os.sched_yield()
 
+    def wait_idle(self, timeout=10.0):
+        """Until the main thread is blocked reading its next command: after
+        "ready" it still runs for a moment (leaving printf's residue on its
+        stack), so a report taken at once may differ from the next."""
+        deadline = time.monotonic() + timeout
+        while self.settled_syscall(self.pid)[0] != "0":
+            if time.monotonic() >= deadline:
+                raise AssertionError("victim %d never blocked in read()" % self.pid)
+            os.sched_yield()
+
     def close(self):
         if self.proc.poll() is None:
             try:
