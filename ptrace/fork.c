@@ -302,6 +302,30 @@ static int catch_child(pid_t child)
  * Returns 0 with in->ret (and in->child), or a transport error: -ESRCH if
  * the thread died.  On an error after the clone the child is killed.
  */
+/*
+ * Every message from the guard, one size.  MSG_PRE comes before each
+ * injection, with what the thread must get back should the guard die
+ * holding it (heal()); MSG_REPLY ends the clone (with the child's mem fd),
+ * MSG_FINAL the reaping.  A MSG_PRE not followed by either is an
+ * injection the guard did not finish.
+ */
+enum { MSG_PRE = 1, MSG_REPLY, MSG_FINAL };
+
+struct guard_msg {
+	int32_t type;         /* MSG_* */
+	int32_t code;         /* GUARD_*: REPLY; FINAL: OK, GONE or EXEC */
+	pid_t child;          /* REPLY */
+	pid_t tid;            /* PRE, REPLY: the thread */
+	struct hs_regs regs;  /* PRE: its own registers; REPLY: at the clone */
+	uint64_t mask;        /* PRE: its own signal mask */
+	hs_addr_t insn;       /* PRE: the syscall instruction borrowed */
+	uint64_t stop_ns;     /* REPLY: how long the guard held tid; FINAL:
+				 the stop that reaped the child */
+};
+
+static int pre_sock = -1;     /* in the guard: where MSG_PRE goes */
+static void send_msg(int sock, const struct guard_msg *m, int fd);
+
 static int inject(struct seized *s, const struct hs_regs *orig, hs_addr_t insn,
 		  struct inject *in)
 {
@@ -318,6 +342,14 @@ static int inject(struct seized *s, const struct hs_regs *orig, hs_addr_t insn,
 	if (ptrace(PTRACE_GETSIGMASK, s->tid, (void *)sizeof(mask), &mask) < 0 ||
 	    ptrace(PTRACE_SETOPTIONS, s->tid, 0, (void *)opts) < 0)
 		return errno == ESRCH ? -ESRCH : -errno;
+	if (pre_sock >= 0) {
+		/* Before anything of the thread's changes: heapscan can put
+		 * it back if we die from here on. */
+		struct guard_msg m = { .type = MSG_PRE, .tid = s->tid, .regs = *orig,
+				       .mask = mask, .insn = insn };
+
+		send_msg(pre_sock, &m, -1);
+	}
 	if (ptrace(PTRACE_SETSIGMASK, s->tid, (void *)sizeof(all), &all) < 0)
 		return -errno;
 
@@ -506,19 +538,6 @@ enum {
 	GUARD_CLONE,        /* clone() failed in the target */
 	GUARD_INJECT,       /* ptrace refused a step of the injection */
 	GUARD_MEM,          /* the child's memory could not be opened */
-};
-
-struct guard_reply {
-	int32_t code;
-	pid_t child;
-	pid_t tid;
-	struct hs_regs regs;  /* tid's registers when it made the clone */
-	uint64_t stop_ns;     /* how long the guard held tid */
-};
-
-struct guard_final {
-	int32_t code;         /* GUARD_OK, GUARD_GONE or GUARD_EXEC */
-	uint64_t stop_ns;     /* the stop that reaped the child */
 };
 
 static const char *guard_reason(int code)
@@ -714,9 +733,9 @@ static int reap_in_target(struct hs_target *t, struct live_priv *p, pid_t child,
 	return ret;
 }
 
-static void send_reply(int sock, const struct guard_reply *r, int fd)
+static void send_msg(int sock, const struct guard_msg *m, int fd)
 {
-	struct iovec iov = { (void *)r, sizeof(*r) };
+	struct iovec iov = { (void *)m, sizeof(*m) };
 	union {
 		struct cmsghdr h;
 		char buf[CMSG_SPACE(sizeof(int))];
@@ -777,8 +796,8 @@ struct guard_job {
 static void guard_main(struct hs_target *t, struct live_priv *p, int sock, pid_t parent)
 {
 	struct inject in = { .nr = SYS_clone, .clone = true };
-	struct guard_reply r = { .code = GUARD_INJECT };
-	struct guard_final fin = { .code = GUARD_OK };
+	struct guard_msg r = { .type = MSG_REPLY, .code = GUARD_INJECT };
+	struct guard_msg fin = { .type = MSG_FINAL, .code = GUARD_OK };
 	struct guard_job job;
 	ssize_t got;
 	pid_t tid;
@@ -832,6 +851,7 @@ static void guard_main(struct hs_target *t, struct live_priv *p, int sock, pid_t
 	 * found again at the end) would fault pages into the target. */
 	hs_live_policy_reopen(t, p);
 	guard_pidfd = (int)syscall(SYS_pidfd_open, parent, 0);
+	pre_sock = sock;
 	guard_test_step = step ? atoi(step) : 0;
 
 	/* Ready before heapscan stops anything; the job comes once it has
@@ -898,7 +918,7 @@ static void guard_main(struct hs_target *t, struct live_priv *p, int sock, pid_t
 	r.child = in.child;
 
 reply:
-	send_reply(sock, &r, memfd);
+	send_msg(sock, &r, memfd);
 	if (memfd >= 0)
 		close(memfd);
 	if (r.code != GUARD_OK)
@@ -913,14 +933,14 @@ reply:
 	if (ret < 0 && ret != -ESRCH)
 		hs_log(HS_LOG_WARN, "snapshot child %d left as a zombie of pid %d: %s",
 		       (int)in.child, (int)p->pid, hs_strerror(ret));
-	while (write(sock, &fin, sizeof(fin)) < 0 && errno == EINTR)
-		;
+	send_msg(sock, &fin, -1);
 	_exit(0);
 }
 
-/* Reads the guard's reply, with the child's mem fd; EINTR is retried
- * (the guard is quick and must not be abandoned mid-injection). */
-static int recv_reply(int sock, struct guard_reply *r, int *fd)
+/* Reads the guard's next message, with the child's mem fd if it sent one;
+ * EINTR is retried (the guard is quick and must not be abandoned
+ * mid-injection).  -EPIPE: the guard is gone. */
+static int recv_msg(int sock, struct guard_msg *r, int *fd)
 {
 	struct iovec iov = { r, sizeof(*r) };
 	union {
@@ -953,17 +973,202 @@ static void wait_guard(pid_t g)
 }
 
 /* Takes back a thread the guard released (fallback: stop-and-read). */
-static int reseize(struct live_priv *p, pid_t tid)
+static int reseize(struct live_priv *p, pid_t tid, struct seized *s)
 {
-	struct seized s = { .tid = tid };
-
+	memset(s, 0, sizeof(*s));
+	s->tid = tid;
 	if (ptrace(PTRACE_SEIZE, tid, 0, 0) < 0)
 		return -errno;
 	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 && errno != ESRCH)
 		return -errno;
-	hs_live_wait_stop(&s, p->pid);
-	if (!s.stopped)
+	hs_live_wait_stop(s, p->pid);
+	if (!s->stopped)
 		return -ESRCH;
+	return 0;
+}
+
+/* ---- when the guard dies holding a thread ---- */
+
+/* The signal mask PTRACE_SETSIGMASK leaves for "block everything". */
+#define ALL_BLOCKED (~0ull & ~((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1))))
+
+/*
+ * The guard died in an injection (a MSG_PRE with no REPLY or FINAL after
+ * it): the kernel let the thread go with the injected registers, the trap
+ * flag and every signal blocked.  The guard is released as it exits, and
+ * the thread runs once it is scheduled; heapscan, alive and waiting on the
+ * guard's socket (closed earlier in the guard's exit), seizes it as soon
+ * as the kernel lets it, which stops it before it runs its own code again,
+ * and puts back what MSG_PRE recorded.  The mark of an injected state is
+ * the trap flag, which the thread did not have: a thread that got back
+ * its registers already is left as it is (but its mask, if still all
+ * blocked).  If the thread ran the borrowed instruction and took the
+ * single-step trap, that SIGTRAP is dropped.  Lost only if the thread runs
+ * the instruction after the syscall before we stop it (doc/fork.md).
+ * Returns 0 with the thread stopped in *s, or -errno with nothing held.
+ */
+static int heal(struct live_priv *p, const struct guard_msg *pre, struct seized *s)
+{
+	struct hs_regs cur;
+	uint64_t mask = 0, t0 = hs_now_ns();
+	bool injected;
+	int ret;
+
+	memset(s, 0, sizeof(*s));
+	s->tid = pre->tid;
+	while (ptrace(PTRACE_SEIZE, s->tid, 0, 0) < 0) {
+		/* EPERM: still traced by the guard, which is exiting. */
+		if (errno != EPERM || hs_now_ns() - t0 > 2000000000ull)
+			return errno == ESRCH ? -ESRCH : -errno;
+		sched_yield();
+	}
+	if (ptrace(PTRACE_INTERRUPT, s->tid, 0, 0) < 0 && errno != ESRCH) {
+		ret = -errno;
+		goto fail;
+	}
+	hs_live_wait_stop(s, p->pid);
+	if (!s->stopped)
+		return -ESRCH;
+	ret = get_regs(s->tid, &cur);
+	if (ret == 0 && ptrace(PTRACE_GETSIGMASK, s->tid, (void *)sizeof(mask), &mask) < 0)
+		ret = -errno;
+	if (ret < 0)
+		goto fail;
+	injected = (cur.r[HS_REG_EFLAGS] & X86_EFLAGS_TF) &&
+		   !(pre->regs.r[HS_REG_EFLAGS] & X86_EFLAGS_TF);
+	if (injected) {
+		ret = set_regs(s->tid, &pre->regs);
+		if (ret < 0)
+			goto fail;
+		if (s->pending_sig == SIGTRAP)
+			s->pending_sig = 0;
+	}
+	if (mask != pre->mask && (injected || mask == ALL_BLOCKED) &&
+	    ptrace(PTRACE_SETSIGMASK, s->tid, (void *)sizeof(pre->mask), &pre->mask) < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	/* A single-step trap it took may be queued still (forced: it would
+	 * kill): let the thread dequeue its signals into stops, dropping
+	 * that one, until it is in a plain PTRACE_EVENT_STOP again. */
+	for (int odd = 0; injected && odd < MAX_ODD_STOPS; odd++) {
+		int st, sig = 0;
+
+		if (ptrace(PTRACE_INTERRUPT, s->tid, 0, 0) < 0 ||
+		    ptrace(PTRACE_CONT, s->tid, 0, 0) < 0) {
+			ret = errno == ESRCH ? -ESRCH : -errno;
+			goto fail;
+		}
+		ret = wait_tid(s->tid, &st);
+		if (ret < 0) {
+			s->stopped = false;
+			return ret;
+		}
+		if ((st >> 16) == PTRACE_EVENT_STOP)
+			break;
+		if ((st >> 16) == 0)
+			sig = WSTOPSIG(st);
+		if (sig && sig != SIGTRAP) {
+			s->pending_sig = sig;   /* the detach delivers it */
+			break;
+		}
+	}
+	hs_log(HS_LOG_WARN, "the fork guard process was killed during an injection; "
+	       "heapscan put thread %d back%s", (int)s->tid,
+	       injected ? "" : " (its registers were already its own)");
+	return 0;
+fail:
+	ptrace(PTRACE_DETACH, s->tid, 0, 0);
+	s->stopped = false;
+	return ret;
+}
+
+/* Children of thread tid of pid with exit signal 0: copies cloned by an
+ * injection (a program's own children have SIGCHLD; threads are not
+ * children).  Up to max; the count. */
+static size_t copies_of(pid_t pid, pid_t tid, pid_t *out, size_t max)
+{
+	char path[64], buf[4096];
+	size_t n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)tid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (n < max && fscanf(f, "%4095s", buf) == 1) {
+		long c = strtol(buf, NULL, 10);
+		char spath[64], stat[1024], *q;
+		FILE *sf;
+		int field = 2, exit_sig = -1;
+
+		if (c <= 0)
+			continue;
+		snprintf(spath, sizeof(spath), "/proc/%ld/stat", c);
+		sf = fopen(spath, "re");
+		if (!sf)
+			continue;
+		q = fgets(stat, sizeof(stat), sf) ? strrchr(stat, ')') : NULL;
+		fclose(sf);
+		/* Field 38 is exit_signal (proc(5)); q is at the end of 2. */
+		for (char *tok = q ? strtok(q + 1, " ") : NULL; tok; tok = strtok(NULL, " "))
+			if (++field == 38) {
+				exit_sig = atoi(tok);
+				break;
+			}
+		if (exit_sig == 0)
+			out[n++] = (pid_t)c;
+	}
+	fclose(f);
+	return n;
+}
+
+/* Kills the copies an unfinished clone injection left in thread s (held by
+ * us) and reaps them there with injected wait4() calls. */
+static void reap_copies(struct live_priv *p, struct seized *s, hs_addr_t insn)
+{
+	pid_t kids[8];
+	size_t n = copies_of(p->pid, s->tid, kids, HS_ARRAY_SIZE(kids));
+
+	for (size_t i = 0; i < n; i++) {
+		int fd = (int)syscall(SYS_pidfd_open, kids[i], 0);
+		struct inject in = { .nr = SYS_wait4,
+				     .args = { (uint64_t)kids[i], 0,
+					       (uint64_t)(__WALL | WNOHANG), 0 } };
+		struct hs_regs orig;
+
+		kill(kids[i], SIGKILL);
+		if (fd >= 0) {
+			struct pollfd pf = { .fd = fd, .events = POLLIN };
+
+			while (poll(&pf, 1, 5000) < 0 && errno == EINTR)
+				;
+			close(fd);
+		}
+		if (get_regs(s->tid, &orig) < 0 || inject(s, &orig, insn, &in) < 0 ||
+		    in.ret != kids[i])
+			hs_log(HS_LOG_WARN, "snapshot child %d left as a zombie of pid %d",
+			       (int)kids[i], (int)p->pid);
+	}
+}
+
+/* The guard died before its reply: put the thread back if it held it in
+ * the injection, reap what the clone made, and keep the thread stopped
+ * for the stop-and-read fallback. */
+static int after_guard_died(struct live_priv *p, const struct guard_msg *pre, pid_t tid)
+{
+	struct seized s;
+	int ret;
+
+	if (pre->type == MSG_PRE && pre->tid == tid) {
+		ret = heal(p, pre, &s);
+		if (ret == 0)
+			reap_copies(p, &s, pre->insn);
+	} else {
+		ret = reseize(p, tid, &s);
+	}
+	if (ret < 0)
+		return ret;
 	HS_ALLOC_GROW(p->seized, p->nseized + 1, p->aseized);
 	p->seized[p->nseized++] = s;
 	return 0;
@@ -1008,7 +1213,7 @@ void hs_live_guard_stop(struct live_priv *p)
 
 int hs_live_fork_start(struct hs_target *t, struct live_priv *p)
 {
-	struct guard_reply r;
+	struct guard_msg r, pre = { 0 };
 	struct guard_job job;
 	struct hs_thread *th;
 	struct seized *s;
@@ -1052,22 +1257,42 @@ int hs_live_fork_start(struct hs_target *t, struct live_priv *p)
 	*s = p->seized[--p->nseized];
 	while (send(p->guard_sock, &job, sizeof(job), MSG_NOSIGNAL) < 0 && errno == EINTR)
 		;
-	ret = recv_reply(p->guard_sock, &r, &fd);
-	if (ret < 0 || r.code != GUARD_OK) {
-		/* The guard gave up, put the thread back and exited (or died:
-		 * then the thread is in whatever state it left it). */
+	do {
+		ret = recv_msg(p->guard_sock, &r, &fd);
+		if (ret == 0 && r.type == MSG_PRE)
+			pre = r;
+	} while (ret == 0 && r.type == MSG_PRE);
+	if (ret == 0 && r.type != MSG_REPLY)
+		ret = -EPROTO;
+	if (ret < 0) {
+		/* The guard died (only SIGKILL ends it early): take the
+		 * thread back before waiting for the guard, which releases it
+		 * only at the very end of its exit. */
+		if (fd >= 0)
+			close(fd);
+		ret = after_guard_died(p, &pre, tid);
+		hs_live_guard_stop(p);
+		if (ret == -ESRCH)
+			return ret;
+		return refuse(p, "the guard process died");
+	}
+	if (r.code != GUARD_OK) {
+		/* The guard gave up, put the thread back and exited. */
+		struct seized back;
+
 		if (fd >= 0)
 			close(fd);
 		hs_live_guard_stop(p);
-		if (ret < 0)
-			why = "the guard process died";
-		else if (r.code == GUARD_GONE)
+		if (r.code == GUARD_GONE)
 			return -ESRCH;
-		else
-			why = guard_reason(r.code);
-		ret = reseize(p, tid);
+		why = guard_reason(r.code);
+		ret = reseize(p, tid, &back);
 		if (ret == -ESRCH)
 			return ret;
+		if (ret == 0) {
+			HS_ALLOC_GROW(p->seized, p->nseized + 1, p->aseized);
+			p->seized[p->nseized++] = back;
+		}
 		return refuse(p, why);
 	}
 	/* The registers the thread had at the clone: it may have moved
@@ -1148,9 +1373,9 @@ static void reap_after_guard(struct hs_target *t, struct live_priv *p, pid_t chi
 
 void hs_live_fork_end(struct hs_target *t, struct live_priv *p)
 {
-	struct guard_final fin = { .code = GUARD_OK };
+	struct guard_msg fin = { .code = GUARD_OK }, pre = { 0 };
 	pid_t child = p->snap_pid, guard = p->guard_pid;
-	ssize_t n;
+	int ret, fd = -1;
 
 	if (!p->snap_pid)
 		return;
@@ -1161,13 +1386,30 @@ void hs_live_fork_end(struct hs_target *t, struct live_priv *p)
 	}
 	/* The guard kills the child, reaps it in the target, and answers. */
 	shutdown(p->guard_sock, SHUT_WR);
-	do
-		n = read(p->guard_sock, &fin, sizeof(fin));
-	while (n < 0 && errno == EINTR);
-	hs_live_guard_stop(p);
-	if (n != (ssize_t)sizeof(fin)) {
+	do {
+		ret = recv_msg(p->guard_sock, &fin, &fd);
+		if (fd >= 0)
+			close(fd);
+		if (ret == 0 && fin.type == MSG_PRE)
+			pre = fin;
+	} while (ret == 0 && fin.type == MSG_PRE);
+	if (ret < 0 || fin.type != MSG_FINAL) {
+		/* The guard died, maybe holding a thread in the wait4()
+		 * injection: that thread first, then the child. */
+		struct seized s;
+
+		ret = pre.type == MSG_PRE ? heal(p, &pre, &s) : -ENOENT;
+		if (ret < 0 && ret != -ENOENT)
+			hs_log(HS_LOG_WARN, "thread %d: cannot put it back: %s", (int)pre.tid,
+			       hs_strerror(ret));
+		if (ret == 0 && ptrace(PTRACE_DETACH, s.tid, 0, (void *)(long)s.pending_sig) < 0 &&
+		    errno != ESRCH)
+			hs_log(HS_LOG_WARN, "cannot detach thread %d: %s", (int)s.tid,
+			       strerror(errno));
+		hs_live_guard_stop(p);
 		reap_after_guard(t, p, child, guard);
 	} else {
+		hs_live_guard_stop(p);
 		t->stop_ns += fin.stop_ns;
 		if (fin.code == GUARD_GONE) {
 			hs_log(HS_LOG_WARN, "pid %d exited during the run", (int)p->pid);

@@ -37,6 +37,23 @@ def children(pid):
     return out
 
 
+def dying(pid):
+    """A zombie, or being killed (a fatal signal puts SIGKILL in every
+    thread's pending set; a core dump may still be under way)."""
+    try:
+        if proc_state(pid) in ("Z", "X"):
+            return True
+        for t in tasks(pid):
+            with open("/proc/%d/task/%d/status" % (pid, t)) as f:
+                for line in f:
+                    if line.startswith(("SigPnd:", "ShdPnd:")) and \
+                            int(line.split()[1], 16) >> (signal.SIGKILL - 1) & 1:
+                        return True
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return False
+
+
 def proc_state(pid):
     with open("/proc/%d/stat" % pid) as f:
         return f.read().rsplit(")", 1)[1].split()[0]
@@ -424,13 +441,17 @@ class Fork(h.TmpDirTestCase):
                 self.assertUnchanged(v, t0, s0)
 
     def test_guard_killed_at_each_step(self):
-        """The case the man page does not cover: the guard itself SIGKILLed
-        at step k.  Whatever becomes of the target (at steps 2-5 and 8-9
-        its thread holds the injected registers and it dies of SIGTRAP),
-        heapscan ends with one line and leaves nothing behind: the target,
-        if alive, is not stopped, not traced and has no child.  (Waiting
-        for a dying leader whose other threads we held hung heapscan.)"""
-        survives = {1, 6, 7}
+        """The guard itself SIGKILLed at step k.  heapscan, alive, takes
+        the thread back from the dead guard and puts back its registers
+        and mask (or, at steps 1, 6 and 7, finds them its own), kills and
+        reaps any copy.  The thread runs the moment the kernel releases
+        it, so at steps 2-5 and 8-9 it may execute the borrowed syscall
+        and its single-step trap before heapscan stops it: then it dies of
+        SIGTRAP (a race, measured in doc/fork.md; wait4 is too quick for
+        heapscan to win at 8-9).  Whatever happens, heapscan ends (waiting
+        for a dying leader whose other threads it held once hung it), and
+        a surviving target is exactly as it was."""
+        racy = {2, 3, 4, 5, 8, 9}
         for k in range(1, 10):
             with self.subTest(step=k), h.Victim("fork_victim") as v:
                 t0, s0 = tasks(v.pid), signal_state(v.pid)
@@ -449,9 +470,10 @@ class Fork(h.TmpDirTestCase):
                 wait_exit(gfd)
                 out, err = p.communicate(timeout=60)
                 self.assertIn(p.returncode, (0, 1, 2), err)
-                if k in survives:
+                if v.proc.poll() is None and not dying(v.pid):
                     self.assertUnchanged(v, t0, s0)
                 else:
+                    self.assertIn(k, racy, err)
                     v.proc.wait(timeout=60)
                     self.assertEqual(v.proc.returncode, -signal.SIGTRAP)
 
