@@ -115,6 +115,22 @@ def start(args, hold):
     return p
 
 
+def start_at_step(k, pid, extra=()):
+    """heapscan strings --fork with its guard held at step k
+    (HEAPSCAN_TEST_FORK_STEP); returns (process, guard pid)."""
+    env = dict(os.environ, HEAPSCAN_TEST_FORK_STEP=str(k))
+    p = subprocess.Popen([h.HEAPSCAN, "strings", "--fork", "-p", str(pid)] + list(extra),
+                         env=env, text=True, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    line = p.stderr.readline()
+    m = re.match(r"heapscan: test: fork step (\d+) guard (\d+)\n$", line)
+    if not m or int(m.group(1)) != k:
+        p.kill()
+        p.communicate()
+        raise AssertionError("no step %d line: %r" % (k, line))
+    return p, int(m.group(2))
+
+
 class Fork(h.TmpDirTestCase):
     def assertUnchanged(self, v, before_tasks, before_sig):
         """Same threads, no child or zombie, same signal state, none stopped."""
@@ -300,18 +316,8 @@ class Fork(h.TmpDirTestCase):
         traced, no child, its blocked syscalls restarted, not ended."""
         with h.Victim("fork_victim", *victim_args) as v:
             t0, s0 = tasks(v.pid), signal_state(v.pid)
-            env = dict(os.environ, HEAPSCAN_TEST_FORK_STEP=str(k))
-            p = subprocess.Popen([h.HEAPSCAN, "strings", "--fork", "-p", str(v.pid)],
-                                 env=env, text=True, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE)
-            line = p.stderr.readline()
-            m = re.match(r"heapscan: test: fork step (\d+) guard (\d+)\n$", line)
-            if not m:
-                p.kill()
-                p.communicate()
-                self.fail("no step line: %r" % line)
-            self.assertEqual(int(m.group(1)), k)
-            gfd = os.pidfd_open(int(m.group(2)))
+            p, g = start_at_step(k, v.pid)
+            gfd = os.pidfd_open(g)
             p.kill()
             out, err = p.communicate()
             wait_exit(gfd)
@@ -336,18 +342,9 @@ class Fork(h.TmpDirTestCase):
         for k in (1, 2, 3, 4, 5, 8, 9):
             with self.subTest(step=k), h.Victim("fork_victim") as v:
                 t0, s0 = tasks(v.pid), signal_state(v.pid)
-                env = dict(os.environ, HEAPSCAN_TEST_FORK_STEP=str(k))
-                p = subprocess.Popen([h.HEAPSCAN, "strings", "--fork", "-p", str(v.pid),
-                                      "--json", "--top", "20"], env=env, text=True,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                line = p.stderr.readline()
-                m = re.match(r"heapscan: test: fork step (\d+) guard (\d+)\n$", line)
-                if not m:
-                    p.kill()
-                    p.communicate()
-                    self.fail("no step line: %r" % line)
+                p, g = start_at_step(k, v.pid, ("--json", "--top", "20"))
                 self.assertEqual(libc.syscall(SYS_TGKILL, v.pid, v.pid, signal.SIGUSR2), 0)
-                os.kill(int(m.group(2)), signal.SIGUSR1)
+                os.kill(g, signal.SIGUSR1)
                 out, err = p.communicate(timeout=120)
                 self.assertEqual(p.returncode, 0, err)
                 self.assertEqual(err, "")
@@ -361,23 +358,14 @@ class Fork(h.TmpDirTestCase):
         the process exited and exits 2 (no report), the guard ends."""
         for k in (1, 2, 3, 4, 5):
             with self.subTest(step=k), h.Victim("fork_victim") as v:
-                env = dict(os.environ, HEAPSCAN_TEST_FORK_STEP=str(k))
-                p = subprocess.Popen([h.HEAPSCAN, "strings", "--fork", "-p", str(v.pid)],
-                                     env=env, text=True, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
-                line = p.stderr.readline()
-                m = re.match(r"heapscan: test: fork step (\d+) guard (\d+)\n$", line)
-                if not m:
-                    p.kill()
-                    p.communicate()
-                    self.fail("no step line: %r" % line)
-                gfd = os.pidfd_open(int(m.group(2)))
+                p, g = start_at_step(k, v.pid)
+                gfd = os.pidfd_open(g)
                 # SIGKILL wakes every thread out of its ptrace-stop before
                 # kill() returns: the guard's next request on the thread
                 # fails, whatever step it is at.  (The victim cannot be
                 # waited for here: its tracers have not reaped it yet.)
                 os.kill(v.pid, signal.SIGKILL)
-                os.kill(int(m.group(2)), signal.SIGUSR1)
+                os.kill(g, signal.SIGUSR1)
                 out, err = p.communicate(timeout=120)
                 wait_exit(gfd)
                 self.assertEqual(p.returncode, 2, err)
@@ -455,18 +443,9 @@ class Fork(h.TmpDirTestCase):
         for k in range(1, 10):
             with self.subTest(step=k), h.Victim("fork_victim") as v:
                 t0, s0 = tasks(v.pid), signal_state(v.pid)
-                env = dict(os.environ, HEAPSCAN_TEST_FORK_STEP=str(k))
-                p = subprocess.Popen([h.HEAPSCAN, "strings", "--fork", "-p", str(v.pid)],
-                                     env=env, text=True, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
-                line = p.stderr.readline()
-                m = re.match(r"heapscan: test: fork step (\d+) guard (\d+)\n$", line)
-                if not m:
-                    p.kill()
-                    p.communicate()
-                    self.fail("no step line: %r" % line)
-                gfd = os.pidfd_open(int(m.group(2)))
-                os.kill(int(m.group(2)), signal.SIGKILL)
+                p, g = start_at_step(k, v.pid)
+                gfd = os.pidfd_open(g)
+                os.kill(g, signal.SIGKILL)
                 wait_exit(gfd)
                 out, err = p.communicate(timeout=60)
                 self.assertIn(p.returncode, (0, 1, 2), err)
