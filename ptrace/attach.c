@@ -76,6 +76,30 @@ static int seize_pass(struct live_priv *p)
 	return added;
 }
 
+int hs_live_task_status(pid_t tid, char *state, uint64_t *pending)
+{
+	char path[64], line[256];
+	FILE *f;
+
+	*state = 0;
+	*pending = 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long set;
+
+		if (!strncmp(line, "State:", 6))
+			sscanf(line + 6, " %c", state);
+		else if ((!strncmp(line, "SigPnd:", 7) || !strncmp(line, "ShdPnd:", 7)) &&
+			 sscanf(line + 7, "%llx", &set) == 1)
+			*pending |= set;
+	}
+	fclose(f);
+	return 0;
+}
+
 /*
  * ptrace says ESRCH both for a thread that is gone and for one that is not
  * in a ptrace-stop: true when tid is gone, a zombie, or has SIGKILL
@@ -83,26 +107,11 @@ static int seize_pass(struct live_priv *p)
  */
 bool hs_live_dying(pid_t tid)
 {
-	char path[64], line[256];
-	bool res = true;
-	FILE *f;
+	uint64_t pending;
+	char state;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
-	f = fopen(path, "re");
-	if (!f)
-		return true;
-	res = false;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long long pend;
-
-		if (!strncmp(line, "State:", 6))
-			res |= strchr(line, 'Z') || strchr(line, 'X');
-		else if ((!strncmp(line, "SigPnd:", 7) || !strncmp(line, "ShdPnd:", 7)) &&
-			 sscanf(line + 7, "%llx", &pend) == 1)
-			res |= (pend >> (SIGKILL - 1)) & 1;
-	}
-	fclose(f);
-	return res;
+	return hs_live_task_status(tid, &state, &pending) < 0 || state == 'Z' ||
+	       state == 'X' || ((pending >> (SIGKILL - 1)) & 1);
 }
 
 /*

@@ -989,6 +989,15 @@ static int reseize(struct live_priv *p, pid_t tid, struct seized *s)
 
 /* ---- when the guard dies holding a thread ---- */
 
+/* Whether sig is pending for thread tid (its own set or its process's). */
+static bool sig_pending(pid_t tid, int sig)
+{
+	uint64_t pending;
+	char state;
+
+	return hs_live_task_status(tid, &state, &pending) == 0 && ((pending >> (sig - 1)) & 1);
+}
+
 /* The signal mask PTRACE_SETSIGMASK leaves for "block everything". */
 #define ALL_BLOCKED (~0ull & ~((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1))))
 
@@ -1016,17 +1025,29 @@ static int heal(struct live_priv *p, const struct guard_msg *pre, struct seized 
 
 	memset(s, 0, sizeof(*s));
 	s->tid = pre->tid;
+	/* EPERM: still traced by the guard, which is exiting.  A busy spin,
+	 * not sched_yield(): yielding to another runnable task here gives
+	 * the thread the time to run. */
 	while (ptrace(PTRACE_SEIZE, s->tid, 0, 0) < 0) {
-		/* EPERM: still traced by the guard, which is exiting. */
-		if (errno != EPERM || hs_now_ns() - t0 > 2000000000ull)
-			return errno == ESRCH ? -ESRCH : -errno;
-		sched_yield();
+		uint64_t waited = hs_now_ns() - t0;
+
+		if (errno != EPERM || waited > 2000000000ull) {
+			ret = errno == ESRCH ? -ESRCH : -errno;
+			hs_log(HS_LOG_DEBUG, "heal: thread %d not seized: %s", (int)s->tid,
+			       hs_strerror(ret));
+			return ret;
+		}
+		if (waited > 50000000ull)
+			sched_yield();
 	}
 	if (ptrace(PTRACE_INTERRUPT, s->tid, 0, 0) < 0 && errno != ESRCH) {
 		ret = -errno;
 		goto fail;
 	}
 	hs_live_wait_stop(s, p->pid);
+	hs_log(HS_LOG_DEBUG, "heal: thread %d seized after %llu us, %s, signal %d", (int)s->tid,
+	       (unsigned long long)(hs_now_ns() - t0) / 1000, s->stopped ? "stopped" : "gone",
+	       s->pending_sig);
 	if (!s->stopped)
 		return -ESRCH;
 	ret = get_regs(s->tid, &cur);
@@ -1040,23 +1061,21 @@ static int heal(struct live_priv *p, const struct guard_msg *pre, struct seized 
 		ret = set_regs(s->tid, &pre->regs);
 		if (ret < 0)
 			goto fail;
-		if (s->pending_sig == SIGTRAP)
-			s->pending_sig = 0;
 	}
 	if (mask != pre->mask && (injected || mask == ALL_BLOCKED) &&
 	    ptrace(PTRACE_SETSIGMASK, s->tid, (void *)sizeof(pre->mask), &pre->mask) < 0) {
 		ret = -errno;
 		goto fail;
 	}
-	/* A single-step trap it took may be queued still (forced: it would
-	 * kill): let the thread dequeue its signals into stops, dropping
-	 * that one, until it is in a plain PTRACE_EVENT_STOP again. */
-	for (int odd = 0; injected && odd < MAX_ODD_STOPS; odd++) {
-		int st, sig = 0;
+	/* The single-step trap it took, if it ran that far, is queued still
+	 * (forced: it would kill).  PTRACE_INTERRUPT's trap is taken before
+	 * any signal is dequeued, so let it run into the signal-delivery-stop
+	 * (synchronous signals come first), drop it there, then stop it. */
+	if (injected && s->pending_sig != SIGTRAP && sig_pending(s->tid, SIGTRAP)) {
+		int st;
 
-		if (ptrace(PTRACE_INTERRUPT, s->tid, 0, 0) < 0 ||
-		    ptrace(PTRACE_CONT, s->tid, 0, 0) < 0) {
-			ret = errno == ESRCH ? -ESRCH : -errno;
+		if (ptrace(PTRACE_CONT, s->tid, 0, 0) < 0) {
+			ret = -errno;
 			goto fail;
 		}
 		ret = wait_tid(s->tid, &st);
@@ -1064,13 +1083,15 @@ static int heal(struct live_priv *p, const struct guard_msg *pre, struct seized 
 			s->stopped = false;
 			return ret;
 		}
-		if ((st >> 16) == PTRACE_EVENT_STOP)
-			break;
-		if ((st >> 16) == 0)
-			sig = WSTOPSIG(st);
-		if (sig && sig != SIGTRAP) {
-			s->pending_sig = sig;   /* the detach delivers it */
-			break;
+		s->pending_sig = (st >> 16) == 0 ? WSTOPSIG(st) : 0;
+	}
+	if (injected && s->pending_sig == SIGTRAP) {
+		s->pending_sig = 0;
+		ret = settle(s);   /* dropped by the PTRACE_CONT in settle */
+		if (ret < 0) {
+			if (ret == -ESRCH)
+				s->stopped = false;
+			goto fail;
 		}
 	}
 	hs_log(HS_LOG_WARN, "the fork guard process was killed during an injection; "
