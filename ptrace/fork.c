@@ -1132,7 +1132,10 @@ static size_t copies_of(pid_t pid, pid_t tid, pid_t *out, size_t max)
 		q = fgets(stat, sizeof(stat), sf) ? strrchr(stat, ')') : NULL;
 		fclose(sf);
 		/* Field 38 is exit_signal (proc(5)); q is at the end of 2. */
-		for (char *tok = q ? strtok(q + 1, " ") : NULL; tok; tok = strtok(NULL, " "))
+		char *save = NULL;
+
+		for (char *tok = q ? strtok_r(q + 1, " ", &save) : NULL; tok;
+		     tok = strtok_r(NULL, " ", &save))
 			if (++field == 38) {
 				exit_sig = atoi(tok);
 				break;
@@ -1144,11 +1147,29 @@ static size_t copies_of(pid_t pid, pid_t tid, pid_t *out, size_t max)
 	return n;
 }
 
+static int tracer_of(pid_t pid)
+{
+	char path[64], line[128];
+	int tracer = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "TracerPid: %d", &tracer) == 1)
+			break;
+	fclose(f);
+	return tracer;
+}
+
 /* Kills the copies an unfinished clone injection left in thread s (held by
  * us) and reaps them there with injected wait4() calls. */
 static void reap_copies(struct live_priv *p, struct seized *s, hs_addr_t insn)
 {
 	pid_t kids[8];
+	int ret;
 	size_t n = copies_of(p->pid, s->tid, kids, HS_ARRAY_SIZE(kids));
 
 	for (size_t i = 0; i < n; i++) {
@@ -1159,17 +1180,44 @@ static void reap_copies(struct live_priv *p, struct seized *s, hs_addr_t insn)
 		struct hs_regs orig;
 
 		kill(kids[i], SIGKILL);
-		if (fd >= 0) {
+		/* A copy made while we seized the thread mid-clone is ours:
+		 * clone decides to trace the child at its start (the guard's
+		 * PTRACE_O_TRACECLONE) and links it to whoever traces the
+		 * thread at its end.  Only its tracer's wait lets the parent
+		 * reap it. */
+		if (tracer_of(kids[i]) == getpid())
+			reap_child(kids[i]);
+		else if (fd >= 0) {
 			struct pollfd pf = { .fd = fd, .events = POLLIN };
 
 			while (poll(&pf, 1, 5000) < 0 && errno == EINTR)
 				;
 			close(fd);
 		}
-		if (get_regs(s->tid, &orig) < 0 || inject(s, &orig, insn, &in) < 0 ||
-		    in.ret != kids[i])
-			hs_log(HS_LOG_WARN, "snapshot child %d left as a zombie of pid %d",
-			       (int)kids[i], (int)p->pid);
+		/* WNOHANG: a copy still traced (by the dead guard, until the
+		 * kernel has detached it) is not the parent's to reap yet:
+		 * try again for a while. */
+		for (int tries = 0; tries < 100; tries++) {
+			ret = get_regs(s->tid, &orig);
+			if (ret == 0)
+				ret = inject(s, &orig, insn, &in);
+			if (ret < 0 || in.ret != 0)
+				break;
+			if (tries == 0) {
+				char st = 0;
+				uint64_t pend;
+				hs_live_task_status(kids[i], &st, &pend);
+				hs_log(HS_LOG_DEBUG, "copy %d not waitable yet: state %c, tracer %d",
+				       (int)kids[i], st, tracer_of(kids[i]));
+			}
+			{
+				struct timespec ts = { 0, 2000000 };
+				nanosleep(&ts, NULL);
+			}
+		}
+		if (ret < 0 || in.ret != kids[i])
+			hs_log(HS_LOG_WARN, "snapshot child %d left as a zombie of pid %d (%s, "
+			       "wait4 %ld)", (int)kids[i], (int)p->pid, hs_strerror(ret), in.ret);
 	}
 }
 
