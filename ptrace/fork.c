@@ -73,6 +73,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/signalfd.h>
@@ -297,17 +298,12 @@ static int catch_child(pid_t child)
 }
 
 /*
- * Makes stopped thread s execute in->nr(in->args) at insn and puts it
- * back: same registers (orig), same signal mask, a PTRACE_EVENT_STOP again.
- * Returns 0 with in->ret (and in->child), or a transport error: -ESRCH if
- * the thread died.  On an error after the clone the child is killed.
- */
-/*
- * Every message from the guard, one size.  MSG_PRE comes before each
- * injection, with what the thread must get back should the guard die
- * holding it (heal()); MSG_REPLY ends the clone (with the child's mem fd),
- * MSG_FINAL the reaping.  A MSG_PRE not followed by either is an
- * injection the guard did not finish.
+ * Every message from the guard, one size: MSG_REPLY ends the clone (with
+ * the child's mem fd), MSG_FINAL the reaping.  MSG_PRE is not sent: it is
+ * what the guard leaves in the page it shares with heapscan before each
+ * injection (the thread's own registers and mask), cleared once the
+ * thread has them back, for heapscan to read only if the guard died
+ * (heal()).  Writing it costs no syscall and wakes nobody mid-injection.
  */
 enum { MSG_PRE = 1, MSG_REPLY, MSG_FINAL };
 
@@ -323,9 +319,19 @@ struct guard_msg {
 				 the stop that reaped the child */
 };
 
-static int pre_sock = -1;     /* in the guard: where MSG_PRE goes */
-static void send_msg(int sock, const struct guard_msg *m, int fd);
+struct guard_shared {
+	int pending;            /* pre holds an injection not finished */
+	struct guard_msg pre;
+};
 
+static struct guard_shared *pre_shm;  /* in the guard: where MSG_PRE goes */
+
+/*
+ * Makes stopped thread s execute in->nr(in->args) at insn and puts it
+ * back: same registers (orig), same signal mask, a PTRACE_EVENT_STOP again.
+ * Returns 0 with in->ret (and in->child), or a transport error: -ESRCH if
+ * the thread died.  On an error after the clone the child is killed.
+ */
 static int inject(struct seized *s, const struct hs_regs *orig, hs_addr_t insn,
 		  struct inject *in)
 {
@@ -342,13 +348,13 @@ static int inject(struct seized *s, const struct hs_regs *orig, hs_addr_t insn,
 	if (ptrace(PTRACE_GETSIGMASK, s->tid, (void *)sizeof(mask), &mask) < 0 ||
 	    ptrace(PTRACE_SETOPTIONS, s->tid, 0, (void *)opts) < 0)
 		return errno == ESRCH ? -ESRCH : -errno;
-	if (pre_sock >= 0) {
+	if (pre_shm) {
 		/* Before anything of the thread's changes: heapscan can put
 		 * it back if we die from here on. */
-		struct guard_msg m = { .type = MSG_PRE, .tid = s->tid, .regs = *orig,
-				       .mask = mask, .insn = insn };
-
-		send_msg(pre_sock, &m, -1);
+		pre_shm->pre = (struct guard_msg){ .type = MSG_PRE, .tid = s->tid,
+						   .regs = *orig, .mask = mask,
+						   .insn = insn };
+		__atomic_store_n(&pre_shm->pending, 1, __ATOMIC_RELEASE);
 	}
 	if (ptrace(PTRACE_SETSIGMASK, s->tid, (void *)sizeof(all), &all) < 0)
 		return -errno;
@@ -434,6 +440,8 @@ restore:
 		ret2 = -errno;
 	if (ret2 == 0)
 		ret2 = settle(s);
+	if (ret2 == 0 && pre_shm)
+		__atomic_store_n(&pre_shm->pending, 0, __ATOMIC_RELEASE);
 	if (ret2 == 0 && get_regs(s->tid, &r) == 0 && memcmp(&r, orig, sizeof(r)))
 		hs_log(HS_LOG_WARN, "thread %d: registers differ after the injection",
 		       (int)s->tid);
@@ -851,7 +859,7 @@ static void guard_main(struct hs_target *t, struct live_priv *p, int sock, pid_t
 	 * found again at the end) would fault pages into the target. */
 	hs_live_policy_reopen(t, p);
 	guard_pidfd = (int)syscall(SYS_pidfd_open, parent, 0);
-	pre_sock = sock;
+	pre_shm = p->guard_shm;
 	guard_test_step = step ? atoi(step) : 0;
 
 	/* Ready before heapscan stops anything; the job comes once it has
@@ -1221,6 +1229,17 @@ static void reap_copies(struct live_priv *p, struct seized *s, hs_addr_t insn)
 	}
 }
 
+/* What the dead guard left in the shared page: an unfinished injection's
+ * MSG_PRE, or nothing (type 0). */
+static void guard_pre(const struct live_priv *p, struct guard_msg *pre)
+{
+	const struct guard_shared *sh = p->guard_shm;
+
+	memset(pre, 0, sizeof(*pre));
+	if (sh && __atomic_load_n(&sh->pending, __ATOMIC_ACQUIRE))
+		*pre = sh->pre;
+}
+
 /* The guard died before its reply: put the thread back if it held it in
  * the injection, reap what the clone made, and keep the thread stopped
  * for the stop-and-read fallback. */
@@ -1249,6 +1268,13 @@ void hs_live_guard_start(struct hs_target *t, struct live_priv *p)
 	pid_t self = getpid(), g;
 
 	p->guard_why = NULL;
+	p->guard_shm = mmap(NULL, sizeof(struct guard_shared), PROT_READ | PROT_WRITE,
+			    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p->guard_shm == MAP_FAILED) {
+		p->guard_shm = NULL;
+		p->guard_why = "no memory shared with the guard process";
+		return;
+	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
 		p->guard_why = "no socket for the guard process";
 		return;
@@ -1272,12 +1298,16 @@ void hs_live_guard_start(struct hs_target *t, struct live_priv *p)
 
 void hs_live_guard_stop(struct live_priv *p)
 {
-	if (!p->guard_pid)
-		return;
-	close(p->guard_sock);
-	p->guard_sock = -1;
-	wait_guard(p->guard_pid);
-	p->guard_pid = 0;
+	if (p->guard_pid) {
+		close(p->guard_sock);
+		p->guard_sock = -1;
+		wait_guard(p->guard_pid);
+		p->guard_pid = 0;
+	}
+	if (p->guard_shm) {
+		munmap(p->guard_shm, sizeof(struct guard_shared));
+		p->guard_shm = NULL;
+	}
 }
 
 int hs_live_fork_start(struct hs_target *t, struct live_priv *p)
@@ -1326,11 +1356,7 @@ int hs_live_fork_start(struct hs_target *t, struct live_priv *p)
 	*s = p->seized[--p->nseized];
 	while (send(p->guard_sock, &job, sizeof(job), MSG_NOSIGNAL) < 0 && errno == EINTR)
 		;
-	do {
-		ret = recv_msg(p->guard_sock, &r, &fd);
-		if (ret == 0 && r.type == MSG_PRE)
-			pre = r;
-	} while (ret == 0 && r.type == MSG_PRE);
+	ret = recv_msg(p->guard_sock, &r, &fd);
 	if (ret == 0 && r.type != MSG_REPLY)
 		ret = -EPROTO;
 	if (ret < 0) {
@@ -1339,6 +1365,7 @@ int hs_live_fork_start(struct hs_target *t, struct live_priv *p)
 		 * only at the very end of its exit. */
 		if (fd >= 0)
 			close(fd);
+		guard_pre(p, &pre);
 		ret = after_guard_died(p, &pre, tid);
 		hs_live_guard_stop(p);
 		if (ret == -ESRCH)
@@ -1455,18 +1482,15 @@ void hs_live_fork_end(struct hs_target *t, struct live_priv *p)
 	}
 	/* The guard kills the child, reaps it in the target, and answers. */
 	shutdown(p->guard_sock, SHUT_WR);
-	do {
-		ret = recv_msg(p->guard_sock, &fin, &fd);
-		if (fd >= 0)
-			close(fd);
-		if (ret == 0 && fin.type == MSG_PRE)
-			pre = fin;
-	} while (ret == 0 && fin.type == MSG_PRE);
+	ret = recv_msg(p->guard_sock, &fin, &fd);
+	if (fd >= 0)
+		close(fd);
 	if (ret < 0 || fin.type != MSG_FINAL) {
 		/* The guard died, maybe holding a thread in the wait4()
 		 * injection: that thread first, then the child. */
 		struct seized s;
 
+		guard_pre(p, &pre);
 		ret = pre.type == MSG_PRE ? heal(p, &pre, &s) : -ENOENT;
 		if (ret < 0 && ret != -ENOENT)
 			hs_log(HS_LOG_WARN, "thread %d: cannot put it back: %s", (int)pre.tid,

@@ -36,6 +36,7 @@ struct live_priv {
 	bool forked;                 /* the last suspend made a snapshot */
 	pid_t guard_pid;             /* the guard process (fork.c), 0 none */
 	int guard_sock;              /* our end of its socket; -1 */
+	void *guard_shm;             /* a page shared with it (fork.c), or NULL */
 	const char *guard_why;       /* why there is no guard, or NULL */
 	const char *fork_fallback;   /* why it did not, or NULL */
 
