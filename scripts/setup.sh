@@ -10,6 +10,8 @@ pkgs=(build-essential cmake pkg-config libelf-dev libdw-dev libunwind-dev
       # gzip of pprof profiles; go tool pprof reads them in tests;
       # cpack -G DEB computes Depends with dpkg-shlibdeps and file
       zlib1g-dev golang-go dpkg-dev file
+      # the man page test renders it with groff's warnings on
+      groff-base
       # swapon for the swap test (util-linux has mkswap and setpriv)
       mount
       # a real pre-fork server (tests/integration/test_nginx.py)

@@ -83,7 +83,15 @@ class PackageTest(harness.TmpDirTestCase):
         sh("cmake", "--install", BUILD, "--prefix", prefix)
         exe = os.path.join(prefix, "bin", "heapscan")
         self.assertTrue(os.access(exe, os.X_OK))
-        self.assertTrue(os.path.isfile(os.path.join(prefix, "share/man/man1/heapscan.1")))
+        page = os.path.join(prefix, "share/man/man1/heapscan.1")
+        self.assertTrue(os.path.isfile(page))
+        # Rendered with every warning on: none.  (A text line that starts
+        # with ' or . is a request to troff, and vanishes from the page.)
+        r = subprocess.run(["groff", "-man", "-Tutf8", "-ww", page],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0)
+        self.assertEqual(r.stderr, "")
+        self.assertIn("uniq -c | sort -rn' without the core", r.stdout.replace("\u2010", "-"))
         comp = os.path.join(prefix, "share/bash-completion/completions/heapscan")
         self.assertTrue(os.path.isfile(comp))
         self.assertEqual(complete(["heapscan", "snaps"], comp), ["snapshot"])
