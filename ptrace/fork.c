@@ -1010,6 +1010,49 @@ static bool sig_pending(pid_t tid, int sig)
 #define ALL_BLOCKED (~0ull & ~((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1))))
 
 /*
+ * Seizes and stops tid, which the dying guard may still trace: its
+ * PTRACE_SEIZE fails with EPERM until the guard's exit lets the thread go,
+ * and the thread runs as soon as it is scheduled after that.  A busy
+ * spin, not sched_yield(): yielding to another runnable task here gives
+ * the thread the time to run.  0 with tid stopped in *s, or -errno with
+ * nothing held.
+ */
+static int seize_released(struct live_priv *p, pid_t tid, struct seized *s)
+{
+	uint64_t t0 = hs_now_ns();
+	unsigned spins = 0;
+	int ret;
+
+	memset(s, 0, sizeof(*s));
+	s->tid = tid;
+	while (ptrace(PTRACE_SEIZE, s->tid, 0, 0) < 0) {
+		uint64_t waited = hs_now_ns() - t0;
+
+		/* EPERM is also what an exiting thread answers. */
+		if (errno == EPERM && ++spins % 4096 == 0 && hs_live_dying(tid))
+			errno = ESRCH;
+		if (errno != EPERM || waited > 2000000000ull) {
+			ret = errno == ESRCH ? -ESRCH : -errno;
+			hs_log(HS_LOG_DEBUG, "thread %d not seized after the guard: %s",
+			       (int)s->tid, hs_strerror(ret));
+			return ret;
+		}
+		if (waited > 50000000ull)
+			sched_yield();
+	}
+	if (ptrace(PTRACE_INTERRUPT, s->tid, 0, 0) < 0 && errno != ESRCH) {
+		ret = -errno;
+		ptrace(PTRACE_DETACH, s->tid, 0, 0);
+		return ret;
+	}
+	hs_live_wait_stop(s, p->pid);
+	hs_log(HS_LOG_DEBUG, "thread %d seized after the guard in %llu us, %s, signal %d",
+	       (int)s->tid, (unsigned long long)(hs_now_ns() - t0) / 1000,
+	       s->stopped ? "stopped" : "gone", s->pending_sig);
+	return s->stopped ? 0 : -ESRCH;
+}
+
+/*
  * The guard died in an injection (a MSG_PRE with no REPLY or FINAL after
  * it): the kernel let the thread go with the injected registers, the trap
  * flag and every signal blocked.  The guard is released as it exits, and
@@ -1027,37 +1070,13 @@ static bool sig_pending(pid_t tid, int sig)
 static int heal(struct live_priv *p, const struct guard_msg *pre, struct seized *s)
 {
 	struct hs_regs cur;
-	uint64_t mask = 0, t0 = hs_now_ns();
+	uint64_t mask = 0;
 	bool injected;
 	int ret;
 
-	memset(s, 0, sizeof(*s));
-	s->tid = pre->tid;
-	/* EPERM: still traced by the guard, which is exiting.  A busy spin,
-	 * not sched_yield(): yielding to another runnable task here gives
-	 * the thread the time to run. */
-	while (ptrace(PTRACE_SEIZE, s->tid, 0, 0) < 0) {
-		uint64_t waited = hs_now_ns() - t0;
-
-		if (errno != EPERM || waited > 2000000000ull) {
-			ret = errno == ESRCH ? -ESRCH : -errno;
-			hs_log(HS_LOG_DEBUG, "heal: thread %d not seized: %s", (int)s->tid,
-			       hs_strerror(ret));
-			return ret;
-		}
-		if (waited > 50000000ull)
-			sched_yield();
-	}
-	if (ptrace(PTRACE_INTERRUPT, s->tid, 0, 0) < 0 && errno != ESRCH) {
-		ret = -errno;
-		goto fail;
-	}
-	hs_live_wait_stop(s, p->pid);
-	hs_log(HS_LOG_DEBUG, "heal: thread %d seized after %llu us, %s, signal %d", (int)s->tid,
-	       (unsigned long long)(hs_now_ns() - t0) / 1000, s->stopped ? "stopped" : "gone",
-	       s->pending_sig);
-	if (!s->stopped)
-		return -ESRCH;
+	ret = seize_released(p, pre->tid, s);
+	if (ret < 0)
+		return ret;
 	ret = get_regs(s->tid, &cur);
 	if (ret == 0 && ptrace(PTRACE_GETSIGMASK, s->tid, (void *)sizeof(mask), &mask) < 0)
 		ret = -errno;
@@ -1253,7 +1272,7 @@ static int after_guard_died(struct live_priv *p, const struct guard_msg *pre, pi
 		if (ret == 0)
 			reap_copies(p, &s, pre->insn);
 	} else {
-		ret = reseize(p, tid, &s);
+		ret = seize_released(p, tid, &s);
 	}
 	if (ret < 0)
 		return ret;
