@@ -76,13 +76,12 @@ static int seize_pass(struct live_priv *p)
 	return added;
 }
 
-int hs_live_task_status(pid_t tid, char *state, uint64_t *pending)
+int hs_live_task_status(pid_t tid, struct hs_task_status *ts)
 {
 	char path[64], line[256];
 	FILE *f;
 
-	*state = 0;
-	*pending = 0;
+	memset(ts, 0, sizeof(*ts));
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
 	f = fopen(path, "re");
 	if (!f)
@@ -91,10 +90,12 @@ int hs_live_task_status(pid_t tid, char *state, uint64_t *pending)
 		unsigned long long set;
 
 		if (!strncmp(line, "State:", 6))
-			sscanf(line + 6, " %c", state);
+			sscanf(line + 6, " %c", &ts->state);
+		else if (!strncmp(line, "TracerPid:", 10))
+			sscanf(line + 10, "%d", &ts->tracer);
 		else if ((!strncmp(line, "SigPnd:", 7) || !strncmp(line, "ShdPnd:", 7)) &&
 			 sscanf(line + 7, "%llx", &set) == 1)
-			*pending |= set;
+			ts->pending |= set;
 	}
 	fclose(f);
 	return 0;
@@ -107,11 +108,10 @@ int hs_live_task_status(pid_t tid, char *state, uint64_t *pending)
  */
 bool hs_live_dying(pid_t tid)
 {
-	uint64_t pending;
-	char state;
+	struct hs_task_status ts;
 
-	return hs_live_task_status(tid, &state, &pending) < 0 || state == 'Z' ||
-	       state == 'X' || ((pending >> (SIGKILL - 1)) & 1);
+	return hs_live_task_status(tid, &ts) < 0 || ts.state == 'Z' || ts.state == 'X' ||
+	       ((ts.pending >> (SIGKILL - 1)) & 1);
 }
 
 /*

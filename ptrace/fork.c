@@ -980,37 +980,22 @@ static void wait_guard(pid_t g)
 		;
 }
 
-/* Takes back a thread the guard released (fallback: stop-and-read). */
-static int reseize(struct live_priv *p, pid_t tid, struct seized *s)
-{
-	memset(s, 0, sizeof(*s));
-	s->tid = tid;
-	if (ptrace(PTRACE_SEIZE, tid, 0, 0) < 0)
-		return -errno;
-	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 && errno != ESRCH)
-		return -errno;
-	hs_live_wait_stop(s, p->pid);
-	if (!s->stopped)
-		return -ESRCH;
-	return 0;
-}
-
 /* ---- when the guard dies holding a thread ---- */
 
 /* Whether sig is pending for thread tid (its own set or its process's). */
 static bool sig_pending(pid_t tid, int sig)
 {
-	uint64_t pending;
-	char state;
+	struct hs_task_status ts;
 
-	return hs_live_task_status(tid, &state, &pending) == 0 && ((pending >> (sig - 1)) & 1);
+	return hs_live_task_status(tid, &ts) == 0 && ((ts.pending >> (sig - 1)) & 1);
 }
 
 /* The signal mask PTRACE_SETSIGMASK leaves for "block everything". */
 #define ALL_BLOCKED (~0ull & ~((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1))))
 
 /*
- * Seizes and stops tid, which the dying guard may still trace: its
+ * Takes back a thread the guard had (the fallback reads with it stopped).
+ * Seizes and stops tid, which a dying guard may still trace: its
  * PTRACE_SEIZE fails with EPERM until the guard's exit lets the thread go,
  * and the thread runs as soon as it is scheduled after that.  A busy
  * spin, not sched_yield(): yielding to another runnable task here gives
@@ -1146,7 +1131,7 @@ static size_t copies_of(pid_t pid, pid_t tid, pid_t *out, size_t max)
 		return 0;
 	while (n < max && fscanf(f, "%4095s", buf) == 1) {
 		long c = strtol(buf, NULL, 10);
-		char spath[64], stat[1024], *q;
+		char spath[64], stat[1024], *q, *save = NULL;
 		FILE *sf;
 		int field = 2, exit_sig = -1;
 
@@ -1159,8 +1144,6 @@ static size_t copies_of(pid_t pid, pid_t tid, pid_t *out, size_t max)
 		q = fgets(stat, sizeof(stat), sf) ? strrchr(stat, ')') : NULL;
 		fclose(sf);
 		/* Field 38 is exit_signal (proc(5)); q is at the end of 2. */
-		char *save = NULL;
-
 		for (char *tok = q ? strtok_r(q + 1, " ", &save) : NULL; tok;
 		     tok = strtok_r(NULL, " ", &save))
 			if (++field == 38) {
@@ -1174,21 +1157,25 @@ static size_t copies_of(pid_t pid, pid_t tid, pid_t *out, size_t max)
 	return n;
 }
 
-static int tracer_of(pid_t pid)
+/*
+ * Kills a copy the dead guard left and waits until it is a zombie the
+ * target can reap.  A copy made while we had seized the thread mid-clone
+ * is our tracee (clone decides to trace the child at its start, from the
+ * guard's PTRACE_O_TRACECLONE, and links it to whoever traces the thread
+ * at its end): only our wait hands it to its parent.  Otherwise its pidfd
+ * turns readable once it is a zombie.
+ */
+static void kill_copy(pid_t child, int pidfd)
 {
-	char path[64], line[128];
-	int tracer = -1;
-	FILE *f;
+	struct hs_task_status ts;
+	struct pollfd pf = { .fd = pidfd, .events = POLLIN };
 
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "TracerPid: %d", &tracer) == 1)
-			break;
-	fclose(f);
-	return tracer;
+	kill(child, SIGKILL);
+	if (hs_live_task_status(child, &ts) == 0 && ts.tracer == getpid())
+		reap_child(child);
+	else if (pidfd >= 0)
+		while (poll(&pf, 1, 5000) < 0 && errno == EINTR)
+			;
 }
 
 /* Kills the copies an unfinished clone injection left in thread s (held by
@@ -1196,7 +1183,6 @@ static int tracer_of(pid_t pid)
 static void reap_copies(struct live_priv *p, struct seized *s, hs_addr_t insn)
 {
 	pid_t kids[8];
-	int ret;
 	size_t n = copies_of(p->pid, s->tid, kids, HS_ARRAY_SIZE(kids));
 
 	for (size_t i = 0; i < n; i++) {
@@ -1205,43 +1191,14 @@ static void reap_copies(struct live_priv *p, struct seized *s, hs_addr_t insn)
 				     .args = { (uint64_t)kids[i], 0,
 					       (uint64_t)(__WALL | WNOHANG), 0 } };
 		struct hs_regs orig;
+		int ret;
 
-		kill(kids[i], SIGKILL);
-		/* A copy made while we seized the thread mid-clone is ours:
-		 * clone decides to trace the child at its start (the guard's
-		 * PTRACE_O_TRACECLONE) and links it to whoever traces the
-		 * thread at its end.  Only its tracer's wait lets the parent
-		 * reap it. */
-		if (tracer_of(kids[i]) == getpid())
-			reap_child(kids[i]);
-		else if (fd >= 0) {
-			struct pollfd pf = { .fd = fd, .events = POLLIN };
-
-			while (poll(&pf, 1, 5000) < 0 && errno == EINTR)
-				;
+		kill_copy(kids[i], fd);
+		if (fd >= 0)
 			close(fd);
-		}
-		/* WNOHANG: a copy still traced (by the dead guard, until the
-		 * kernel has detached it) is not the parent's to reap yet:
-		 * try again for a while. */
-		for (int tries = 0; tries < 100; tries++) {
-			ret = get_regs(s->tid, &orig);
-			if (ret == 0)
-				ret = inject(s, &orig, insn, &in);
-			if (ret < 0 || in.ret != 0)
-				break;
-			if (tries == 0) {
-				char st = 0;
-				uint64_t pend;
-				hs_live_task_status(kids[i], &st, &pend);
-				hs_log(HS_LOG_DEBUG, "copy %d not waitable yet: state %c, tracer %d",
-				       (int)kids[i], st, tracer_of(kids[i]));
-			}
-			{
-				struct timespec ts = { 0, 2000000 };
-				nanosleep(&ts, NULL);
-			}
-		}
+		ret = get_regs(s->tid, &orig);
+		if (ret == 0)
+			ret = inject(s, &orig, insn, &in);
 		if (ret < 0 || in.ret != kids[i])
 			hs_log(HS_LOG_WARN, "snapshot child %d left as a zombie of pid %d (%s, "
 			       "wait4 %ld)", (int)kids[i], (int)p->pid, hs_strerror(ret), in.ret);
@@ -1401,7 +1358,7 @@ int hs_live_fork_start(struct hs_target *t, struct live_priv *p)
 		if (r.code == GUARD_GONE)
 			return -ESRCH;
 		why = guard_reason(r.code);
-		ret = reseize(p, tid, &back);
+		ret = seize_released(p, tid, &back);
 		if (ret == -ESRCH)
 			return ret;
 		if (ret == 0) {
@@ -1466,15 +1423,10 @@ bool hs_live_snap_lost(struct hs_target *t, struct live_priv *p)
 static void reap_after_guard(struct hs_target *t, struct live_priv *p, pid_t child,
 			     pid_t guard)
 {
-	struct pollfd pf = { .fd = p->snap_pidfd, .events = POLLIN };
 	uint64_t ns = 0;
 	int ret;
 
-	kill(child, SIGKILL);
-	if (pf.fd >= 0) {
-		while (poll(&pf, 1, 5000) < 0 && errno == EINTR)
-			;
-	}
+	kill_copy(child, p->snap_pidfd);
 	ret = reap_in_target(t, p, child, &ns);
 	t->stop_ns += ns;
 	if (ret < 0 && ret != -ESRCH)

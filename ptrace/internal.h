@@ -100,9 +100,13 @@ void hs_live_wait_stop(struct seized *s, pid_t tgid);
 /* tid is gone, a zombie, or has SIGKILL pending (its process is being
  * killed): what an ESRCH from ptrace means then. */
 bool hs_live_dying(pid_t tid);
-/* Thread tid's State letter and pending signals (its own and its
- * process's, bit sig-1), from /proc/TID/status: 0 or -errno. */
-int hs_live_task_status(pid_t tid, char *state, uint64_t *pending);
+/* From /proc/TID/status: 0 or -errno. */
+struct hs_task_status {
+	char state;           /* the State letter */
+	pid_t tracer;         /* TracerPid, 0 none */
+	uint64_t pending;     /* signals pending for it or its process, bit sig-1 */
+};
+int hs_live_task_status(pid_t tid, struct hs_task_status *ts);
 
 /*
  * fork.c.  hs_live_fork_start: with every thread of t seized and stopped

@@ -85,6 +85,11 @@ void hs_cli_err_gone(const struct hs_target *t)
 		hs_cli_err("%s exited during the run", t->source);
 }
 
+bool hs_cli_gone(const struct hs_target *t, int err)
+{
+	return err == -ESRCH || (err < 0 && (t->state & HS_TSTATE_GONE));
+}
+
 int hs_cli_parse_u64(const char *s, uint64_t *out)
 {
 	char *end;

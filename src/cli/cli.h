@@ -111,6 +111,10 @@ void hs_cli_warn(const char *fmt, ...) HS_PRINTF(1, 2);
  * exited while it was read. */
 void hs_cli_err_interrupted(const char *note);
 void hs_cli_err_gone(const struct hs_target *t);
+/* Whether err is explained by the target (or its --fork copy) vanishing
+ * mid-run: -ESRCH, or any failure once reads found it gone (an analysis
+ * that saw only failed reads reports something else). */
+bool hs_cli_gone(const struct hs_target *t, int err);
 /* A usage error: message plus "see 'heapscan CMD --help'"; returns 64. */
 int hs_cli_usage_err(const char *cmd, const char *fmt, ...) HS_PRINTF(2, 3);
 

@@ -486,7 +486,7 @@ int hs_growth_profile_target(struct hs_target *t, const struct hs_profile_opts *
 	if (ret < 0) {
 		if (ret == -HS_E_INTERRUPTED || hs_interrupted)
 			hs_cli_err_interrupted(NULL);
-		else if (ret == -ESRCH)
+		else if (hs_cli_gone(t, ret))
 			hs_cli_err_gone(t);
 		else
 			hs_cli_err("cannot profile %s: %s", t->source, hs_strerror(ret));

@@ -101,9 +101,7 @@ static int run_target(struct hs_run *run)
 	if (run->err < 0) {
 		if (run->o.json && (cmd->flags & HS_CMD_ERROR_JSON))
 			render(run);
-		/* Whatever failed, a target (or --fork copy) that vanished
-		 * mid-run is the reason: the analysis saw only failed reads. */
-		if (run->err == -ESRCH || (run->t->state & HS_TSTATE_GONE)) {
+		if (hs_cli_gone(run->t, run->err)) {
 			hs_cli_err_gone(run->t);
 			return HS_EXIT_FATAL;
 		}
