@@ -52,54 +52,37 @@ void hs_profile_set_str(char **field, const char *s)
 	*field = hs_xstrdup(s ? s : "");
 }
 
+/* Appends one zeroed element to array v (n used, a allocated). */
+#define ADD_ZEROED(v, n, a)                                                  \
+	({                                                                   \
+		HS_ALLOC_GROW(v, (n) + 1, a);                                \
+		memset(&(v)[n], 0, sizeof(*(v)));                            \
+		&(v)[(n)++];                                                 \
+	})
+
 struct hs_profile_region *hs_profile_add_region(struct hs_profile *p)
 {
-	struct hs_profile_region *r;
-
-	HS_ALLOC_GROW(p->regions, p->nregions + 1, p->aregions);
-	r = &p->regions[p->nregions++];
-	memset(r, 0, sizeof(*r));
-	return r;
+	return ADD_ZEROED(p->regions, p->nregions, p->aregions);
 }
 
 struct hs_profile_arena *hs_profile_add_arena(struct hs_profile *p)
 {
-	struct hs_profile_arena *a;
-
-	HS_ALLOC_GROW(p->arenas, p->narenas + 1, p->aarenas);
-	a = &p->arenas[p->narenas++];
-	memset(a, 0, sizeof(*a));
-	return a;
+	return ADD_ZEROED(p->arenas, p->narenas, p->aarenas);
 }
 
 struct hs_profile_chunk *hs_profile_add_chunk(struct hs_profile *p)
 {
-	struct hs_profile_chunk *c;
-
-	HS_ALLOC_GROW(p->chunks, p->nchunks + 1, p->achunks);
-	c = &p->chunks[p->nchunks++];
-	memset(c, 0, sizeof(*c));
-	return c;
+	return ADD_ZEROED(p->chunks, p->nchunks, p->achunks);
 }
 
 struct hs_profile_string *hs_profile_add_string(struct hs_profile *p)
 {
-	struct hs_profile_string *s;
-
-	HS_ALLOC_GROW(p->strings, p->nstrings + 1, p->astrings);
-	s = &p->strings[p->nstrings++];
-	memset(s, 0, sizeof(*s));
-	return s;
+	return ADD_ZEROED(p->strings, p->nstrings, p->astrings);
 }
 
 struct hs_profile_type *hs_profile_add_type(struct hs_profile *p)
 {
-	struct hs_profile_type *ty;
-
-	HS_ALLOC_GROW(p->types, p->ntypes + 1, p->atypes);
-	ty = &p->types[p->ntypes++];
-	memset(ty, 0, sizeof(*ty));
-	return ty;
+	return ADD_ZEROED(p->types, p->ntypes, p->atypes);
 }
 
 int hs_profile_type_cmp(const void *x, const void *y)
