@@ -179,7 +179,11 @@ class Fork(h.TmpDirTestCase):
             self.assertEqual(sum(g.values()), slots)
             self.assertLessEqual(len(g), 2, g)
             self.assertEqual(max(g) - min(g), len(g) - 1, g)
-            self.assertLessEqual(max(g), g1)
+            # The snapshot came before the ping, so it holds no generation
+            # past the one being written then: the writer counts a pass
+            # only when it ends, and it may still have been in the pass
+            # the snapshot caught half written (gen_done one behind).
+            self.assertLessEqual(max(g), g1 + 1, (g, g1))
             self.assertGreater(rep["summary"]["stop_ms"], 0)
             self.assertLess(rep["summary"]["stop_ms"], 500)
             self.assertUnchanged(v, t0, s0)
