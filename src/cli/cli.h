@@ -147,7 +147,8 @@ void hs_cli_test_hold(void);
  * The test hook HEAPSCAN_TEST_HOLD_AT=POINT: at the named point of a run,
  * write "heapscan: test: holding at POINT" to stderr and wait for SIGUSR1.
  * Points: "read-done" (everything read, the target resumed, the results
- * not yet ranked).
+ * not yet ranked); "dump-copy" (dump's first chunk in its temporary file;
+ * held in a copying thread, so only SIGKILL ends it).
  */
 void hs_cli_test_hold_at(const char *point);
 

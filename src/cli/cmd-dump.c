@@ -87,6 +87,23 @@ static void progress_cb(void *ud, const struct hs_dump_stats *st)
 	pr->shown = true;
 }
 
+/*
+ * Test hook HEAPSCAN_TEST_HOLD_AT=dump-copy: hold once, after the first
+ * chunk is in the temporary file and before the last, so that a test can
+ * SIGKILL heapscan mid-copy whatever the machine's speed.  It holds in a
+ * copying thread, so SIGKILL is the only way on.
+ */
+static void hold_cb(void *ud, const struct hs_dump_stats *st)
+{
+	static bool held;
+
+	(void)ud;
+	if (!held && st->bytes_done < st->bytes_total) {
+		held = true;
+		hs_cli_test_hold_at("dump-copy");
+	}
+}
+
 static double ms(uint64_t ns)
 {
 	return (double)ns / 1e6;
@@ -264,6 +281,8 @@ static int collect(struct hs_run *run)
 		s->pr.start = hs_now_ns();
 		s->dopts.progress = progress_cb;
 		s->dopts.progress_ud = &s->pr;
+	} else if (getenv("HEAPSCAN_TEST_HOLD_AT")) {
+		s->dopts.progress = hold_cb;
 	}
 	ret = hs_dump_write(run->t, s->out, &s->dopts, &s->st);
 	if (s->pr.shown)

@@ -163,22 +163,22 @@ class Files(h.TmpDirTestCase):
 
     def test_dump_killed_mid_copy_cleaned_by_next(self):
         """SIGKILL while a dump copies memory: the temporary file stays
-        (nothing can remove it), the next run removes it.  heapscan is
-        frozen with SIGSTOP the moment its temporary file appears, so it
-        is killed mid-copy whatever the machine's speed."""
+        (nothing can remove it), the next run removes it.  heapscan holds
+        after its first chunk (HEAPSCAN_TEST_HOLD_AT=dump-copy) and is
+        killed there, whatever the machine's speed."""
         with h.Victim("leaky_worker", 400000) as v:
             path = os.path.join(self.tmp, "m.core")
+            env = dict(os.environ, HEAPSCAN_TEST_HOLD_AT="dump-copy")
             p = subprocess.Popen([h.HEAPSCAN, "dump", "-p", str(v.pid), "-o", path,
-                                  "--all"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            left = []
-            for _ in range(10000000):
-                left = [f for f in os.listdir(self.tmp) if TMP_RE.search(f)]
-                if left or p.poll() is not None:
-                    break
-            p.send_signal(signal.SIGSTOP)
+                                  "--all"], env=env, text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            line = p.stderr.readline()
+            left = [f for f in os.listdir(self.tmp) if TMP_RE.search(f)]
             p.kill()
             p.communicate()
-            self.assertEqual(len(left), 1, "the dump ended before it was seen")
+            self.assertEqual(line, "heapscan: test: holding at dump-copy\n")
+            self.assertEqual(len(left), 1, os.listdir(self.tmp))
+            self.assertGreater(os.path.getsize(os.path.join(self.tmp, left[0])), 0)
             self.assertEqual(os.listdir(self.tmp), left)
             self.assertEqual(v.settled_state(), "S")
             rc, _, err = h.run("snapshot", "-p", v.pid, "-o", os.path.join(self.tmp, "s.profile"))

@@ -69,6 +69,9 @@ class PagemapTest(harness.TmpDirTestCase):
     def setUp(self):
         super().setUp()
         self.v = Victim("untouched_victim", self.tmp)
+        # Two --all runs are compared: the main thread's stack must not
+        # change between them (it still runs for a moment after "ready").
+        self.v.wait_idle()
 
     def tearDown(self):
         self.v.close()

@@ -82,6 +82,10 @@ class PreforkBase(TmpDirTestCase):
         v.parent = v.pid
         v.pid = v.fact("pid")
         self.assertEqual(v.fact("ppid"), v.parent)
+        # After "ready" the child still runs: CPython allocates its 8 KiB
+        # stdin buffer before it blocks in read(), so a heap read at once
+        # and a gdb walk a moment later could see two heaps.
+        v.wait_idle()
         return v
 
     def close(self, v):
